@@ -1,0 +1,63 @@
+"""The one SparkSession builder: every stage, the pipeline, the tests and the live fallback use it."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from jobs.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_session(app_name: str, settings: Settings):
+    """Get or create the process's SparkSession, tuned for this project.
+
+    Under spark-submit the master comes from the command line; `settings.spark_master`
+    is used only when nothing set it before (pipeline, tests, live fallback).
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if settings.spark_master.startswith("local"):
+        # bind the driver to loopback: no network is needed to run locally
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.appName(f"movierec-{app_name}")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.default.parallelism", str(max(2, settings.shuffle_partitions)))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.adaptive.enabled", "true")
+        # deep ALS lineage overflows the default thread stack without checkpoints
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
+        .config("spark.executor.extraJavaOptions", "-Xss16m")
+    )
+    if not launched_by_spark_submit():
+        builder = builder.master(settings.spark_master).config("spark.driver.memory", settings.driver_memory)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    if not spark.sparkContext.getCheckpointDir():
+        spark.sparkContext.setCheckpointDir(_checkpoint_dir(settings))
+    log.info("spark %s session %s on %s", spark.version, app_name, spark.sparkContext.master)
+    return spark
+
+
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands Python its gateway port."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _checkpoint_dir(settings: Settings) -> str:
+    """ALS needs a checkpoint directory or deep lineage ends in StackOverflowError.
+
+    Local masters use a temporary folder; a cluster needs a folder every executor sees,
+    so there it lives beside the runs in the warehouse.
+    """
+    from jobs.paths import RunPaths
+
+    if settings.spark_master.startswith("local") and not launched_by_spark_submit():
+        return tempfile.mkdtemp(prefix="movierec-checkpoints-")
+    return RunPaths(settings.warehouse, "x").warehouse + "/checkpoints"
