@@ -1,0 +1,234 @@
+"""Evaluation metrics: pure functions over Spark DataFrames, returning plain Python values.
+
+Input contracts
+---------------
+recommendations: (user_id, rank, movie_id), one row per recommended movie, rank 1 = best
+    (the `score` stage's output, `schemas.RECOMMENDATIONS`; other columns are ignored).
+    Only the order of ranks matters: a user's rows are numbered 1, 2, ... by (rank, movie_id),
+    so a list with gaps in its ranks (e.g. after filtering) is read as the list it is.
+    A movie appears at most once per user (the model contract suite checks this).
+test: (user_id, movie_id, rating), the held-out ratings (`jobs.split.temporal_split`);
+    `rating` is needed only when a relevance threshold is given.
+
+Ranking metrics (the definitions the project reports)
+-----------------------------------------------------
+For a user, R = the set of held-out movies rated >= `relevant_threshold` (every held-out
+movie when the threshold is None), the top-k list = their first k recommendations, a hit =
+a movie of the top-k list that is in R, and m = min(|R|, k).
+
+- NDCG@k: binary gain, log2 discount: DCG = sum over hits at position p of 1 / log2(p + 1);
+  IDCG = sum over p = 1..m of 1 / log2(p + 1); NDCG = DCG / IDCG.
+- precision@k = hits / k (also when the list is shorter than k).
+- recall@k = hits / |R|.
+- MAP@k: AP = (sum over hits at position p of (hits at positions <= p) / p) / m.
+- hit rate: share of users with at least one hit.
+- users: the number of users evaluated = users with |R| >= 1.  Users with no relevant
+  held-out movie are skipped (no ranking can be judged on them); users with relevant
+  held-out movies but no recommendations are evaluated and score 0 on everything.
+
+Comparison with Spark's `pyspark.ml.evaluation.RankingEvaluator` (mllib RankingMetrics):
+ndcgAtK, precisionAtK, recallAtK and meanAveragePrecisionAtK use the same four formulas
+(Spark's binary NDCG uses the natural log, but the base cancels in DCG / IDCG; its MAP@k also
+divides by min(|R|, k)); `tests/jobs/test_metrics.py` checks that they agree.  The one
+difference is who is averaged over: Spark averages over every row it is given and scores a
+row with an empty label set as 0, while here such users are skipped.  These metrics are
+computed here, in one aggregation, rather than with four evaluator passes, because the
+project also needs hit rate, the per-user values and the user count from the same join.
+Spark has no hit rate or catalogue coverage.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from pyspark.ml.evaluation import RegressionEvaluator
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.schemas import MOVIE, RANK, RATING, USER
+
+log = logging.getLogger(__name__)
+
+# keys of the dictionaries returned here (and of the metrics JSON of a run)
+NDCG = "ndcg"
+PRECISION = "precision"
+RECALL = "recall"
+MAP = "map"
+HIT_RATE = "hit_rate"
+USERS = "users"
+COVERAGE = "coverage"
+RMSE = "rmse"
+MAE = "mae"
+# the column order of `metrics_table`; keys not listed here follow, in first-seen order
+METRIC_ORDER = (NDCG, PRECISION, RECALL, MAP, HIT_RATE, COVERAGE, RMSE, MAE, USERS)
+
+# per-user columns of `user_ranking_metrics`
+POSITION = "position"
+N_RELEVANT = "n_relevant"
+HITS = "hits"
+AVERAGE_PRECISION = "average_precision"
+
+
+class EmptyEvaluation(ValueError):
+    """Nothing to evaluate: no user with a relevant held-out movie, or no predictions."""
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k!r}")
+
+
+def top_k(recommendations: DataFrame, k: int) -> DataFrame:
+    """(user_id, movie_id, position): each user's first k recommendations, positions 1..k."""
+    _check_k(k)
+    order = Window.partitionBy(USER).orderBy(F.col(RANK).asc(), F.col(MOVIE).asc())
+    return (
+        recommendations.select(USER, RANK, MOVIE)
+        .withColumn(POSITION, F.row_number().over(order))
+        .filter(F.col(POSITION) <= k)
+        .select(USER, MOVIE, POSITION)
+    )
+
+
+def relevant_items(test: DataFrame, relevant_threshold: float | None = 4.0) -> DataFrame:
+    """(user_id, movie_id): held-out movies rated >= threshold (all of them if threshold is None)."""
+    if relevant_threshold is not None:
+        test = test.filter(F.col(RATING) >= F.lit(float(relevant_threshold)))
+    return test.select(USER, MOVIE).distinct()
+
+
+def user_ranking_metrics(
+    recommendations: DataFrame,
+    test: DataFrame,
+    k: int = 10,
+    relevant_threshold: float | None = 4.0,
+) -> DataFrame:
+    """One row per evaluated user: user_id, n_relevant, hits, ndcg, precision, recall, average_precision.
+
+    Definitions in the module docstring.  Users without a relevant held-out movie are absent.
+    """
+    _check_k(k)
+    relevant = relevant_items(test, relevant_threshold)
+    per_user_relevant = relevant.groupBy(USER).agg(F.count(F.lit(1)).alias(N_RELEVANT))
+
+    hits = top_k(recommendations, k).join(relevant, [USER, MOVIE])
+    hit_number = F.row_number().over(Window.partitionBy(USER).orderBy(POSITION))
+    hit_stats = (
+        hits.withColumn("_hit_number", hit_number)
+        .groupBy(USER)
+        .agg(
+            F.count(F.lit(1)).alias(HITS),
+            F.sum(F.lit(1.0) / F.log2(F.col(POSITION) + 1)).alias("_dcg"),
+            F.sum(F.col("_hit_number") / F.col(POSITION)).alias("_precision_sum"),
+        )
+    )
+
+    ideal_hits = F.least(F.col(N_RELEVANT), F.lit(k))
+    ideal_dcg = F.aggregate(
+        F.sequence(F.lit(1), ideal_hits), F.lit(0.0), lambda acc, p: acc + F.lit(1.0) / F.log2(p + 1)
+    )
+    return (
+        per_user_relevant.join(hit_stats, USER, "left")
+        .na.fill({HITS: 0, "_dcg": 0.0, "_precision_sum": 0.0})
+        .select(
+            USER,
+            N_RELEVANT,
+            F.col(HITS).cast("int").alias(HITS),
+            (F.col("_dcg") / ideal_dcg).alias(NDCG),
+            (F.col(HITS) / F.lit(float(k))).alias(PRECISION),
+            (F.col(HITS) / F.col(N_RELEVANT)).alias(RECALL),
+            (F.col("_precision_sum") / ideal_hits).alias(AVERAGE_PRECISION),
+        )
+    )
+
+
+def ranking_metrics(
+    recommendations: DataFrame,
+    test: DataFrame,
+    k: int = 10,
+    relevant_threshold: float | None = 4.0,
+) -> dict[str, float | int]:
+    """Mean NDCG@k, precision@k, recall@k, MAP@k and hit rate over evaluated users, and their count.
+
+    Returns {"ndcg", "precision", "recall", "map", "hit_rate", "users"}; raises
+    `EmptyEvaluation` when no user has a relevant held-out movie.
+    """
+    per_user = user_ranking_metrics(recommendations, test, k, relevant_threshold)
+    row = per_user.agg(
+        F.avg(NDCG).alias(NDCG),
+        F.avg(PRECISION).alias(PRECISION),
+        F.avg(RECALL).alias(RECALL),
+        F.avg(AVERAGE_PRECISION).alias(MAP),
+        F.avg((F.col(HITS) > 0).cast("double")).alias(HIT_RATE),
+        F.count(F.lit(1)).alias(USERS),
+    ).first()
+    if row is None or row[USERS] == 0:
+        raise EmptyEvaluation(
+            f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against"
+        )
+    result = {name: float(row[name]) for name in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)}
+    result[USERS] = int(row[USERS])
+    log.info("ranking metrics @%d: %s", k, result)
+    return result
+
+
+def catalogue_coverage(recommendations: DataFrame, catalogue_size: int, k: int = 10) -> float:
+    """Distinct movies appearing in any user's top-k list, divided by the catalogue size."""
+    if catalogue_size < 1:
+        raise ValueError(f"catalogue_size must be at least 1, got {catalogue_size!r}")
+    distinct_movies = top_k(recommendations, k).select(MOVIE).distinct().count()
+    return distinct_movies / catalogue_size
+
+
+def rating_errors(
+    predictions: DataFrame, label_col: str = RATING, prediction_col: str = "prediction"
+) -> dict[str, float]:
+    """{"rmse", "mae"} of `prediction_col` against `label_col`, by Spark's RegressionEvaluator.
+
+    Raises `EmptyEvaluation` on an empty DataFrame (Spark would answer NaN).
+    """
+    if predictions.isEmpty():
+        raise EmptyEvaluation("no predictions to compare with ratings")
+    evaluator = RegressionEvaluator(labelCol=label_col, predictionCol=prediction_col)
+    return {
+        RMSE: float(evaluator.evaluate(predictions, {evaluator.metricName: "rmse"})),
+        MAE: float(evaluator.evaluate(predictions, {evaluator.metricName: "mae"})),
+    }
+
+
+def _format_cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metrics_table(results: Mapping[str, Mapping[str, object]]) -> str:
+    """A plain-text table: one row per model (in the given order), one column per metric.
+
+    Columns follow `METRIC_ORDER`, then any other keys in first-seen order; floats are shown
+    with 4 decimals, integers as they are, a metric a model lacks as "-".
+    """
+    if not results:
+        raise ValueError("no results to tabulate")
+    seen: list[str] = []
+    for metrics in results.values():
+        seen.extend(key for key in metrics if key not in seen)
+    columns = [key for key in METRIC_ORDER if key in seen] + [key for key in seen if key not in METRIC_ORDER]
+
+    header = ["model", *columns]
+    body = [[model, *(_format_cell(metrics.get(c)) for c in columns)] for model, metrics in results.items()]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:]))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in body)])
