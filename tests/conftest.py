@@ -43,3 +43,35 @@ def spark(settings):
     session = build_session("tests", settings)
     yield session
     session.stop()
+
+
+# --- PostgreSQL (tests/postgres.py) ------------------------------------------------------
+# The project root goes first on sys.path: pytest puts tests/ there for this conftest, and
+# tests/jobs, tests/serving (folders without __init__.py) would otherwise shadow the real
+# `jobs` and `serving` packages.  It also makes `tests.postgres` importable.
+import sys  # noqa: E402
+
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+if sys.path[:1] != [_PROJECT_ROOT]:
+    sys.path.insert(0, _PROJECT_ROOT)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (see tests/postgres.py), stopped at the end.
+
+    `postgres_server.create_database(name)` gives a fresh database's SQLAlchemy URL.
+    Skipped only when the PostgreSQL binaries are missing.
+    """
+    from tests.postgres import PostgresServer, find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql or set MOVIEREC_PG_BIN")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server):
+    """`postgresql+psycopg://...` of an empty database `movierec` on the session's server."""
+    return postgres_server.create_database("movierec")
