@@ -1,0 +1,92 @@
+"""The movierec API: `create_app()` builds the Flask application.
+
+Configuration comes from `jobs.config.Settings` (defaults, then MOVIEREC_* variables),
+the same settings the batch jobs use; tests pass `test_config`, whose "SETTINGS" entry
+replaces the settings and whose other entries override Flask's config.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Mapping
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    # POST /recommend bodies above this are refused with 413 (500 movies with genres fit easily)
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # where `movierec report` writes the evaluation report the page links to
+    "REPORTS_DIR": "var/reports",
+    "JSON_SORT_KEYS": False,
+}
+
+
+class Services:
+    """What the routes share: settings, the store's engine, metrics, and the lazy live fallback."""
+
+    def __init__(self, settings, engine, metrics):
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics
+        self._live = None
+        self._lock = threading.Lock()
+        self._genres: tuple[str | None, dict[str, str]] = (None, {})
+
+    def live(self):
+        """The process's live-Spark scorer, created on first need (serving.live imports lazily)."""
+        if self._live is None:
+            with self._lock:
+                if self._live is None:
+                    from serving.live import LiveScorer
+
+                    self._live = LiveScorer(self.settings)
+        return self._live
+
+    @property
+    def live_started(self) -> bool:
+        return self._live is not None
+
+    def genres(self, conn, run_id: str) -> dict[str, str]:
+        """Known genre names by their case-folded spelling; re-read when the active run changes."""
+        cached_run, names = self._genres
+        if cached_run != run_id:
+            from serving import store
+
+            names = {name.casefold(): name for name in store.get_catalogue_genres(conn)}
+            self._genres = (run_id, names)
+        return names
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    from jobs.config import from_env
+    from serving import api, errors, ops, page, store
+    from serving.metrics import Metrics
+
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    if os.environ.get("MOVIEREC_REPORTS_DIR"):
+        app.config["REPORTS_DIR"] = os.environ["MOVIEREC_REPORTS_DIR"]
+    test_config = dict(test_config or {})
+    settings = test_config.pop("SETTINGS", None) or from_env()
+    app.config.from_mapping(test_config)
+    app.json.sort_keys = app.config["JSON_SORT_KEYS"]
+
+    services = Services(settings, store.make_engine(settings.db_url), Metrics(app))
+    app.extensions["movierec"] = services
+    errors.register_error_handlers(app)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(page.bp)
+
+    if settings.warm_spark:
+        run_id = None
+        try:
+            with services.engine.connect() as conn:
+                run_id = store.get_active_run_id(conn)
+        except Exception:
+            log.warning("warm_spark: the store did not answer; warming Spark without models")
+        services.live().warm(run_id)
+    return app

@@ -1,0 +1,187 @@
+"""The live-Spark fallback: scores what the store does not hold, with the batch's own code.
+
+One `LiveScorer` per serving process (gunicorn worker).  It owns one SparkSession, built
+with `jobs.session.build_session` the first time it is needed (or at boot when
+`settings.warm_spark`), and the active run's saved models (`jobs.online.RunModels`),
+reloaded when the caller names another run: the API resolves the active run from the
+store on every request, so the fallback follows a publish or a rollback by itself.
+
+Every call runs on the scorer's one worker thread and the caller waits at most
+`settings.live_timeout` seconds for it.  On a time-out the call's Spark jobs are cancelled
+and `LiveUnavailable` (answered as 503 with Retry-After) is raised; so it is when Spark
+cannot start (then new calls fail at once for `FAILURE_BACKOFF` seconds instead of
+retrying a JVM launch on every request).  Calls queue behind each other: one process
+never runs two Spark scorings at once, and nobody waits longer than the time-out.
+
+This module imports no pyspark at import time; the API imports it only when a request
+needs live scoring.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from typing import Any, Callable
+
+from jobs.config import Settings
+
+log = logging.getLogger(__name__)
+
+# seconds a client is asked to wait after a time-out, and after Spark failed to start
+TIMEOUT_RETRY_AFTER = 10
+FAILURE_BACKOFF = 30
+
+
+class LiveUnavailable(RuntimeError):
+    """Live scoring cannot answer now; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LiveTimeout(LiveUnavailable):
+    """The call took longer than settings.live_timeout."""
+
+
+class LiveBadInput(ValueError):
+    """The models cannot score what was asked (a movie they never saw, given no genres)."""
+
+
+class LiveScorer:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.timeout = settings.live_timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="movierec-live")
+        self._spark = None
+        self._models: tuple[str, Any] | None = None    # (run id, RunModels)
+        self._failed_until = 0.0
+        self._failure = ""
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ public calls
+
+    def warm(self, run_id: str | None = None):
+        """Start the session (and load `run_id`'s models) in the background; returns the future."""
+        return self._executor.submit(self._warm, run_id)
+
+    def recommend(self, run_id: str, user_id: int, k: int) -> list[dict[str, Any]]:
+        """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded."""
+        return self._call(lambda models: models.recommend(user_id, k), run_id)
+
+    def score(self, run_id: str, user_id: int, movie_ids: list[int],
+              genres: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
+        """One dict (movie_id, score, cf_score, cb_score) per movie."""
+        return self._call(lambda models: models.score(user_id, movie_ids, genres or None), run_id)
+
+    def genres(self, run_id: str) -> set[str]:
+        """The genre names the run's content model knows."""
+        return self._call(lambda models: set(models.genres), run_id)
+
+    @property
+    def started(self) -> bool:
+        return self._spark is not None
+
+    @property
+    def loaded_run(self) -> str | None:
+        return self._models[0] if self._models else None
+
+    # ------------------------------------------------------------ machinery
+
+    def _call(self, work: Callable[[Any], Any], run_id: str):
+        now = time.monotonic()
+        if now < self._failed_until:
+            raise LiveUnavailable(f"live scoring is unavailable: {self._failure}",
+                                  retry_after=int(self._failed_until - now) + 1)
+        tag = f"movierec-live-{next(self._ids)}"
+        future = self._executor.submit(self._in_worker, tag, run_id, work)
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            future.cancel()          # still queued: never runs; running: its Spark jobs are cancelled
+            self._cancel(tag)
+            raise LiveTimeout(f"live scoring took longer than {self.timeout:g} s and was cancelled",
+                              retry_after=TIMEOUT_RETRY_AFTER) from None
+
+    def _in_worker(self, tag: str, run_id: str, work: Callable[[Any], Any]):
+        spark = self._session()
+        spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
+        models = self._models_for(spark, run_id)
+        from jobs.online import UnknownMovie
+
+        try:
+            return work(models)
+        except UnknownMovie as err:
+            raise LiveBadInput(_message(err)) from None
+        except (LiveUnavailable, LiveBadInput):
+            raise
+        except Exception as err:   # Spark failed mid-call: the client may retry, the log has the trace
+            log.exception("live scoring failed")
+            raise LiveUnavailable(f"live scoring failed: {type(err).__name__}: {_message(err)}",
+                                  retry_after=TIMEOUT_RETRY_AFTER) from None
+
+    def _warm(self, run_id: str | None) -> None:
+        try:
+            spark = self._session()
+            if run_id is not None:
+                self._models_for(spark, run_id)
+        except Exception:   # warming is best effort; the first real call reports the problem
+            log.exception("could not warm the live fallback")
+
+    def _session(self):
+        """The process's SparkSession, started once; a failed start blocks calls for a while."""
+        if self._spark is not None:
+            return self._spark
+        started = time.monotonic()
+        try:
+            from jobs.session import build_session
+
+            spark = build_session("serving", self.settings)
+        except Exception as err:
+            self._failure = f"Spark could not start ({type(err).__name__}: {_message(err)})"
+            self._failed_until = time.monotonic() + FAILURE_BACKOFF
+            log.exception("live fallback: Spark could not start")
+            raise LiveUnavailable(f"live scoring is unavailable: {self._failure}",
+                                  retry_after=FAILURE_BACKOFF) from None
+        log.info("live fallback: Spark %s ready in %.1f s", spark.version, time.monotonic() - started)
+        self._spark = spark
+        return spark
+
+    def _models_for(self, spark, run_id: str):
+        """The run's models, loaded once; a new active run replaces the old one's."""
+        if self._models is not None and self._models[0] == run_id:
+            return self._models[1]
+        from jobs.online import RunModels
+
+        started = time.monotonic()
+        try:
+            models = RunModels.load(spark, self.settings, run_id)
+        except Exception as err:
+            log.exception("live fallback: could not load run %s", run_id)
+            raise LiveUnavailable(
+                f"live scoring is unavailable: the models of run {run_id} could not be loaded "
+                f"({type(err).__name__}: {_message(err)})", retry_after=TIMEOUT_RETRY_AFTER) from None
+        previous, self._models = self._models, (run_id, models)
+        if previous is not None and hasattr(previous[1], "close"):
+            previous[1].close()
+        log.info("live fallback: run %s loaded in %.1f s", run_id, time.monotonic() - started)
+        return models
+
+    def _cancel(self, tag: str) -> None:
+        if self._spark is not None:
+            try:
+                self._spark.sparkContext.cancelJobGroup(tag)
+            except Exception:
+                log.warning("could not cancel Spark job group %s", tag, exc_info=True)
+
+    def run_blocking(self, work: Callable[[], Any]):
+        """Run `work` on the scorer's thread (for operations and tests); returns its future."""
+        return self._executor.submit(work)
+
+
+def _message(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__

@@ -1,0 +1,122 @@
+// The page's only logic: call the JSON API and show what it answers.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => ({ message: response.statusText }));
+  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+  return body;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function fmt(value) {
+  return value === null || value === undefined ? "–" : Number(value).toFixed(3);
+}
+
+function genresCell(genres) {
+  const td = document.createElement("td");
+  for (const name of genres || []) {
+    const span = document.createElement("span");
+    span.className = "genre";
+    span.textContent = name;
+    td.appendChild(span);
+  }
+  return td;
+}
+
+function scoreCell(value, kind) {
+  const td = cell(fmt(value), "num");
+  if (value !== null && value !== undefined) {
+    const bar = document.createElement("span");
+    bar.className = "bar " + kind;
+    bar.style.width = `${Math.max(0, Math.min(1, value)) * 3}rem`;
+    td.appendChild(bar);
+  }
+  return td;
+}
+
+async function showRecommendations(event) {
+  if (event) event.preventDefault();
+  const user = $("user-id").value.trim();
+  const params = new URLSearchParams({ k: $("k").value || "10" });
+  const genre = $("genre").value.trim();
+  if (genre) params.set("genre", genre);
+  const status = $("status");
+  status.className = "";
+  status.textContent = "Loading…";
+  const table = $("recs");
+  const tbody = table.querySelector("tbody");
+  tbody.replaceChildren();
+  try {
+    const answer = await getJSON(`/users/${encodeURIComponent(user)}/recommendations?${params}`);
+    const labels = { precomputed: "precomputed by the nightly run", live: "scored live by Spark",
+                     cold_start: "a new user: the most popular movies" };
+    status.textContent = `User ${answer.user_id}: ${answer.items.length} movies, ${labels[answer.source] || answer.source} (run ${answer.run_id}).`;
+    for (const item of answer.items) {
+      const row = document.createElement("tr");
+      row.dataset.movieId = item.movie_id;
+      row.append(cell(item.rank, "num"), cell(item.title ?? `movie ${item.movie_id}`), cell(item.year ?? ""),
+                 genresCell(item.genres), scoreCell(item.score, "score"), scoreCell(item.cf_score, "cf"),
+                 scoreCell(item.cb_score, "cb"));
+      const td = document.createElement("td");
+      const button = document.createElement("button");
+      button.className = "link";
+      button.type = "button";
+      button.textContent = "similar";
+      button.addEventListener("click", () => { $("movie-id").value = item.movie_id; showSimilar(); });
+      td.appendChild(button);
+      row.appendChild(td);
+      tbody.appendChild(row);
+    }
+    table.hidden = false;
+  } catch (err) {
+    table.hidden = true;
+    status.className = "error";
+    status.textContent = err.message;
+  }
+}
+
+async function showSimilar(event) {
+  if (event) event.preventDefault();
+  const movie = $("movie-id").value.trim();
+  const status = $("similar-status");
+  const list = $("similar");
+  list.replaceChildren();
+  status.className = "";
+  status.textContent = "Loading…";
+  try {
+    const answer = await getJSON(`/movies/${encodeURIComponent(movie)}/similar?k=10`);
+    status.textContent = `Like ${answer.title ?? "movie " + answer.movie_id}:`;
+    for (const item of answer.items) {
+      const li = document.createElement("li");
+      li.dataset.movieId = item.movie_id;
+      li.textContent = `${item.title ?? "movie " + item.movie_id}${item.year ? " (" + item.year + ")" : ""} — ${fmt(item.score)}`;
+      list.appendChild(li);
+    }
+    if (!answer.items.length) status.textContent += " no similar movies in this run.";
+  } catch (err) {
+    status.className = "error";
+    status.textContent = err.message;
+  }
+}
+
+async function showRun() {
+  try {
+    const run = await getJSON("/runs/active");
+    $("run-id").textContent = run.run_id;
+  } catch (err) {
+    $("run-id").textContent = `none (${err.message})`;
+  }
+}
+
+$("user-form").addEventListener("submit", showRecommendations);
+$("movie-form").addEventListener("submit", showSimilar);
+showRun();

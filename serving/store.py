@@ -1,0 +1,253 @@
+"""The store's read side: small Core queries over a connection, returning plain data.
+
+Every query that reads a run's rows takes the run id explicitly: a request resolves the
+active run once and passes it on, so one answer never mixes two runs even when a publish
+moves the pointer between two statements.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(20)),
+    sa.Column("started_at", sa.String(40)),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("published_at", sa.String(40)),
+    sa.Column("params", sa.Text),
+    sa.Column("metrics", sa.Text),
+    sa.Column("message", sa.Text),
+)
+movies = sa.Table(
+    "movies", metadata,
+    sa.Column("movie_id", sa.Integer, primary_key=True),
+    sa.Column("title", sa.Text),
+    sa.Column("year", sa.Integer),
+    sa.Column("genres", sa.Text),
+)
+recommendations = sa.Table(
+    "recommendations", metadata,
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("rank", sa.Integer),
+    sa.Column("movie_id", sa.Integer),
+    sa.Column("score", sa.Float),
+    sa.Column("cf_score", sa.Float),
+    sa.Column("cb_score", sa.Float),
+)
+run_users = sa.Table(
+    "run_users", metadata,
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("ratings_count", sa.Integer),
+)
+popular_movies = sa.Table(
+    "popular_movies", metadata,
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("rank", sa.Integer),
+    sa.Column("movie_id", sa.Integer),
+    sa.Column("score", sa.Float),
+)
+similar_movies = sa.Table(
+    "similar_movies", metadata,
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("movie_id", sa.Integer),
+    sa.Column("rank", sa.Integer),
+    sa.Column("similar_movie_id", sa.Integer),
+    sa.Column("score", sa.Float),
+)
+active_run = sa.Table(
+    "active_run", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(200)),
+    sa.Column("activated_at", sa.String(40)),
+)
+
+MOVIE_COLUMNS = (movies.c.title, movies.c.year, movies.c.genres)
+
+
+def make_engine(db_url: str) -> sa.Engine:
+    """The one engine of an app: the store's own loader (which also applies sql/schema.sql).
+
+    A store that is down at boot does not stop the API from starting: /healthz answers,
+    /readyz and the data routes say 503 until the store is back (the publisher creates
+    the tables when it first writes)."""
+    from jobs.store import engine_for
+
+    try:
+        return engine_for(db_url)
+    except sa.exc.OperationalError as err:
+        log.warning("the store at %s did not answer at boot (%s); serving 503 until it does",
+                    sa.make_url(db_url).render_as_string(hide_password=True), err.orig)
+        return sa.create_engine(db_url, pool_pre_ping=True)
+
+
+def split_genres(text: str | None) -> list[str]:
+    """MovieLens `Adventure|Comedy` text to a list; '' (no genres) to []."""
+    return [g for g in (text or "").split("|") if g]
+
+
+def _movie_fields(row: Any) -> dict[str, Any]:
+    return {"title": row.title, "year": row.year, "genres": split_genres(row.genres)}
+
+
+def _genre_filter(genre: str):
+    """Rows whose `|`-separated genres contain exactly `genre` (portable: || and LIKE)."""
+    escaped = genre.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    wrapped = sa.literal("|") + movies.c.genres + sa.literal("|")
+    return wrapped.like(f"%|{escaped}|%", escape="\\")
+
+
+# ---------------------------------------------------------------- runs
+
+def get_active_run(conn: sa.Connection) -> dict[str, Any] | None:
+    """The serving run's id and activation time, or None before the first publish."""
+    row = conn.execute(
+        sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1)
+    ).first()
+    return None if row is None else {"run_id": row.run_id, "activated_at": row.activated_at}
+
+
+def get_active_run_id(conn: sa.Connection) -> str | None:
+    return conn.execute(sa.select(active_run.c.run_id).where(active_run.c.id == 1)).scalar()
+
+
+def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
+    """One run with its parameters and metrics decoded from JSON."""
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        return None
+    run = dict(row._mapping)
+    for key in ("params", "metrics"):
+        run[key] = json.loads(run[key]) if run[key] else {}
+    return run
+
+
+# ---------------------------------------------------------------- users
+
+def get_stored_page(conn: sa.Connection, user_id: int, k: int, offset: int = 0,
+                    genre: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
+    """The hot path in one statement: (active run id, rows offset..offset+k of the user's
+    stored list, optionally only movies of `genre`).  The run id is None when the user has
+    no such rows (or there is no active run): the caller then looks closer."""
+    query = (
+        sa.select(active_run.c.run_id, recommendations.c.rank, recommendations.c.movie_id,
+                  recommendations.c.score, recommendations.c.cf_score, recommendations.c.cb_score,
+                  *MOVIE_COLUMNS)
+        .select_from(active_run)
+        .join(recommendations, sa.and_(recommendations.c.run_id == active_run.c.run_id,
+                                       recommendations.c.user_id == user_id))
+        .outerjoin(movies, movies.c.movie_id == recommendations.c.movie_id)
+        .where(active_run.c.id == 1)
+        .order_by(recommendations.c.rank)
+        .limit(k).offset(offset)
+    )
+    if genre is not None:
+        query = query.where(_genre_filter(genre))
+    rows = conn.execute(query).all()
+    if not rows:
+        return None, []
+    return rows[0].run_id, [_recommendation(row) for row in rows]
+
+
+def _recommendation(row: Any) -> dict[str, Any]:
+    return {"rank": row.rank, "movie_id": row.movie_id, **_movie_fields(row),
+            "score": row.score, "cf_score": row.cf_score, "cb_score": row.cb_score}
+
+
+def get_stored_list(conn: sa.Connection, run_id: str, user_id: int) -> list[dict[str, Any]]:
+    """The user's whole stored list in rank order, without movie details."""
+    rows = conn.execute(
+        sa.select(recommendations.c.rank, recommendations.c.movie_id, recommendations.c.score,
+                  recommendations.c.cf_score, recommendations.c.cb_score)
+        .where(recommendations.c.run_id == run_id, recommendations.c.user_id == user_id)
+        .order_by(recommendations.c.rank)
+    ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def is_run_user(conn: sa.Connection, run_id: str, user_id: int) -> bool:
+    """Was the run trained on this user's ratings? (No: a cold start.)"""
+    return conn.execute(
+        sa.select(sa.literal(1)).select_from(run_users)
+        .where(run_users.c.run_id == run_id, run_users.c.user_id == user_id)
+    ).first() is not None
+
+
+def get_stored_pairs(conn: sa.Connection, run_id: str, user_id: int,
+                     movie_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """movie id -> stored score row, for the given movies that are in the user's list."""
+    ids = list(movie_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(recommendations.c.movie_id, recommendations.c.score,
+                  recommendations.c.cf_score, recommendations.c.cb_score)
+        .where(recommendations.c.run_id == run_id, recommendations.c.user_id == user_id,
+               recommendations.c.movie_id.in_(ids))
+    ).all()
+    return {row.movie_id: dict(row._mapping) for row in rows}
+
+
+def get_popular(conn: sa.Connection, run_id: str, k: int, offset: int = 0,
+                genre: str | None = None) -> list[dict[str, Any]]:
+    """The run's most popular movies (cold starts), optionally only movies of `genre`."""
+    query = (
+        sa.select(popular_movies.c.rank, popular_movies.c.movie_id, popular_movies.c.score, *MOVIE_COLUMNS)
+        .outerjoin(movies, movies.c.movie_id == popular_movies.c.movie_id)
+        .where(popular_movies.c.run_id == run_id)
+        .order_by(popular_movies.c.rank)
+        .limit(k).offset(offset)
+    )
+    if genre is not None:
+        query = query.where(_genre_filter(genre))
+    return [{"rank": row.rank, "movie_id": row.movie_id, **_movie_fields(row), "score": row.score,
+             "cf_score": None, "cb_score": None} for row in conn.execute(query)]
+
+
+# ---------------------------------------------------------------- movies
+
+def get_movie(conn: sa.Connection, movie_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(movies).where(movies.c.movie_id == movie_id)).first()
+    return None if row is None else {"movie_id": row.movie_id, **_movie_fields(row)}
+
+
+def get_movies(conn: sa.Connection, movie_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """movie id -> catalogue entry, for the ids that are in the catalogue."""
+    ids = sorted(set(movie_ids))
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):   # keep IN lists short for both dialects
+        chunk = ids[start:start + 500]
+        for row in conn.execute(sa.select(movies).where(movies.c.movie_id.in_(chunk))):
+            found[row.movie_id] = {"movie_id": row.movie_id, **_movie_fields(row)}
+    return found
+
+
+def get_similar(conn: sa.Connection, run_id: str, movie_id: int, k: int) -> list[dict[str, Any]]:
+    """The run's nearest movies to `movie_id` by ALS item factors, best first."""
+    rows = conn.execute(
+        sa.select(similar_movies.c.rank, similar_movies.c.similar_movie_id, similar_movies.c.score,
+                  *MOVIE_COLUMNS)
+        .outerjoin(movies, movies.c.movie_id == similar_movies.c.similar_movie_id)
+        .where(similar_movies.c.run_id == run_id, similar_movies.c.movie_id == movie_id)
+        .order_by(similar_movies.c.rank)
+        .limit(k)
+    ).all()
+    return [{"rank": row.rank, "movie_id": row.similar_movie_id, **_movie_fields(row), "score": row.score}
+            for row in rows]
+
+
+def get_catalogue_genres(conn: sa.Connection) -> set[str]:
+    """Every genre name in the catalogue."""
+    names: set[str] = set()
+    for text in conn.execute(sa.select(movies.c.genres).distinct()).scalars():
+        names.update(split_genres(text))
+    return names

@@ -1,0 +1,113 @@
+"""GET /users/<id>/recommendations against the known store (tests/serving/data.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.serving.data import NEW_RUN, OLD_RUN, POPULAR
+
+
+def ids(answer):
+    return [item["movie_id"] for item in answer["items"]]
+
+
+def test_precomputed_top_10_with_movie_details(client):
+    response = client.get("/users/1/recommendations")
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["user_id"] == 1 and answer["run_id"] == NEW_RUN and answer["source"] == "precomputed"
+    assert ids(answer) == [20, 19, 18, 17, 16, 15, 14, 13, 12, 11]
+    assert [item["rank"] for item in answer["items"]] == list(range(1, 11))
+    first = answer["items"][0]
+    assert first == {"rank": 1, "movie_id": 20, "title": "Movie 20 (2010)", "year": 2010,
+                     "genres": ["Action", "Sci-Fi"], "score": pytest.approx(0.99),
+                     "cf_score": pytest.approx(0.98), "cb_score": pytest.approx(0.5)}
+    third = answer["items"][2]
+    assert third["movie_id"] == 18 and third["genres"] == ["Comedy"] and third["score"] == pytest.approx(0.97)
+
+
+def test_k_and_offset_pick_the_page(client):
+    answer = client.get("/users/1/recommendations?k=3&offset=5").get_json()
+    assert answer["source"] == "precomputed"
+    assert ids(answer) == [15, 14, 13]
+    assert [item["rank"] for item in answer["items"]] == [6, 7, 8]
+    assert ids(client.get("/users/1/recommendations?k=20").get_json()) == list(range(20, 0, -1))
+
+
+def test_pages_cover_the_list_without_repeats(client):
+    pages = [client.get(f"/users/1/recommendations?k=5&offset={offset}").get_json() for offset in (0, 5, 10, 15)]
+    assert {page["source"] for page in pages} == {"precomputed"}
+    assert sum((ids(page) for page in pages), []) == list(range(20, 0, -1))
+    # the same run gives the same pages
+    again = client.get("/users/1/recommendations?k=5&offset=10").get_json()
+    assert again == pages[2]
+
+
+def test_genre_filters_the_stored_list(client):
+    # user 1's comedies (id % 3 == 0) in stored order: 18, 15, 12, 9, 6, 3 at ranks 3, 6, ...
+    answer = client.get("/users/1/recommendations?k=5&genre=comedy").get_json()
+    assert answer["source"] == "precomputed"
+    assert ids(answer) == [18, 15, 12, 9, 6]
+    assert [item["rank"] for item in answer["items"]] == [3, 6, 9, 12, 15]
+    assert all("Comedy" in item["genres"] for item in answer["items"])
+    # the next page of the filtered list
+    assert ids(client.get("/users/1/recommendations?k=1&offset=5&genre=Comedy").get_json()) == [3]
+    # a genre that is a substring of no other, and a two-word-free hyphenated one
+    assert ids(client.get("/users/1/recommendations?k=2&genre=Sci-Fi").get_json()) == [20, 17]
+
+
+def test_cold_start_user_gets_the_runs_popular_movies(client):
+    # user 3 was trained on by the old run only: for the active run a user without history
+    for user in (3, 999999):
+        answer = client.get(f"/users/{user}/recommendations").get_json()
+        assert answer["source"] == "cold_start" and answer["run_id"] == NEW_RUN
+        assert ids(answer) == POPULAR[:10]
+        assert answer["items"][0]["score"] == 99.0
+        assert answer["items"][0]["cf_score"] is None and answer["items"][0]["cb_score"] is None
+    # the rest of the list, and nothing past its end
+    assert ids(client.get("/users/3/recommendations?offset=10").get_json()) == [32, 1]
+    assert ids(client.get("/users/3/recommendations?offset=12").get_json()) == []
+
+
+def test_cold_start_narrowed_by_genre(client):
+    answer = client.get("/users/3/recommendations?k=5&genre=Comedy").get_json()
+    assert answer["source"] == "cold_start"
+    assert ids(answer) == [15, 30, 3, 6, 9]
+    assert [item["rank"] for item in answer["items"]] == [3, 6, 7, 8, 9]
+    assert ids(client.get("/users/3/recommendations?genre=film-noir").get_json()) == [32]
+
+
+@pytest.mark.parametrize("query", [
+    "/users/2/recommendations",                 # trained on, nothing stored
+    "/users/4/recommendations?k=6",             # 5 stored, 6 asked
+    "/users/1/recommendations?k=21",            # 20 stored
+    "/users/1/recommendations?k=2&offset=19",   # the page reaches past rank 20
+    "/users/1/recommendations?k=7&genre=Comedy",  # 6 stored comedies
+])
+def test_pages_past_the_store_need_live_scoring(client, blocked_live, query):
+    """With the live fallback busy, these answer 503 with Retry-After: they need Spark."""
+    response = client.get(query)
+    assert response.status_code == 503, response.get_json()
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "took longer than 0.5 s" in response.get_json()["message"]
+
+
+def test_store_answers_do_not_wait_for_a_busy_live_fallback(client, blocked_live):
+    assert client.get("/users/1/recommendations?k=20").status_code == 200
+    assert client.get("/users/4/recommendations?k=5").get_json()["source"] == "precomputed"
+    assert client.get("/users/3/recommendations").get_json()["source"] == "cold_start"
+
+
+def test_answers_follow_the_active_run(make_app, fresh_store_url):
+    from jobs import store
+
+    client = make_app(fresh_store_url).test_client()
+    assert client.get("/users/1/recommendations?k=3").get_json()["run_id"] == NEW_RUN
+    engine = store.engine_for(fresh_store_url)
+    store.rollback(engine, OLD_RUN)
+    answer = client.get("/users/1/recommendations?k=3").get_json()
+    assert answer["run_id"] == OLD_RUN and ids(answer) == [21, 22, 23]
+    # user 3 has history in the old run, user 2 none there
+    assert client.get("/users/3/recommendations?k=2").get_json()["source"] == "precomputed"
+    assert client.get("/users/2/recommendations?k=2").get_json()["source"] == "cold_start"
+    assert ids(client.get("/users/2/recommendations?k=2").get_json()) == [1, 2]
+    assert client.get("/runs/active").get_json()["run_id"] == OLD_RUN
