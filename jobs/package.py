@@ -1,0 +1,94 @@
+"""Zip the `jobs` package for spark-submit's `--py-files`.
+
+    python -m jobs.package var/dist/movierec_jobs.zip
+
+Every stage file imports `jobs.*` absolutely.  On a local master the editable install makes
+that work; on a cluster the executors (and, in cluster deploy modes, the driver) only see
+what spark-submit ships, so the Airflow DAG passes this zip as `py_files`.
+
+The zip holds `jobs/` at its root (so `import jobs.config` resolves inside it), every file
+of the package except caches, and nothing else.  It is reproducible: entries are sorted
+and stamped with one fixed time, so the same sources give the same bytes (and the same
+checksum), and it is written to a temporary file first and renamed, so a spark-submit that
+reads it while it is rebuilt sees the old zip or the new one, never half of one.
+
+Note for code in `jobs/`: with `--py-files` the driver imports `jobs` from this zip too
+(spark-submit puts py-files first on PYTHONPATH), so package data must be read with
+`importlib.resources` or `pkgutil.get_data`, never through a path built from `__file__`.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# 1980-01-01, the earliest time a zip entry can carry: a fixed stamp makes the bytes reproducible
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+SKIP_SUFFIXES = {".pyc", ".pyo", ".swp"}
+
+
+def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The package's files, relative to the folder holding the package, in a stable order."""
+    root = package_dir.parent
+    found = []
+    for dirpath, dirnames, filenames in os.walk(package_dir):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.suffix in SKIP_SUFFIXES or name.startswith("."):
+                continue
+            found.append(path.relative_to(root))
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
+    """Write the package to `out` (a .zip path) and return the path."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = package_files(package_dir)
+    if not any(p.name == "__init__.py" and len(p.parts) == 2 for p in files):
+        raise FileNotFoundError(f"{package_dir} has no __init__.py: not a package")
+    root = package_dir.parent
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for rel in files:
+                info = zipfile.ZipInfo(rel.as_posix(), date_time=FIXED_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, (root / rel).read_bytes())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("wrote %s: %d files, sha256 %s", out, len(files), sha256(out)[:12])
+    return out
+
+
+def sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m jobs.package", description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the zip to write, e.g. var/dist/movierec_jobs.zip")
+    args = parser.parse_args(argv)
+    path = build_zip(args.out)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
