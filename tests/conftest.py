@@ -75,3 +75,53 @@ def postgres_server():
 def postgres_url(postgres_server):
     """`postgresql+psycopg://...` of an empty database `movierec` on the session's server."""
     return postgres_server.create_database("movierec")
+
+
+# --- data sets (jobs/synth.py) ------------------------------------------------------------
+SMALL_DATA = dict(users=150, movies=400, ratings=8000, seed=7, tags=300)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """A synthetic MovieLens directory (ratings.csv, movies.csv, tags.csv, links.csv) made once
+    per session: 150 users, 400 movies, 8000 ratings, 300 tags, seed 7.  Treat it as read-only."""
+    from jobs.synth import synthesize
+
+    out = tmp_path_factory.mktemp("small_data")
+    synthesize(out, **SMALL_DATA)
+    return out
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Write a tiny MovieLens directory from rows given inline; returns its path.
+
+    `make_dataset(ratings, movies=None, tags=None)`: rows are sequences written as they are
+    (so bad values can be written on purpose): ratings (userId, movieId, rating, timestamp),
+    movies (movieId, title, genres), tags (userId, movieId, tag, timestamp).  Without
+    `movies`, every rated movie id gets "Movie <id> (2000)" with genre Drama; without `tags`
+    there is no tags.csv.
+    """
+    import csv
+    import itertools
+
+    counter = itertools.count(1)
+
+    def make(ratings, movies=None, tags=None) -> Path:
+        out = tmp_path / f"dataset{next(counter)}"
+        out.mkdir()
+        if movies is None:
+            ids = sorted({str(row[1]) for row in ratings}, key=lambda text: (len(text), text))
+            movies = [(movie_id, f"Movie {movie_id} (2000)", "Drama") for movie_id in ids]
+        files = [("ratings.csv", ["userId", "movieId", "rating", "timestamp"], ratings),
+                 ("movies.csv", ["movieId", "title", "genres"], movies)]
+        if tags is not None:
+            files.append(("tags.csv", ["userId", "movieId", "tag", "timestamp"], tags))
+        for name, header, rows in files:
+            with open(out / name, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow(header)
+                writer.writerows(rows)
+        return out
+
+    return make

@@ -237,3 +237,21 @@ def test_interrupted_run_leaves_the_previous_data_set_whole(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         synth.synthesize(tmp_path, users=40, movies=200, ratings=1500, seed=2)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_small_data_fixture(small_data):
+    _, ratings = read(small_data / "ratings.csv")
+    _, movies = read(small_data / "movies.csv")
+    _, tags = read(small_data / "tags.csv")
+    assert (len(ratings), len(movies), len(tags)) == (8000, 400, 300)
+    assert len({r[0] for r in ratings}) == 150
+
+
+def test_make_dataset_fixture(make_dataset):
+    path = make_dataset([(1, 10, 4.0, 100), (2, 10, "bad", 200), (1, 7, 3.5, 300)],
+                        tags=[(1, 10, "funny, dark", 150)])
+    assert (path / "ratings.csv").read_text() == "userId,movieId,rating,timestamp\n1,10,4.0,100\n2,10,bad,200\n1,7,3.5,300\n"
+    assert (path / "movies.csv").read_text() == "movieId,title,genres\n7,Movie 7 (2000),Drama\n10,Movie 10 (2000),Drama\n"
+    assert (path / "tags.csv").read_text() == 'userId,movieId,tag,timestamp\n1,10,"funny, dark",150\n'
+    assert make_dataset([(1, 1, 5.0, 1)]) != path
+    assert not (make_dataset([(1, 1, 5.0, 1)]) / "tags.csv").exists()
