@@ -1,10 +1,12 @@
 """The JSON API: recommendations, the seed's POST /recommend, movies, the active run."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Callable
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from serving import store
 from serving.errors import ApiError, bad_request, int_arg, not_found, parse_id, unavailable
@@ -143,14 +145,22 @@ def recommend():
 
 
 def _json_body() -> Any:
+    """The body as JSON, whatever its Content-Type (the seed's clients did not always set it)."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    too_large = ApiError(413, f"the body is larger than {limit} bytes; at most {limit} are accepted")
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"the body is {request.content_length} bytes; at most {limit} are accepted")
-    body = request.get_json(force=True, silent=True)
-    if body is None:
+        raise too_large
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) >= limit:   # a body without Content-Length (chunked) is cut off at the limit
+        raise too_large
+    try:
+        return json.loads(raw)
+    except ValueError:   # includes bodies that are not UTF-8
         raise bad_request("the body must be a JSON object like "
-                          '{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}')
-    return body
+                          '{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}') from None
 
 
 def _parse_recommend_body(body: Any) -> tuple[int, list[int], dict[int, list[str]]]:

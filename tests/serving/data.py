@@ -2,7 +2,8 @@
 
 Catalogue: movies 1..30, "Movie <id>" released in 1990 + id, genres by id % 3:
     0 -> Comedy, 1 -> Drama|Romance, 2 -> Action|Sci-Fi
-plus 31 "Untitled" (no genres, no year) and 32 "Noir" (Film-Noir|Comedy).
+plus 31 "Untitled" (no genres, no year), 32 "Noir" (Film-Noir|Comedy) and 33 "Toy Story"
+(Adventure|Animation|Children|Comedy|Fantasy, in no list).
 
 Two published runs; "run-new" is active, "run-old" is the one before it.
 run-new:
@@ -29,12 +30,15 @@ def genres_of(movie_id: int) -> list[str]:
         return []
     if movie_id == 32:
         return ["Film-Noir", "Comedy"]
+    if movie_id == 33:
+        return ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     return {0: ["Comedy"], 1: ["Drama", "Romance"], 2: ["Action", "Sci-Fi"]}[movie_id % 3]
 
 
 def movies() -> list[tuple]:
     rows = [(m, f"Movie {m} ({1990 + m})", 1990 + m, "|".join(genres_of(m))) for m in range(1, 31)]
-    rows += [(31, "Untitled", None, ""), (32, "Noir (1950)", 1950, "Film-Noir|Comedy")]
+    rows += [(31, "Untitled", None, ""), (32, "Noir (1950)", 1950, "Film-Noir|Comedy"),
+             (33, "Toy Story (1995)", 1995, "Adventure|Animation|Children|Comedy|Fantasy")]
     return rows
 
 
