@@ -9,6 +9,9 @@ import os
 preload_app = False
 # heartbeat files in memory, not on a possibly slow disk
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn 25+ opens a control socket (reload, stop workers, shut down) in $HOME by default:
+# the API has no shutdown route, and two servers on one machine would fight over the path
+control_socket_disable = True
 errorlog = "-"
 loglevel = "info"
 

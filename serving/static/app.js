@@ -21,6 +21,12 @@ function fmt(value) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(3);
 }
 
+// MovieLens titles usually end with the year already: "Toy Story (1995)"
+function titleWithYear(item) {
+  const title = item.title ?? `movie ${item.movie_id}`;
+  return item.year && !title.endsWith(`(${item.year})`) ? `${title} (${item.year})` : title;
+}
+
 function genresCell(genres) {
   const td = document.createElement("td");
   for (const name of genres || []) {
@@ -98,7 +104,7 @@ async function showSimilar(event) {
     for (const item of answer.items) {
       const li = document.createElement("li");
       li.dataset.movieId = item.movie_id;
-      li.textContent = `${item.title ?? "movie " + item.movie_id}${item.year ? " (" + item.year + ")" : ""} — ${fmt(item.score)}`;
+      li.textContent = `${titleWithYear(item)} — ${fmt(item.score)}`;
       list.appendChild(li);
     }
     if (!answer.items.length) status.textContent += " no similar movies in this run.";
