@@ -40,6 +40,9 @@ class Settings:
     cb_weight: float = _doc("Weight of the content (random forest) component in the blend", 0.3)
     als_candidates: int = _doc("ALS candidates per user, after removing movies already rated", 300)
     content_candidates: int = _doc("Content candidates per user (taste match), after removing rated movies", 100)
+    content_pool: int = _doc("Most-rated movies (plus all unrated new ones) that content candidates come from", 2000)
+    popular_n: int = _doc("Most popular movies kept per run for cold-start users", 500)
+    similar_k: int = _doc("Similar movies kept per movie (by ALS item factors)", 20)
     # ALS (implicit feedback)
     als_rank: int = _doc("ALS latent factors", 32)
     als_reg: float = _doc("ALS regularisation (regParam)", 0.1)
@@ -119,7 +122,8 @@ def validate(settings: Settings) -> Settings:
     if settings.keep_runs < 2:
         problems.append("keep_runs must be at least 2 (rollback needs a previous run)")
     for name in ("als_rank", "als_iterations", "rf_trees", "rf_depth", "shuffle_partitions",
-                 "als_candidates", "genre_features", "tag_features"):
+                 "als_candidates", "genre_features", "tag_features", "content_pool", "popular_n",
+                 "similar_k"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
     if problems:

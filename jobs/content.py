@@ -1,0 +1,31 @@
+"""Content-based filtering: a random forest that predicts a user's rating of a movie from
+the pair's content features (user taste × movie content; see jobs.features).  No movie id
+goes in, so it can score movies nobody has rated yet."""
+from __future__ import annotations
+
+from pyspark.ml.regression import RandomForestRegressionModel, RandomForestRegressor
+from pyspark.sql import DataFrame
+
+from jobs.config import Settings
+from jobs.features import FEATURES
+from jobs.schemas import RATING
+
+CB_RAW = "cb_raw"
+
+
+def rf_estimator(settings: Settings) -> RandomForestRegressor:
+    return RandomForestRegressor(
+        featuresCol=FEATURES, labelCol=RATING, predictionCol=CB_RAW,
+        numTrees=settings.rf_trees, maxDepth=settings.rf_depth, seed=settings.seed,
+        featureSubsetStrategy="onethird", subsamplingRate=0.8, minInstancesPerNode=5,
+    )
+
+
+def fit_rf(training_pairs: DataFrame, settings: Settings) -> RandomForestRegressionModel:
+    """training_pairs: pair_features of rated pairs, with the rating as label."""
+    return rf_estimator(settings).fit(training_pairs.select(FEATURES, RATING))
+
+
+def cb_scores(model: RandomForestRegressionModel, pair_feats: DataFrame) -> DataFrame:
+    """pair features + cb_raw, the predicted rating."""
+    return model.transform(pair_feats)

@@ -1,0 +1,126 @@
+"""Offline evaluation on a per-user temporal hold-out.
+
+Every model is fitted on the training part only (the last 20% of each user's ratings by
+time are held out), then ranks, for each user, movies that appear in the training part and
+that the user has not rated there.  Four recommenders are compared: the hybrid, ALS alone,
+the content model alone (content candidates ranked by the forest's predicted rating) and
+most-popular.  Tags written after a user's cut-off are left out too: a tag says the user
+watched the movie, which would leak the answer.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.ml import PipelineModel
+from pyspark.ml.recommendation import ALSModel
+from pyspark.ml.regression import RandomForestRegressionModel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs import features as FE
+from jobs import metrics as M
+from jobs import scoring
+from jobs.collaborative import CF_RAW, als_candidates, fit_als
+from jobs.config import Settings
+from jobs.content import CB_RAW, cb_scores, fit_rf
+from jobs.schemas import MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
+from jobs.split import temporal_split
+
+log = logging.getLogger(__name__)
+
+HOLDOUT_SHARE = 0.2
+K = 10
+LIST_LENGTH = 50          # lists kept per model for the report's curves (k = 1..50)
+MODELS = ("hybrid", "als", "content", "popularity")
+
+
+@dataclass
+class FittedModels:
+    content: PipelineModel
+    movie_feats: DataFrame
+    profiles: DataFrame
+    als: ALSModel
+    forest: RandomForestRegressionModel
+
+
+def fit_models(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> FittedModels:
+    """Everything the pipeline fits, on the given ratings only."""
+    content, movie_feats, _ = FE.build_features(movies, ratings, tags, settings.genre_features, settings.tag_features)
+    movie_feats = movie_feats.persist()
+    profiles = FE.user_profiles(ratings, movie_feats).persist()
+    als = fit_als(ratings, settings)
+    forest = fit_rf(FE.pair_features(ratings, movie_feats, profiles), settings)
+    return FittedModels(content, movie_feats, profiles, als, forest)
+
+
+def tags_before_cutoff(tags: DataFrame, train: DataFrame, test: DataFrame) -> DataFrame:
+    """Tags a user wrote no later than their last training rating, and none on a held-out movie."""
+    cutoff = train.groupBy(USER).agg(F.max(TIMESTAMP).alias("_cutoff"))
+    kept = tags.join(cutoff, USER, "left").where(F.col("_cutoff").isNull() | (F.col(TIMESTAMP) <= F.col("_cutoff")))
+    return kept.drop("_cutoff").join(test.select(USER, MOVIE), [USER, MOVIE], "left_anti")
+
+
+def _ranked(df: DataFrame, by: str, k: int) -> DataFrame:
+    return scoring.top_k(df.withColumnRenamed(by, SCORE) if by != SCORE else df, k).select(USER, RANK, MOVIE)
+
+
+def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int) -> dict[str, DataFrame]:
+    """Each model's top-k list (user_id, rank, movie_id) for the given users."""
+    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
+    user_train = train.join(users, USER, "left_semi")
+    profiles = fitted.profiles.join(users, USER, "left_semi")
+
+    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users)
+    content_top = scoring.content_candidates(profiles, scoring.content_pool(seen, settings.content_pool),
+                                             user_train, settings.content_candidates)
+    pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
+    raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
+    hybrid = scoring.blend(raw, scoring.user_scales(raw), settings.cf_weight, settings.cb_weight)
+
+    content_raw = raw.join(content_top, [USER, MOVIE], "left_semi")
+    popular = scoring.popular_movies(seen, k + int(user_train.groupBy(USER).count().agg(F.max("count")).first()[0]))
+    popular_unrated = users.crossJoin(F.broadcast(popular.select(MOVIE, F.col(SCORE)))).join(
+        user_train.select(USER, MOVIE), [USER, MOVIE], "left_anti")
+    return {
+        "hybrid": _ranked(hybrid, SCORE, k),
+        "als": _ranked(als_top, CF_RAW, k),
+        "content": _ranked(content_raw, CB_RAW, k),
+        "popularity": _ranked(popular_unrated, SCORE, k),
+    }
+
+
+def rating_accuracy(fitted: FittedModels, test: DataFrame) -> dict[str, float]:
+    """RMSE and MAE of the content model's predicted ratings of the held-out pairs."""
+    predicted = cb_scores(fitted.forest, FE.pair_features(test.select(USER, MOVIE, RATING), fitted.movie_feats,
+                                                          fitted.profiles))
+    return M.rating_errors(predicted, label_col=RATING, prediction_col=CB_RAW)
+
+
+def evaluate(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> tuple[dict, DataFrame]:
+    """(metrics, the models' top-50 lists) under the temporal hold-out protocol."""
+    train, test = temporal_split(ratings, HOLDOUT_SHARE)
+    train, test = train.persist(), test.persist()
+    fitted = fit_models(movies, train, tags_before_cutoff(tags, train, test), settings)
+    users = test.select(USER).distinct()
+    catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
+    lists = {name: df.persist() for name, df in model_lists(fitted, train, users, settings, LIST_LENGTH).items()}
+
+    models = {}
+    for name, recs in lists.items():
+        liked = M.ranking_metrics(recs, test, k=K, relevant_threshold=4.0)
+        every = M.ranking_metrics(recs, test, k=K, relevant_threshold=None)
+        models[name] = {**liked, "ndcg_all": every[M.NDCG], "precision_all": every[M.PRECISION],
+                        M.COVERAGE: M.catalogue_coverage(recs, catalogue, k=K)}
+        log.info("evaluate %s: NDCG@10 %.4f", name, liked[M.NDCG])
+    models["content"].update(rating_accuracy(fitted, test))
+    metrics = {
+        "protocol": {"holdout_share": HOLDOUT_SHARE, "k": K, "relevant": "held-out rating >= 4.0",
+                     "train_ratings": train.count(), "test_ratings": test.count(), "catalogue": catalogue},
+        "models": models,
+    }
+    details = None
+    for name, recs in lists.items():
+        tagged = recs.withColumn("model", F.lit(name))
+        details = tagged if details is None else details.unionByName(tagged)
+    return metrics, details
