@@ -44,7 +44,8 @@ PAIR_FEATURES = [
     "f_genre_taste", "f_genre_exposure", "f_tag_taste", "f_tag_exposure", "f_genre_count",
 ]
 
-EMPTY_MAP = F.create_map().cast("map<int,double>")
+def empty_map():
+    return F.create_map().cast("map<int,double>")
 
 
 def release_year(title_col: str = TITLE):
@@ -118,8 +119,8 @@ def movie_features(movies: DataFrame, maps: DataFrame, stats: DataFrame, global_
         .join(stats, MOVIE, "left")
         .select(
             MOVIE, TITLE, GENRES, YEAR,
-            F.coalesce(GENRE_MAP, EMPTY_MAP).alias(GENRE_MAP),
-            F.coalesce(TAG_MAP, EMPTY_MAP).alias(TAG_MAP),
+            F.coalesce(GENRE_MAP, empty_map()).alias(GENRE_MAP),
+            F.coalesce(TAG_MAP, empty_map()).alias(TAG_MAP),
             F.coalesce(N_RATINGS, F.lit(0)).cast("long").alias(N_RATINGS),
             F.coalesce(MEAN_RATING, F.lit(global_mean)).alias(MEAN_RATING),
             F.coalesce(POPULARITY, F.lit(0.0)).alias(POPULARITY),
@@ -151,7 +152,7 @@ def user_profiles(ratings: DataFrame, movie_feats: DataFrame) -> DataFrame:
     return (
         basics.join(genre, USER, "left").join(tag, USER, "left")
         .select(USER, USER_N, USER_MEAN, USER_YEAR,
-                *[F.coalesce(c, EMPTY_MAP).alias(c) for c in (GENRE_TASTE, GENRE_EXPOSURE, TAG_TASTE, TAG_EXPOSURE)])
+                *[F.coalesce(c, empty_map()).alias(c) for c in (GENRE_TASTE, GENRE_EXPOSURE, TAG_TASTE, TAG_EXPOSURE)])
     )
 
 

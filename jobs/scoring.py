@@ -88,9 +88,10 @@ def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame,
 
 
 def candidates(als: ALSModel, ratings: DataFrame, movie_feats: DataFrame, profiles: DataFrame,
-               als_n: int, content_n: int, pool_size: int) -> DataFrame:
-    """Every user's candidate movies: ALS top-n ∪ content top-n, none of them already rated."""
-    from_als = als_candidates(als, ratings, als_n).select(USER, MOVIE)
+               als_n: int, content_n: int, pool_size: int, users: DataFrame | None = None) -> DataFrame:
+    """Each user's candidate movies (every user's, or those in `users`): ALS top-n ∪ content
+    top-n, none of them already rated."""
+    from_als = als_candidates(als, ratings, als_n, users).select(USER, MOVIE)
     from_content = content_candidates(profiles, content_pool(movie_feats, pool_size), ratings, content_n)
     return from_als.unionByName(from_content).distinct()
 
