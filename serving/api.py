@@ -71,14 +71,16 @@ def user_recommendations(user_id: str):
     k = int_arg(request.args, "k", 10, 1, MAX_K)
     offset = int_arg(request.args, "offset", 0, 0, MAX_K - 1)
     genre_text = request.args.get("genre")
-    with services().engine.connect() as conn:
-        genre = None
-        if genre_text is not None:
+    engine = services().engine
+    genre = None
+    if genre_text is not None:
+        with engine.connect() as conn:
             genre = resolve_genre(conn, require_active_run(conn), genre_text)
-        # the hot path: one statement answers a page that lies within the stored list
-        run_id, items = store.get_stored_page(conn, uid, k, offset, genre)
-        if run_id is not None and len(items) == k:
-            return _user_answer(uid, run_id, "precomputed", items)
+    # the hot path: one statement answers a page that lies within the stored list
+    run_id, items = store.get_stored_page(engine, uid, k, offset, genre)
+    if run_id is not None and len(items) == k:
+        return _user_answer(uid, run_id, "precomputed", items)
+    with engine.connect() as conn:
         run_id = require_active_run(conn)
         stored = store.get_stored_list(conn, run_id, uid)
         if not stored and not store.is_run_user(conn, run_id, uid):

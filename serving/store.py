@@ -99,11 +99,16 @@ def _movie_fields(row: Any) -> dict[str, Any]:
     return {"title": row.title, "year": row.year, "genres": split_genres(row.genres)}
 
 
-def _genre_filter(genre: str):
-    """Rows whose `|`-separated genres contain exactly `genre` (portable: || and LIKE)."""
+def genre_pattern(genre: str) -> str:
+    """LIKE pattern for one exact name inside `|`-separated genres."""
     escaped = genre.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%|{escaped}|%"
+
+
+def _genre_filter(pattern):
+    """Rows whose genres contain the name `pattern` was made for (portable: || and LIKE)."""
     wrapped = sa.literal("|") + movies.c.genres + sa.literal("|")
-    return wrapped.like(f"%|{escaped}|%", escape="\\")
+    return wrapped.like(pattern, escape="\\")
 
 
 # ---------------------------------------------------------------- runs
@@ -133,34 +138,81 @@ def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
 
 # ---------------------------------------------------------------- users
 
-def get_stored_page(conn: sa.Connection, user_id: int, k: int, offset: int = 0,
-                    genre: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
-    """The hot path in one statement: (active run id, rows offset..offset+k of the user's
-    stored list, optionally only movies of `genre`).  The run id is None when the user has
-    no such rows (or there is no active run): the caller then looks closer."""
+def _stored_page_statement(with_genre: bool) -> sa.Select:
     query = (
         sa.select(active_run.c.run_id, recommendations.c.rank, recommendations.c.movie_id,
                   recommendations.c.score, recommendations.c.cf_score, recommendations.c.cb_score,
                   *MOVIE_COLUMNS)
         .select_from(active_run)
         .join(recommendations, sa.and_(recommendations.c.run_id == active_run.c.run_id,
-                                       recommendations.c.user_id == user_id))
+                                       recommendations.c.user_id == sa.bindparam("user_id")))
         .outerjoin(movies, movies.c.movie_id == recommendations.c.movie_id)
         .where(active_run.c.id == 1)
         .order_by(recommendations.c.rank)
-        .limit(k).offset(offset)
+        .limit(sa.bindparam("k")).offset(sa.bindparam("offset"))
     )
-    if genre is not None:
-        query = query.where(_genre_filter(genre))
-    rows = conn.execute(query).all()
+    if with_genre:
+        query = query.where(_genre_filter(sa.bindparam("genre_pattern")))
+    return query
+
+
+class CompiledQuery:
+    """A Core statement compiled once per dialect and run on a pooled DBAPI connection.
+
+    For the API's busiest statement: building a Select, looking up SQLAlchemy's compiled
+    cache and opening a transaction around one SELECT cost several times more than SQLite
+    takes to answer it.  Driver errors are raised as SQLAlchemy's, like any other query."""
+
+    def __init__(self, statement: sa.Executable):
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def _compile(self, dialect: sa.Dialect):
+        compiled = self.statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup) if compiled.positional else None
+        entry = (compiled.string, names, dict(compiled.params))
+        self._compiled[dialect.name] = entry
+        return entry
+
+    def rows(self, engine: sa.Engine, **params: Any) -> list[tuple]:
+        sql, names, defaults = self._compiled.get(engine.dialect.name) or self._compile(engine.dialect)
+        values = {**defaults, **params}
+        args = tuple(values[name] for name in names) if names is not None else values
+        try:
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(sql, args)
+                    return cursor.fetchall()
+                finally:
+                    cursor.close()
+            finally:
+                connection.close()   # back to the pool, which rolls back whatever the driver opened
+        except engine.dialect.loaded_dbapi.Error as err:
+            raise sa.exc.DBAPIError.instance(sql, args, err, engine.dialect.loaded_dbapi.Error) from err
+
+
+STORED_PAGE = CompiledQuery(_stored_page_statement(with_genre=False))
+STORED_PAGE_OF_GENRE = CompiledQuery(_stored_page_statement(with_genre=True))
+
+
+def get_stored_page(engine: sa.Engine, user_id: int, k: int, offset: int = 0,
+                    genre: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
+    """The hot path in one statement: (active run id, rows offset..offset+k of the user's
+    stored list, optionally only movies of `genre`).  The run id is None when the user has
+    no such rows (or there is no active run): the caller then looks closer."""
+    if genre is None:
+        rows = STORED_PAGE.rows(engine, user_id=user_id, k=k, offset=offset)
+    else:
+        rows = STORED_PAGE_OF_GENRE.rows(engine, user_id=user_id, k=k, offset=offset,
+                                         genre_pattern=genre_pattern(genre))
     if not rows:
         return None, []
-    return rows[0].run_id, [_recommendation(row) for row in rows]
-
-
-def _recommendation(row: Any) -> dict[str, Any]:
-    return {"rank": row.rank, "movie_id": row.movie_id, **_movie_fields(row),
-            "score": row.score, "cf_score": row.cf_score, "cb_score": row.cb_score}
+    return rows[0][0], [
+        {"rank": rank, "movie_id": movie_id, "title": title, "year": year, "genres": split_genres(genres),
+         "score": score, "cf_score": cf_score, "cb_score": cb_score}
+        for _, rank, movie_id, score, cf_score, cb_score, title, year, genres in rows]
 
 
 def get_stored_list(conn: sa.Connection, run_id: str, user_id: int) -> list[dict[str, Any]]:
@@ -208,7 +260,7 @@ def get_popular(conn: sa.Connection, run_id: str, k: int, offset: int = 0,
         .limit(k).offset(offset)
     )
     if genre is not None:
-        query = query.where(_genre_filter(genre))
+        query = query.where(_genre_filter(genre_pattern(genre)))
     return [{"rank": row.rank, "movie_id": row.movie_id, **_movie_fields(row), "score": row.score,
              "cf_score": None, "cb_score": None} for row in conn.execute(query)]
 

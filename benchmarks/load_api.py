@@ -1,0 +1,292 @@
+"""Load test of the API under `movierec serve` (gunicorn) on 127.0.0.1: throughput and latency.
+
+    .venv/bin/python benchmarks/load_api.py                      # a synthetic store shaped like ml-latest-small
+    .venv/bin/python benchmarks/load_api.py --db-url URL          # an existing store (e.g. after `movierec pipeline`)
+    .venv/bin/python benchmarks/load_api.py --db-url URL --warehouse DIR --live   # also POST /recommend scored live
+
+Phases, each bounded by --duration seconds and --max-requests requests:
+1. peak: --concurrency closed-loop clients on keep-alive connections, GET /healthz, then
+   GET /users/<id>/recommendations?k=10 (random users of the active run); throughput, p50, p99.
+2. half-rate: GET /users/<id>/recommendations at half its peak rate, open loop (each request
+   has a scheduled send time and its latency counts from then, so queueing is not hidden).
+3. live (--live): POST /recommend for 20 movies none of which is stored for the user, so all
+   20 are scored by the live-Spark fallback; sequential, after a warm-up call.
+
+The load generator runs in --clients processes on the same 2 cores as the server: its own
+CPU use is part of the picture, and it is the same for every route compared.
+Targets (issue 4): recommendations keeps >= 70% of /healthz's peak throughput; p99 < 10 ms
+at half of its peak rate; live POST p50 < 500 ms once warm.
+Only 127.0.0.1 is ever contacted.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.serving.server import Served  # noqa: E402  (the same `movierec serve` launcher as the tests)
+
+
+# ---------------------------------------------------------------- the store
+
+def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None, seed: int = 1) -> None:
+    """A published run shaped like ml-latest-small: its catalogue, `users` users × `top_k` rows."""
+    import csv
+    import re
+
+    from jobs import store
+
+    rng = random.Random(seed)
+    if movies_csv and movies_csv.exists():
+        with movies_csv.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        catalogue = []
+        for row in rows:
+            match = re.search(r"\((\d{4})\)\s*$", row["title"])
+            genres = "" if row["genres"] == "(no genres listed)" else row["genres"]
+            catalogue.append((int(row["movieId"]), row["title"], int(match.group(1)) if match else None, genres))
+    else:
+        names = ["Action", "Comedy", "Drama", "Romance", "Thriller", "Sci-Fi", "Horror", "Animation"]
+        catalogue = [(m, f"Movie {m} ({1950 + m % 70})", 1950 + m % 70, "|".join(rng.sample(names, 2)))
+                     for m in range(1, 9743)]
+    movie_ids = [row[0] for row in catalogue]
+    engine = store.engine_for(db_url)
+    store.upsert_movies(engine, [catalogue])
+    run_id = "bench-synthetic"
+    store.begin_run(engine, run_id, {"top_k": top_k, "synthetic": True}, store.utc_now())
+    recs, run_users = [], []
+    for user in range(1, users + 1):
+        picked = rng.sample(movie_ids, top_k)
+        scores = sorted((rng.random() for _ in picked), reverse=True)
+        recs += [(user, rank, movie, s, s, s) for rank, (movie, s) in enumerate(zip(picked, scores), start=1)]
+        run_users.append((user, rng.randint(20, 500)))
+    store.load_run(engine, run_id, {
+        "recommendations": [recs], "run_users": [run_users],
+        "popular_movies": [[(r, m, 1000.0 - r) for r, m in enumerate(movie_ids[:500], start=1)]],
+        "similar_movies": [[(m, r, s, 0.9) for m in movie_ids[:1000]
+                            for r, s in enumerate(rng.sample(movie_ids, 20), start=1)]],
+    })
+    store.activate_run(engine, run_id, {"synthetic": True}, store.utc_now())
+    engine.dispose()
+
+
+def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, set[int]]]:
+    """Users with stored rows in the active run, and each one's stored movies."""
+    import sqlalchemy as sa
+
+    from jobs.store import engine_for
+
+    engine = engine_for(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id "
+            "WHERE a.id = 1")).all()
+        movie_ids = [m for (m,) in conn.execute(sa.text("SELECT movie_id FROM movies")).all()]
+    engine.dispose()
+    stored: dict[int, set[int]] = {}
+    for user, movie in rows:
+        stored.setdefault(user, set()).add(movie)
+    users = sorted(stored)[:limit]
+    return users, {"_movies": movie_ids, **{u: stored[u] for u in users}}
+
+
+# ---------------------------------------------------------------- the load generator
+
+def _client(port, paths, deadline, max_requests, interval, start_at, seed, out):
+    """One client process: closed loop (interval None) or open loop (a request every `interval` s)."""
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, errors, sent = [], 0, 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    began = next_send = time.perf_counter()
+    end = began + (deadline - time.time())
+    while sent < max_requests:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if interval is not None:
+            if now < next_send:
+                time.sleep(next_send - now)
+            scheduled = next_send
+            next_send += interval
+        else:
+            scheduled = now
+        path = rng.choice(paths)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                errors += 1
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies.append(time.perf_counter() - scheduled)
+        sent += 1
+    connection.close()
+    out.put((latencies, errors, time.perf_counter() - began))
+
+
+def run_load(port: int, paths: list[str], clients: int, duration: float, max_requests: int,
+             rate: float | None = None) -> dict:
+    """Run `clients` processes for `duration` s (or `max_requests` in all); rate None = as fast as possible."""
+    context = mp.get_context("fork")
+    out = context.Queue()
+    start_at = time.time() + 0.5
+    deadline = start_at + duration
+    interval = None if rate is None else clients / rate
+    processes = [context.Process(target=_client, args=(port, paths, deadline, max_requests // clients, interval,
+                                                       start_at, i, out)) for i in range(clients)]
+    for process in processes:
+        process.start()
+    results = [out.get(timeout=duration + 120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    latencies = [latency for got, _, _ in results for latency in got]
+    errors = sum(e for _, e, _ in results)
+    return summary(latencies, errors, max(seconds for _, _, seconds in results))
+
+
+def summary(latencies: list[float], errors: int, seconds: float) -> dict:
+    latencies = sorted(latencies)
+    def q(p):
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+    return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
+            "rps": round(len(latencies) / seconds, 1) if seconds else 0.0,
+            "p50_ms": round(q(0.50), 2), "p99_ms": round(q(0.99), 2), "max_ms": round(q(1.0), 2)}
+
+
+def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per_call: int, seed: int) -> dict:
+    """Sequential POST /recommend calls whose movies are all outside the user's stored list."""
+    rng = random.Random(seed)
+    movie_ids = stored["_movies"]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def one():
+        user = rng.choice(users)
+        candidates = [m for m in rng.sample(movie_ids, movies_per_call * 3) if m not in stored[user]]
+        body = json.dumps({"userId": user, "movieIds": candidates[:movies_per_call]})
+        started = time.perf_counter()
+        connection.request("POST", "/recommend", body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        took = time.perf_counter() - started
+        live = response.status == 200 and all(item["source"] == "live" for item in answer)
+        return took, response.status, live, answer
+
+    warm_started = time.perf_counter()
+    took, status, live, answer = one()   # starts Spark and loads the run's models in the worker
+    warm = {"first_call_s": round(time.perf_counter() - warm_started, 2), "status": status}
+    if status != 200:
+        return {"warm": warm, "error": answer}
+    latencies, errors = [], 0
+    for _ in range(calls):
+        took, status, live, _ = one()
+        latencies.append(took)
+        errors += 0 if live else 1
+    result = summary(latencies, errors, sum(latencies))
+    result["warm"] = warm
+    return result
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", help="an existing store; default: a synthetic one in a temp folder")
+    parser.add_argument("--warehouse", help="the warehouse of the store's runs (needed by --live)")
+    parser.add_argument("--users", type=int, default=610, help="synthetic store: users (default %(default)s)")
+    parser.add_argument("--top-k", type=int, default=100, help="synthetic store: rows per user (default %(default)s)")
+    parser.add_argument("--movies-csv", default=str(ROOT.parent / "shared/data/ml-latest-small/movies.csv"),
+                        help="synthetic store: catalogue (default ml-latest-small's movies.csv when present)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: movierec serve's)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: movierec serve's)")
+    parser.add_argument("--clients", type=int, default=4, help="load generator processes (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per phase (default %(default)s)")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="requests per phase at most")
+    parser.add_argument("--live", action="store_true", help="also time POST /recommend scored live")
+    parser.add_argument("--live-calls", type=int, default=30, help="live POST calls after the warm-up")
+    parser.add_argument("--json", help="write the figures to this file as JSON too")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
+    db_url = args.db_url
+    if db_url is None:
+        db_url = f"sqlite:///{workdir / 'bench.db'}"
+        started = time.perf_counter()
+        synthetic_store(db_url, args.users, args.top_k, Path(args.movies_csv))
+        print(f"synthetic store: {args.users} users x {args.top_k} rows, catalogue "
+              f"{'from ' + args.movies_csv if Path(args.movies_csv).exists() else 'generated'} "
+              f"({time.perf_counter() - started:.1f} s) -> {db_url}")
+    users, stored = active_users(db_url)
+    if not users:
+        raise SystemExit(f"{db_url} has no active run with recommendations")
+
+    extra = []
+    if args.workers:
+        extra += ["--workers", str(args.workers)]
+    if args.threads:
+        extra += ["--threads", str(args.threads)]
+    env = {"MOVIEREC_WARM_SPARK": "false"}
+    if args.warehouse:
+        env["MOVIEREC_WAREHOUSE"] = args.warehouse
+    server = Served(db_url, workdir, env=env, extra=extra).wait_ready()
+    figures: dict = {"db_url": db_url, "users": len(users), "clients": args.clients, "server": extra or "defaults"}
+    try:
+        print(f"gunicorn on 127.0.0.1:{server.port}; load from {args.clients} client processes, "
+              f"{args.duration:g} s per phase, at most {args.max_requests} requests")
+        rec_paths = [f"/users/{u}/recommendations?k=10" for u in users]
+        # a short warm-up so every worker has its connections and code paths ready
+        run_load(server.port, rec_paths, args.clients, min(2.0, args.duration), 2000)
+        figures["healthz_peak"] = run_load(server.port, ["/healthz"], args.clients, args.duration, args.max_requests)
+        report("GET /healthz (peak)", figures["healthz_peak"])
+        figures["recs_peak"] = run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests)
+        report("GET /users/<id>/recommendations (peak)", figures["recs_peak"])
+        ratio = figures["recs_peak"]["rps"] / figures["healthz_peak"]["rps"]
+        figures["recs_over_healthz"] = round(ratio, 3)
+        print(f"  recommendations / healthz throughput: {ratio:.0%} (target >= 70%)")
+        half = figures["recs_peak"]["rps"] / 2
+        figures["recs_half_rate"] = run_load(server.port, rec_paths, args.clients, args.duration,
+                                             args.max_requests, rate=half)
+        report(f"GET /users/<id>/recommendations at {half:.0f} req/s (half of peak, open loop)",
+               figures["recs_half_rate"])
+        print(f"  p99 at half rate: {figures['recs_half_rate']['p99_ms']} ms (target < 10 ms)")
+        if args.live:
+            figures["live_post"] = live_phase(server.port, users, stored, args.live_calls, 20, seed=3)
+            if "error" in figures["live_post"]:
+                print(f"POST /recommend (20 live movies): failed: {figures['live_post']}")
+            else:
+                report("POST /recommend, 20 movies scored live (sequential, warm)", figures["live_post"])
+                print(f"  first call (Spark start + model load): {figures['live_post']['warm']['first_call_s']} s; "
+                      f"p50 target < 500 ms")
+    finally:
+        server.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def report(name: str, figures: dict) -> None:
+    print(f"{name}: {figures['rps']} req/s over {figures['seconds']} s ({figures['requests']} requests, "
+          f"{figures['errors']} errors), p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+          f"max {figures['max_ms']} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
