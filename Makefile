@@ -33,3 +33,22 @@ demo: install data
 
 clean:
 	rm -rf var/warehouse var/movierec.db* var/reports
+
+# --- Airflow: the DAG in dags/, `make airflow` to run it locally, `make e2e` to check it end to end
+JOBS_ZIP     ?= var/dist/movierec_jobs.zip
+AIRFLOW_PORT ?= 8080
+.PHONY: airflow e2e jobs-zip
+
+# the jobs package as spark-submit --py-files; rebuilt when a jobs/*.py changes
+jobs-zip: $(JOBS_ZIP)
+
+$(JOBS_ZIP): $(wildcard jobs/*.py) | $(VENV)/.installed
+	$(PY) -m jobs.package $@
+
+# Airflow 3 standalone on 127.0.0.1:$(AIRFLOW_PORT), AIRFLOW_HOME=var/airflow, SQLite metadata
+airflow: install jobs-zip
+	AIRFLOW_PORT=$(AIRFLOW_PORT) VENV=$(abspath $(VENV)) MOVIEREC_JOBS_ZIP=$(abspath $(JOBS_ZIP)) bash scripts/airflow-standalone.sh
+
+# airflow standalone + REST trigger + API read, on generated data (also part of `make test`)
+e2e: install system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/dags/test_e2e.py
