@@ -25,13 +25,11 @@ log = logging.getLogger(__name__)
 
 def read_csv(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:
     """A MovieLens CSV as text columns raw_<name>, malformed lines kept in _corrupt_record, line order in _line."""
-    raw_fields = [T.StructField(f"raw_{f.name}", T.StringType()) for f in schema.fields]
-    with_corrupt = T.StructType(raw_fields + [T.StructField(V.CORRUPT, T.StringType())])
-    return (
-        spark.read.csv(path, schema=with_corrupt, header=True, mode="PERMISSIVE",
-                       columnNameOfCorruptRecord=V.CORRUPT, escape='"', multiLine=False)
+    with_corrupt = T.StructType(schema.fields + [T.StructField(V.CORRUPT, T.StringType())])
+    raw = spark.read.csv(path, schema=with_corrupt, header=True, mode="PERMISSIVE",
+                         columnNameOfCorruptRecord=V.CORRUPT, escape='"', multiLine=False)
+    return raw.toDF(*[f"raw_{f.name}" for f in schema.fields], V.CORRUPT) \
         .withColumn("_line", F.monotonically_increasing_id())
-    )
 
 
 def data_file(data_dir: str, name: str) -> str:

@@ -125,3 +125,20 @@ def make_dataset(tmp_path):
         return out
 
     return make
+
+
+# --- one full pipeline run (jobs/pipeline.py) --------------------------------------------
+PIPELINE_RUN_ID = "test-run-1"
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, settings, small_data, tmp_path_factory):
+    """The whole pipeline, run once per session on `small_data` and published to its own
+    SQLite store; returns (settings, run_id).  Treat both as read-only."""
+    from jobs.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    run_settings = settings.replace(data_dir=str(small_data), warehouse=str(root / "warehouse"),
+                                    db_url=f"sqlite:///{root / 'store.db'}")
+    run_pipeline(spark, run_settings, PIPELINE_RUN_ID)
+    return run_settings, PIPELINE_RUN_ID
