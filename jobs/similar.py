@@ -24,7 +24,7 @@ def nearest_neighbours(ids: np.ndarray, factors: np.ndarray, k: int, eligible: n
     eligible = np.ones(len(ids), bool) if eligible is None else eligible
     target_idx = np.flatnonzero(eligible)
     targets = unit[target_idx]
-    k = min(k, max(len(target_idx) - 1, 0))
+    k = min(k, len(target_idx))
     frames = []
     for start in range(0, len(ids), BLOCK):
         sims = unit[start:start + BLOCK] @ targets.T

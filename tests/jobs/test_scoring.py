@@ -1,0 +1,65 @@
+"""The hybrid formula, per-user scaling, top-K and candidate pools on hand-made rows."""
+import math
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from jobs import scoring
+
+pytestmark = pytest.mark.spark
+
+LOW, HIGH = 1 / (1 + math.e), 1 / (1 + math.exp(-1))     # logistic(-1) = 0.268941…, logistic(1) = 0.731058…
+
+
+def test_user_scales_are_mean_and_population_std(spark):
+    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (2, 10, 5.0, 1.0)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    scales = {r["user_id"]: r.asDict() for r in scoring.user_scales(raw).collect()}
+    assert scales[1]["cf_mean"] == 2.0 and scales[1]["cf_std"] == 1.0     # (1+3)/2, sqrt(((1-2)²+(3-2)²)/2)
+    assert scales[1]["cb_mean"] == 3.0 and scales[1]["cb_std"] == 1.0
+    assert scales[2]["cf_std"] == 0.0                                      # one candidate: no spread
+
+
+def test_blend_puts_both_components_on_the_users_scale(spark):
+    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (1, 12, None, 3.0)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
+                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    got = {r["movie_id"]: r for r in scoring.blend(raw, scales, 0.7, 0.3).collect()}
+    # movie 10: z_cf = (1-2)/1 = -1, z_cb = (2-3)/1 = -1 → both logistic(-1)
+    assert got[10]["cf_score"] == pytest.approx(LOW) and got[10]["cb_score"] == pytest.approx(LOW)
+    assert got[10]["score"] == pytest.approx(0.7 * LOW + 0.3 * LOW)
+    assert got[11]["score"] == pytest.approx(0.7 * HIGH + 0.3 * HIGH)
+    # movie 12: ALS never saw it → cf is neutral 0.5; cb z = 0 → 0.5
+    assert got[12]["cf_score"] == 0.5 and got[12]["cb_score"] == 0.5
+    assert got[12]["score"] == pytest.approx(0.5)
+
+
+def test_weights_change_the_order(spark):
+    raw = spark.createDataFrame([(1, 10, 3.0, 2.0), (1, 11, 1.0, 4.0)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
+                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    best = lambda w_cf, w_cb: scoring.top_k(scoring.blend(raw, scales, w_cf, w_cb), 1).first()["movie_id"]
+    assert best(0.7, 0.3) == 10      # ALS prefers 10
+    assert best(0.3, 0.7) == 11      # the content model prefers 11
+
+
+def test_top_k_ranks_from_one_and_breaks_ties_by_movie_id(spark):
+    scored = spark.createDataFrame([(1, 30, 0.5), (1, 20, 0.5), (1, 10, 0.9), (1, 40, 0.1), (2, 10, 0.3)],
+                                   "user_id int, movie_id int, score double")
+    expected = spark.createDataFrame([(1, 10, 0.9, 1), (1, 20, 0.5, 2), (1, 30, 0.5, 3), (2, 10, 0.3, 1)],
+                                     "user_id int, movie_id int, score double, rank int")
+    assertDataFrameEqual(scoring.top_k(scored, 3), expected)
+
+
+def test_content_pool_takes_the_most_rated_and_every_new_movie(spark):
+    feats = spark.createDataFrame([(1, 50, 4.0), (2, 10, 3.0), (3, 30, 3.5), (4, 0, 3.5), (5, 1, 5.0)],
+                                  "movie_id int, n_ratings long, mean_rating double")
+    assert sorted(r["movie_id"] for r in scoring.content_pool(feats, 2).collect()) == [1, 3, 4]
+
+
+def test_popular_movies_by_count_then_mean(spark):
+    feats = spark.createDataFrame([(1, 10, 3.0), (2, 10, 4.0), (3, 50, 2.0), (4, 0, 3.5)],
+                                  "movie_id int, n_ratings long, mean_rating double")
+    assert [(r["rank"], r["movie_id"]) for r in scoring.popular_movies(feats, 3).collect()] == [(1, 3), (2, 2), (3, 1)]
