@@ -129,6 +129,11 @@ def recommend():
             known = services().genres(conn, run_id)
             given_genres = {m: _known_genres(known, names, m) for m, names in given_genres.items()}
         stored = store.get_stored_pairs(conn, run_id, user_id, movie_ids)
+        if not stored and not store.is_run_user(conn, run_id, user_id):
+            # no history: nothing personal to score, so the run's popularity ranks the movies
+            popular = store.get_popular_scores(conn, run_id, movie_ids)
+            results = [{"movieId": m, "score": popular.get(m, 0.0), "source": "cold_start"} for m in movie_ids]
+            return jsonify(sorted(results, key=lambda item: (-item["score"], item["movieId"])))
         missing = [m for m in movie_ids if m not in stored]
         catalogue = store.get_movies(conn, missing) if missing else {}
     unknown = [m for m in missing if m not in catalogue and m not in given_genres]

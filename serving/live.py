@@ -110,12 +110,12 @@ class LiveScorer:
         spark = self._session()
         spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         models = self._models_for(spark, run_id)
-        from jobs.online import UnknownMovie
+        from jobs.online import UnknownMovie, UnknownUser
 
         try:
             return work(models)
-        except UnknownMovie as err:
-            raise LiveBadInput(_message(err)) from None
+        except (UnknownMovie, UnknownUser) as err:
+            raise LiveBadInput(_message(err).strip("'\"")) from None
         except (LiveUnavailable, LiveBadInput):
             raise
         except Exception as err:   # Spark failed mid-call: the client may retry, the log has the trace

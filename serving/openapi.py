@@ -104,7 +104,9 @@ SCHEMAS: dict[str, Any] = {
             "properties": {
                 "movieId": ID,
                 "score": {"type": "number"},
-                "source": {"type": "string", "enum": ["precomputed", "live"]},
+                "source": {"type": "string", "enum": ["precomputed", "live", "cold_start"],
+                           "description": "cold_start: a user the run has no ratings of; the score is then "
+                                          "the movie's popularity in the run (0 outside its popular list)"},
             },
         },
     },

@@ -265,6 +265,16 @@ def get_popular(conn: sa.Connection, run_id: str, k: int, offset: int = 0,
              "cf_score": None, "cb_score": None} for row in conn.execute(query)]
 
 
+def get_popular_scores(conn: sa.Connection, run_id: str, movie_ids: Iterable[int]) -> dict[int, float]:
+    """movie id -> the run's popularity score, for the given movies among its popular ones."""
+    ids = list(movie_ids)
+    rows = conn.execute(
+        sa.select(popular_movies.c.movie_id, popular_movies.c.score)
+        .where(popular_movies.c.run_id == run_id, popular_movies.c.movie_id.in_(ids))
+    ).all()
+    return {row.movie_id: row.score for row in rows}
+
+
 # ---------------------------------------------------------------- movies
 
 def get_movie(conn: sa.Connection, movie_id: int) -> dict[str, Any] | None:

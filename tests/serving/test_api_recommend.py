@@ -31,6 +31,15 @@ def test_the_seeds_body_with_genres_is_accepted(client):
     assert {item["source"] for item in answer} == {"precomputed"}
 
 
+def test_a_user_without_history_gets_the_runs_popularity(client):
+    # user 3 is not among run-new's users: popular ranks 5 -> 1, 32 -> 11, 1 -> 12 (score 100 - rank)
+    answer = post(client, {"userId": 3, "movieIds": [1, 31, 5, 32]}).get_json()
+    assert answer == [{"movieId": 5, "score": 99.0, "source": "cold_start"},
+                      {"movieId": 32, "score": 89.0, "source": "cold_start"},
+                      {"movieId": 1, "score": 88.0, "source": "cold_start"},
+                      {"movieId": 31, "score": 0.0, "source": "cold_start"}]
+
+
 def test_a_body_without_json_content_type_is_still_read(client):
     response = client.post("/recommend", data=json.dumps({"userId": 1, "movieIds": [20]}))
     assert response.status_code == 200

@@ -66,6 +66,7 @@ def _rebase(schema):
     ("get", "/users/abc/recommendations", None),
     ("post", "/recommend", {"userId": 1, "movieIds": [20, 5]}),
     ("post", "/recommend", {"userId": 1, "movieIds": []}),
+    ("post", "/recommend", {"userId": 3, "movieIds": [1, 5]}),
     ("get", "/movies/31", None),
     ("get", "/movies/99", None),
     ("get", "/movies/1/similar?k=3", None),
