@@ -6,15 +6,17 @@ Every stage file imports `jobs.*` absolutely.  On a local master the editable in
 that work; on a cluster the executors (and, in cluster deploy modes, the driver) only see
 what spark-submit ships, so the Airflow DAG passes this zip as `py_files`.
 
-The zip holds `jobs/` at its root (so `import jobs.config` resolves inside it), every file
-of the package except caches, and nothing else.  It is reproducible: entries are sorted
+The zip mirrors the project's layout: `jobs/` at its root (so `import jobs.config`
+resolves inside it) with every file of the package except caches, and `sql/` (the store's
+DDL, which publish applies).  It is reproducible: entries are sorted
 and stamped with one fixed time, so the same sources give the same bytes (and the same
 checksum), and it is written to a temporary file first and renamed, so a spark-submit that
 reads it while it is rebuilt sees the old zip or the new one, never half of one.
 
 Note for code in `jobs/`: with `--py-files` the driver imports `jobs` from this zip too
-(spark-submit puts py-files first on PYTHONPATH), so package data must be read with
-`importlib.resources` or `pkgutil.get_data`, never through a path built from `__file__`.
+(spark-submit puts py-files first on PYTHONPATH), so `config.PROJECT_ROOT` is then the zip
+itself: read project files zip-safely, e.g. `zipfile.Path(PROJECT_ROOT, "sql/schema.sql")`
+when `PROJECT_ROOT` is a zip file, never with a plain `open()` of a path under it.
 """
 from __future__ import annotations
 
@@ -30,17 +32,21 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# project folders shipped beside the package, for code that reads them (publish: sql/schema.sql)
+DATA_DIRS = ("sql",)
 # 1980-01-01, the earliest time a zip entry can carry: a fixed stamp makes the bytes reproducible
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo", ".swp"}
 
 
-def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
-    """The package's files, relative to the folder holding the package, in a stable order."""
+def package_files(package_dir: Path = PACKAGE_DIR, data_dirs: tuple[str, ...] = DATA_DIRS) -> list[Path]:
+    """The package's files and the data folders' files, relative to the folder holding the
+    package, in a stable order."""
     root = package_dir.parent
     found = []
-    for dirpath, dirnames, filenames in os.walk(package_dir):
+    tops = [package_dir] + [root / d for d in data_dirs if (root / d).is_dir()]
+    for dirpath, dirnames, filenames in (walked for top in tops for walked in os.walk(top)):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         for name in filenames:
             path = Path(dirpath) / name

@@ -49,6 +49,14 @@ def run_dag_test(env: dict[str, str], confs: list[dict], log: Path) -> list[dict
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def task_output(log: Path, task_id: str) -> str:
+    """What the last attempt of `task_id` printed (spark-submit's output included), for failure messages."""
+    text = log.read_text(errors="replace")
+    start = text.rfind(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.{task_id} ")
+    end = text.find("[DAG TEST] running task", start + 1)
+    return text[start:end if end > 0 else None][-8000:] if start >= 0 else text[-4000:]
+
+
 def users_in(data_dir: Path) -> set[int]:
     with open(data_dir / "ratings.csv", newline="") as f:
         return {int(row["userId"]) for row in csv.DictReader(f)}
@@ -64,7 +72,8 @@ def test_dag_runs_every_stage_and_publishes_then_a_failed_run_leaves_it_serving(
     missing = tmp_path / "no-such-data"
     good, bad = run_dag_test(env, [{"top_k": 7}, {"data_dir": str(missing)}], tmp_path / "dag_test.log")
 
-    assert good["state"] == "success", good
+    failed = [t for t, state in good["tasks"].items() if state == "failed"]
+    assert good["state"] == "success", f"{good}\n" + "\n".join(task_output(tmp_path / "dag_test.log", t) for t in failed)
     assert good["tasks"] == {stage: "success" for stage in STAGES}
     assert bad["state"] == "failed", bad
     assert bad["tasks"]["ingest"] == "failed"

@@ -16,7 +16,12 @@ def test_zip_holds_every_module_of_the_jobs_package_and_no_caches(jobs_zip):
     assert "jobs/__init__.py" in names and "jobs/config.py" in names and "jobs/package.py" in names
     assert expected <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert all(n.startswith("jobs/") for n in names)
+    assert {n.split("/")[0] for n in names} == {"jobs", "sql"}
+
+
+def test_zip_carries_the_store_schema_readable_from_inside_it(jobs_zip):
+    """Publish applies sql/schema.sql; imported from the zip, the project root is the zip."""
+    assert zipfile.Path(jobs_zip, "sql/schema.sql").read_text() == (PROJECT / "sql" / "schema.sql").read_text()
 
 
 def test_same_sources_give_the_same_bytes(jobs_zip, tmp_path):
