@@ -24,12 +24,19 @@ test: install system-deps
 test-quick: install
 	$(VENV)/bin/pytest -q -m "not slow and not airflow and not browser and not postgres"
 
+# MovieLens ml-latest-small into data/, unless MOVIEREC_DATA_DIR already points at a copy
 data: install
-	$(VENV)/bin/movierec download
+	@if [ -n "$$MOVIEREC_DATA_DIR" ] && [ -f "$$MOVIEREC_DATA_DIR/ratings.csv" ]; then \
+	  echo "using MOVIEREC_DATA_DIR=$$MOVIEREC_DATA_DIR"; \
+	else $(VENV)/bin/movierec download; fi
 
+# the whole pipeline into var/movierec.db, then the API on http://127.0.0.1:$(API_PORT)/
+API_PORT ?= 8000
 demo: install data
 	$(VENV)/bin/movierec pipeline
-	@echo "store: var/movierec.db   warehouse: var/warehouse"
+	@echo "store: var/movierec.db   warehouse: var/warehouse   runs: $(VENV)/bin/movierec runs"
+	@echo "API and page: http://127.0.0.1:$(API_PORT)/   (Ctrl-C stops it)"
+	$(VENV)/bin/movierec serve --bind 127.0.0.1:$(API_PORT)
 
 clean:
 	rm -rf var/warehouse var/movierec.db* var/reports

@@ -6,7 +6,8 @@ import importlib
 import logging
 import sys
 
-# subcommand -> (module, one-line help); each module has add_arguments(parser) and run_cli(args)
+# subcommand -> (module, one-line help); each module has add_arguments(parser) and run_cli(args),
+# or, when it serves several commands, add_<name>_arguments(parser) and run_<name>(args)
 COMMANDS = {
     "download": ("jobs.download", "fetch ml-latest-small from GroupLens, verify and unpack it"),
     "synth": ("jobs.synth", "write a MovieLens-shaped synthetic data set"),
@@ -29,9 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         module, help_text = COMMANDS[name]
         mod = importlib.import_module(module)
         parser = argparse.ArgumentParser(prog=f"movierec {name}", description=help_text)
-        getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", None))(parser)
+        # a module serving several commands names its pair add_<name>_arguments / run_<name>
+        if hasattr(mod, f"add_{name}_arguments"):
+            add, handler = getattr(mod, f"add_{name}_arguments"), getattr(mod, f"run_{name}")
+        else:
+            add, handler = mod.add_arguments, mod.run_cli
+        add(parser)
         args = parser.parse_args(argv[1:])
-        handler = getattr(mod, f"run_{name}", None) or mod.run_cli
     else:
         parser = argparse.ArgumentParser(prog="movierec", description=__doc__)
         parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))

@@ -437,7 +437,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same bytes")
     parser.add_argument("--out", required=True, help="directory to write the CSV files into")
     parser.add_argument("--tags", type=int, default=None,
-                        help=f"number of tags (default {DEFAULT_TAG_SHARE:.1%} of the ratings)")
+                        help=f"number of tags (default {DEFAULT_TAG_SHARE * 100:.1f}%% of the ratings)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
