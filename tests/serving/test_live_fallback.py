@@ -1,0 +1,196 @@
+"""The live-Spark fallback with real Spark, on models saved by a real pipeline run.
+
+A small pipeline run (tests' small_data, the session's fast settings) is published to a
+SQLite store; the answers are checked against the store's own rows and against
+`jobs.online.RunModels` called directly, the batch's scoring code.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+RUN = "live-1"
+STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "publish")   # no evaluate: the gate is skipped
+
+
+@pytest.fixture(scope="module")
+def live_settings(spark, settings, small_data, tmp_path_factory):
+    from jobs.paths import local_path, RunPaths
+    from jobs.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("live")
+    live = settings.replace(data_dir=str(small_data), warehouse=str(root / "warehouse"),
+                            db_url=f"sqlite:///{root / 'store.db'}", skip_quality_gate=True, live_timeout=300.0)
+    run_pipeline(spark, live, RUN, STAGES)
+    assert local_path(RunPaths(live.warehouse, RUN).als_model).exists()
+    return live
+
+
+@pytest.fixture(scope="module")
+def engine(live_settings):
+    from jobs.store import engine_for
+
+    engine = engine_for(live_settings.db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def oracle(spark, live_settings):
+    """The run's models loaded directly, as the batch's code scores with them."""
+    from jobs.online import RunModels
+
+    return RunModels.load(spark, live_settings, RUN)
+
+
+def stored_list(engine, user_id: int, run_id: str = RUN) -> list[tuple[int, float]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(
+            "SELECT movie_id, score FROM recommendations WHERE run_id = :run AND user_id = :user ORDER BY rank"),
+            {"run": run_id, "user": user_id})]
+
+
+@pytest.fixture(scope="module")
+def users(engine):
+    """Two users with stored rows; the second one's rows are removed (trained on, nothing stored)."""
+    with engine.begin() as conn:
+        ids = [row[0] for row in conn.execute(sa.text(
+            "SELECT DISTINCT user_id FROM recommendations WHERE run_id = :run ORDER BY user_id"), {"run": RUN})]
+        conn.execute(sa.text("DELETE FROM recommendations WHERE run_id = :run AND user_id = :user"),
+                     {"run": RUN, "user": ids[-1]})
+    return ids[0], ids[-1]
+
+
+@pytest.fixture(scope="module")
+def client(live_settings):
+    from serving import create_app
+
+    return create_app({"SETTINGS": live_settings, "TESTING": True}).test_client()
+
+
+def ids(answer):
+    return [item["movie_id"] for item in answer["items"]]
+
+
+def test_a_page_past_the_store_continues_the_stored_list_live(client, engine, oracle, users):
+    user = users[0]
+    stored = [movie for movie, _ in stored_list(engine, user)]
+    assert len(stored) == 10   # the session settings' top_k
+    answer = client.get(f"/users/{user}/recommendations?k=15").get_json()
+    assert answer["source"] == "live" and answer["run_id"] == RUN
+    assert ids(answer)[:10] == stored
+    direct = [row["movie_id"] for row in oracle.recommend(user, 15)]
+    assert ids(answer)[10:] == [movie for movie in direct if movie not in stored][:5]
+    assert [item["rank"] for item in answer["items"]] == list(range(1, 16))
+    assert all(item["title"] and item["cf_score"] is not None for item in answer["items"])
+    # the same run gives the same pages, without repeats
+    second = client.get(f"/users/{user}/recommendations?k=5&offset=10").get_json()
+    assert second["source"] == "live" and ids(second) == ids(answer)[10:]
+
+
+def test_live_and_batch_rank_the_same_top_movies(engine, oracle, users):
+    """The same hybrid function ranks a user's list in the batch and in the fallback."""
+    user = users[0]
+    stored = stored_list(engine, user)
+    live = oracle.recommend(user, 10)
+    assert [row["movie_id"] for row in live] == [movie for movie, _ in stored]
+    assert [row["score"] for row in live] == pytest.approx([score for _, score in stored], abs=1e-6)
+
+
+def test_a_user_without_stored_rows_is_scored_live(client, oracle, users):
+    user = users[1]
+    answer = client.get(f"/users/{user}/recommendations?k=5").get_json()
+    assert answer["source"] == "live"
+    direct = oracle.recommend(user, 5)
+    assert ids(answer) == [row["movie_id"] for row in direct]
+    assert [item["score"] for item in answer["items"]] == pytest.approx([row["score"] for row in direct])
+    assert [item["cb_score"] for item in answer["items"]] == pytest.approx([row["cb_score"] for row in direct])
+
+
+def test_live_pages_of_a_genre_do_not_repeat(client, users, oracle):
+    user = users[1]
+    genre = sorted(oracle.genres)[0]
+    pages = [client.get(f"/users/{user}/recommendations?k=4&offset={offset}&genre={genre}").get_json()
+             for offset in (0, 4, 8)]
+    seen = sum((ids(page) for page in pages), [])
+    assert len(seen) == len(set(seen)) and len(seen) > 0
+    assert all(genre in item["genres"] for page in pages for item in page["items"])
+    ranks = [item["rank"] for page in pages for item in page["items"]]
+    assert ranks == sorted(ranks)
+
+
+def test_post_mixes_stored_pairs_with_live_ones(client, engine, oracle, users):
+    user = users[0]
+    stored = stored_list(engine, user)
+    (first, first_score), (second, second_score) = stored[0], stored[1]
+    other = next(m for m in sorted(oracle.movie_ids) if m not in {movie for movie, _ in stored})
+    new_movie, genres = 9_999_999, sorted(oracle.genres)[:2]
+    body = {"userId": user, "movieIds": [other, first, new_movie, second],
+            "genres_lists": [None, None, genres, []]}
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 200, response.get_json()
+    answer = {item["movieId"]: item for item in response.get_json()}
+    assert answer[first] == {"movieId": first, "score": pytest.approx(first_score), "source": "precomputed"}
+    assert answer[second]["source"] == "precomputed" and answer[second]["score"] == pytest.approx(second_score)
+    direct = {row["movie_id"]: row["score"] for row in oracle.score(user, [other, new_movie], {new_movie: genres})}
+    assert answer[other] == {"movieId": other, "score": pytest.approx(direct[other]), "source": "live"}
+    assert answer[new_movie] == {"movieId": new_movie, "score": pytest.approx(direct[new_movie]), "source": "live"}
+    scores = [item["score"] for item in response.get_json()]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_stored_pair_scored_live_matches_the_store(engine, oracle, users):
+    user = users[0]
+    stored = stored_list(engine, user)[:3]
+    live = {row["movie_id"]: row["score"] for row in oracle.score(user, [movie for movie, _ in stored])}
+    assert [live[movie] for movie, _ in stored] == pytest.approx([score for _, score in stored], abs=1e-6)
+
+
+def test_warm_spark_loads_the_active_run_at_boot(live_settings, users):
+    from serving import create_app
+
+    app = create_app({"SETTINGS": live_settings.replace(warm_spark=True), "TESTING": True})
+    scorer = app.extensions["movierec"].live()
+    scorer.run_blocking(lambda: None).result(timeout=600)   # queued behind the warm-up
+    assert scorer.started and scorer.loaded_run == RUN
+    assert app.test_client().get(f"/users/{users[1]}/recommendations?k=3").get_json()["source"] == "live"
+
+
+def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users):
+    from serving import create_app
+
+    app = create_app({"SETTINGS": live_settings.replace(live_timeout=0.001), "TESTING": True})
+    client = app.test_client()
+    response = client.get(f"/users/{users[1]}/recommendations?k=3")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "longer than 0.001 s" in response.get_json()["message"]
+    scorer = app.extensions["movierec"].live()
+    scorer.timeout = 600
+    response = client.get(f"/users/{users[1]}/recommendations?k=3")
+    assert response.status_code == 200 and response.get_json()["source"] == "live"
+
+
+def test_the_fallback_follows_the_active_run(spark, client, live_settings, engine, users):
+    """Publish a second run (the first one's outputs under a new id), then roll back."""
+    from jobs import store
+    from jobs.paths import RunPaths, local_path
+    from jobs.pipeline import run_pipeline
+
+    scorer = client.application.extensions["movierec"].live()
+    assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
+    assert scorer.loaded_run == RUN
+    source = local_path(RunPaths(live_settings.warehouse, RUN).root)
+    target = local_path(RunPaths(live_settings.warehouse, "live-2").root)
+    shutil.copytree(source, target)
+    shutil.rmtree(target / "publish", ignore_errors=True)
+    run_pipeline(spark, live_settings, "live-2", ["publish"])
+    answer = client.get(f"/users/{users[1]}/recommendations?k=12").get_json()
+    assert answer["run_id"] == "live-2" and answer["source"] == "live"
+    assert scorer.loaded_run == "live-2"
+    store.rollback(engine, RUN)
+    assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
+    assert scorer.loaded_run == RUN
