@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/load_api.py                      # a synthetic store shaped like ml-latest-small
     .venv/bin/python benchmarks/load_api.py --db-url URL          # an existing store (e.g. after `movierec pipeline`)
     .venv/bin/python benchmarks/load_api.py --db-url URL --warehouse DIR --live   # also POST /recommend scored live
+    .venv/bin/python benchmarks/load_api.py --pipeline-data DIR   # first `movierec pipeline` on DIR (no evaluate),
+                                                                  # then all phases on its store, --live included
 
 Phases, each bounded by --duration seconds and --max-requests requests:
 1. peak: --concurrency closed-loop clients on keep-alive connections, GET /healthz, then
@@ -99,6 +101,18 @@ def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, s
         stored.setdefault(user, set()).add(movie)
     users = sorted(stored)[:limit]
     return users, {"_movies": movie_ids, **{u: stored[u] for u in users}}
+
+
+def run_pipeline(data_dir: str, db_url: str, warehouse: str) -> None:
+    """`movierec pipeline` in its own process (its own Spark), published to db_url."""
+    import subprocess
+
+    stages = "ingest,featurize,train_als,train_rf,score,publish"
+    command = [sys.executable, "-m", "jobs.cli", "pipeline", "--run-id", "bench-1", "--stages", stages,
+               "--data-dir", data_dir, "--db-url", db_url, "--warehouse", warehouse, "--skip-quality-gate", "true"]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    print(f"pipeline on {data_dir}: {time.perf_counter() - started:.0f} s -> {db_url}")
 
 
 # ---------------------------------------------------------------- the load generator
@@ -221,12 +235,19 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=10, help="seconds per phase (default %(default)s)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="requests per phase at most")
     parser.add_argument("--live", action="store_true", help="also time POST /recommend scored live")
+    parser.add_argument("--pipeline-data", help="a MovieLens directory: run the pipeline on it first (stages without "
+                                                "evaluate, quality gate skipped; model settings from MOVIEREC_*) "
+                                                "and benchmark its store, live phase included")
     parser.add_argument("--live-calls", type=int, default=30, help="live POST calls after the warm-up")
     parser.add_argument("--json", help="write the figures to this file as JSON too")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
     db_url = args.db_url
+    if args.pipeline_data:
+        db_url, args.warehouse = f"sqlite:///{workdir / 'pipeline.db'}", str(workdir / "warehouse")
+        args.live = True
+        run_pipeline(args.pipeline_data, db_url, args.warehouse)
     if db_url is None:
         db_url = f"sqlite:///{workdir / 'bench.db'}"
         started = time.perf_counter()

@@ -42,8 +42,16 @@ class Services:
                 if self._live is None:
                     from serving.live import LiveScorer
 
-                    self._live = LiveScorer(self.settings)
+                    self._live = LiveScorer(self.settings, self.run_params)
         return self._live
+
+    def run_params(self, run_id: str) -> dict[str, Any] | None:
+        """The settings a run was made with (runs.params), for scoring with its models."""
+        from serving import store
+
+        with self.engine.connect() as conn:
+            run = store.get_run(conn, run_id)
+        return run["params"] if run else None
 
     @property
     def live_started(self) -> bool:

@@ -50,9 +50,32 @@ class LiveBadInput(ValueError):
     """The models cannot score what was asked (a movie they never saw, given no genres)."""
 
 
+# settings that say where and how this process runs, not how a run's models score: every
+# other setting is taken from the run's own parameters (runs.params) when its models load
+DEPLOYMENT_SETTINGS = frozenset({
+    "data_dir", "warehouse", "db_url", "spark_master", "shuffle_partitions", "driver_memory",
+    "max_bad_share", "keep_runs", "quality_tolerance", "skip_quality_gate", "warm_spark", "live_timeout",
+})
+
+
+def settings_for_run(settings: Settings, run_params: dict[str, Any] | None) -> Settings:
+    """This process's settings with the run's model settings (weights, candidates ...) laid over.
+
+    A live score must be the one the batch would have given with that run's parameters,
+    whatever the serving process was started with."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(Settings)} - DEPLOYMENT_SETTINGS
+    changes = {k: v for k, v in (run_params or {}).items() if k in names and getattr(settings, k) != v}
+    if changes:
+        log.info("live fallback: using the run's own %s", ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
+    return settings.replace(**changes) if changes else settings
+
+
 class LiveScorer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, run_params: Callable[[str], dict[str, Any] | None] | None = None):
         self.settings = settings
+        self._run_params = run_params or (lambda run_id: None)
         self.timeout = settings.live_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="movierec-live")
         self._spark = None
@@ -158,7 +181,7 @@ class LiveScorer:
 
         started = time.monotonic()
         try:
-            models = RunModels.load(spark, self.settings, run_id)
+            models = RunModels.load(spark, settings_for_run(self.settings, self._run_params(run_id)), run_id)
         except Exception as err:
             log.exception("live fallback: could not load run %s", run_id)
             raise LiveUnavailable(

@@ -194,3 +194,15 @@ def test_the_fallback_follows_the_active_run(spark, client, live_settings, engin
     store.rollback(engine, RUN)
     assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
     assert scorer.loaded_run == RUN
+
+
+def test_live_scores_use_the_runs_own_weights(live_settings, oracle, users):
+    """A server started with other blend weights still scores the run as the run was made."""
+    from serving import create_app
+
+    app = create_app({"SETTINGS": live_settings.replace(cf_weight=0.2, cb_weight=0.8, als_candidates=5),
+                      "TESTING": True})
+    answer = app.test_client().get(f"/users/{users[1]}/recommendations?k=5").get_json()
+    direct = oracle.recommend(users[1], 5)   # loaded with the run's settings
+    assert ids(answer) == [row["movie_id"] for row in direct]
+    assert [item["score"] for item in answer["items"]] == pytest.approx([row["score"] for row in direct])

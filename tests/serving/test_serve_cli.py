@@ -59,3 +59,4 @@ def test_the_metrics_folder_starts_empty(tmp_path):
     (tmp_path / "keep.txt").write_text("not ours")
     assert prepare_metrics_dir(str(tmp_path)) == str(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
