@@ -67,8 +67,7 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
 
     report = {"data_dir": settings.data_dir}
     for name, checked in (("movies", movies), ("ratings", ratings)):
-        total = checked.count()
-        reasons = V.reason_counts(checked)
+        total, reasons = V.row_counts(checked)
         report[name] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
         log.info("ingest %s: %d rows, rejected %s", name, total, reasons or "none")
 
@@ -78,8 +77,7 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
         tags = V.check_tags(read_csv(spark, tags_path, S.TAGS_CSV))
         tags = V.mark_duplicates(V.mark_unknown_movies(tags, good_movies), [S.USER, S.MOVIE, S.TAG], [F.col("_line")])
         tags = tags.persist(level)
-        total = tags.count()
-        reasons = V.reason_counts(tags)
+        total, reasons = V.row_counts(tags)
         report["tags"] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
         good_tags = tags.where(F.col(S.REASON).isNull()).select(S.USER, S.MOVIE, S.TAG, S.TIMESTAMP)
     else:

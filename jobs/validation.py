@@ -129,9 +129,16 @@ def dedupe_ratings(checked: DataFrame) -> DataFrame:
     return mark_duplicates(checked, [USER, MOVIE], [F.col(TIMESTAMP).desc(), F.col("_line").desc()])
 
 
+def row_counts(checked: DataFrame) -> tuple[int, dict[str, int]]:
+    """(all rows, rows set aside by reason), in one pass."""
+    rows = checked.groupBy(REASON).count().collect()
+    reasons = {row[REASON]: int(row["count"]) for row in sorted(rows, key=lambda r: r[REASON] or "")
+               if row[REASON] is not None}
+    return sum(int(row["count"]) for row in rows), reasons
+
+
 def reason_counts(checked: DataFrame) -> dict[str, int]:
-    rows = checked.where(F.col(REASON).isNotNull()).groupBy(REASON).count().collect()
-    return {row[REASON]: int(row["count"]) for row in sorted(rows, key=lambda r: r[REASON])}
+    return row_counts(checked)[1]
 
 
 def bad_share(total: int, reasons: dict[str, int]) -> float:

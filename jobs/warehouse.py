@@ -13,12 +13,17 @@ class EmptyResult(RuntimeError):
 
 
 def write_table(df, path: str, *, require_rows: bool = True, partitions: int | None = None) -> None:
-    """Overwrite `path` with `df` as Parquet, so a retried stage leaves no duplicates."""
+    """Overwrite `path` with `df` as Parquet, so a retried stage leaves no duplicates.
+
+    With `require_rows`, an empty result raises EmptyResult and leaves no table behind
+    (checked on what was written, so `df` is computed once).
+    """
     if partitions:
         df = df.coalesce(partitions)
-    if require_rows and df.limit(1).count() == 0:
-        raise EmptyResult(f"refusing to write an empty table to {path}")
     df.write.mode("overwrite").parquet(path)
+    if require_rows and df.sparkSession.read.parquet(path).limit(1).count() == 0:
+        delete(df.sparkSession, path)
+        raise EmptyResult(f"refusing to write an empty table to {path}")
 
 
 def read_table(spark, path: str):
@@ -38,8 +43,16 @@ def read_json(spark, path: str) -> Any:
     return json.loads(rows[0].value)
 
 
+def _hadoop(spark, path: str):
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def exists(spark, path: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = _hadoop(spark, path)
     return fs.exists(hadoop_path)
+
+
+def delete(spark, path: str) -> None:
+    fs, hadoop_path = _hadoop(spark, path)
+    fs.delete(hadoop_path, True)
