@@ -204,9 +204,14 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
         live = response.status == 200 and all(item["source"] == "live" for item in answer)
         return took, response.status, live, answer
 
+    # warm-up: the worker starts Spark and loads the run's models; a 503 says when to come back
     warm_started = time.perf_counter()
-    took, status, live, answer = one()   # starts Spark and loads the run's models in the worker
-    warm = {"first_call_s": round(time.perf_counter() - warm_started, 2), "status": status}
+    for attempt in range(20):
+        took, status, live, answer = one()
+        if status != 503:
+            break
+        time.sleep(5)
+    warm = {"first_call_s": round(time.perf_counter() - warm_started, 2), "status": status, "attempts": attempt + 1}
     if status != 200:
         return {"warm": warm, "error": answer}
     latencies, errors = [], 0

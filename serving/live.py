@@ -7,8 +7,9 @@ reloaded when the caller names another run: the API resolves the active run from
 store on every request, so the fallback follows a publish or a rollback by itself.
 
 Every call runs on the scorer's one worker thread and the caller waits at most
-`settings.live_timeout` seconds for it.  On a time-out the call's Spark jobs are cancelled
-and `LiveUnavailable` (answered as 503 with Retry-After) is raised; so it is when Spark
+`settings.live_timeout` seconds for it.  On a time-out the call's scoring jobs are cancelled
+(starting Spark and loading the models go on: they serve the calls after it) and
+`LiveUnavailable` (answered as 503 with Retry-After) is raised; so it is when Spark
 cannot start (then new calls fail at once for `FAILURE_BACKOFF` seconds instead of
 retrying a JVM launch on every request).  Calls queue behind each other: one process
 never runs two Spark scorings at once, and nobody waits longer than the time-out.
@@ -120,19 +121,26 @@ class LiveScorer:
             raise LiveUnavailable(f"live scoring is unavailable: {self._failure}",
                                   retry_after=int(self._failed_until - now) + 1)
         tag = f"movierec-live-{next(self._ids)}"
-        future = self._executor.submit(self._in_worker, tag, run_id, work)
+        abandoned = threading.Event()
+        future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned)
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
-            future.cancel()          # still queued: never runs; running: its Spark jobs are cancelled
-            self._cancel(tag)
+            abandoned.set()          # not started scoring yet: it never will
+            future.cancel()          # still queued: never runs
+            self._cancel(tag)        # scoring: its Spark jobs are cancelled
             raise LiveTimeout(f"live scoring took longer than {self.timeout:g} s and was cancelled",
                               retry_after=TIMEOUT_RETRY_AFTER) from None
 
-    def _in_worker(self, tag: str, run_id: str, work: Callable[[Any], Any]):
+    def _in_worker(self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event):
         spark = self._session()
-        spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
+        # starting Spark and loading a run's models serve every later call: a caller that stops
+        # waiting does not cancel them (else under load each try would start the load anew)
+        spark.sparkContext.setJobGroup("movierec-live-load", "movierec live fallback: loading models")
         models = self._models_for(spark, run_id)
+        if abandoned.is_set():
+            return None          # the caller has answered 503 already: no Spark work for nobody
+        spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         from jobs.online import UnknownMovie, UnknownUser
 
         try:

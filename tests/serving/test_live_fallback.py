@@ -161,6 +161,7 @@ def test_warm_spark_loads_the_active_run_at_boot(live_settings, users):
 
 
 def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users):
+    """The first call times out while the models load; the load goes on and serves the next call."""
     from serving import create_app
 
     app = create_app({"SETTINGS": live_settings.replace(live_timeout=0.001), "TESTING": True})
@@ -169,6 +170,10 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "longer than 0.001 s" in response.get_json()["message"]
     scorer = app.extensions["movierec"].live()
+    scorer.run_blocking(lambda: None).result(timeout=600)   # whatever the timed-out call started is done
+    assert scorer.loaded_run == RUN                          # the model load was not cancelled with it
+    response = client.get(f"/users/{users[1]}/recommendations?k=3")
+    assert response.status_code == 503                      # scoring itself still takes more than 1 ms
     scorer.timeout = 600
     response = client.get(f"/users/{users[1]}/recommendations?k=3")
     assert response.status_code == 200 and response.get_json()["source"] == "live"
