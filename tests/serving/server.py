@@ -25,6 +25,7 @@ class Served:
 
     def __init__(self, db_url: str, workdir: Path, workers: int = 2, env: dict | None = None,
                  extra: list[str] | None = None):
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.metrics_dir = workdir / "metrics"
