@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/load_api.py --pipeline-data DIR   # first `movierec pipeline` on DIR (no evaluate),
                                                                   # then all phases on its store, --live included
 
-Phases, each bounded by --duration seconds and --max-requests requests:
+Phases, each bounded by --duration seconds and --max-requests requests, repeated --rounds times:
 1. peak: --clients closed-loop client processes on keep-alive connections, GET /healthz, then
    GET /users/<id>/recommendations?k=10 (random users of the active run); throughput, p50, p99.
 2. half-rate: GET /users/<id>/recommendations at half its peak rate, open loop (each request
@@ -250,6 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: movierec serve's)")
     parser.add_argument("--clients", type=int, default=4, help="load generator processes (default %(default)s)")
     parser.add_argument("--duration", type=float, default=10, help="seconds per phase (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each GET phase (default %(default)s)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="requests per phase at most")
     parser.add_argument("--live", action="store_true", help="also time POST /recommend scored live")
     parser.add_argument("--pipeline-data", help="a MovieLens directory: run the pipeline on it first (stages without "
@@ -312,30 +313,43 @@ def main(argv=None) -> int:
 
 
 def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
+    """Peaks of /healthz and recommendations, interleaved over --rounds rounds (best round kept:
+    on a shared machine other work only ever slows a round down), then the half-rate phase."""
     print(f"gunicorn on 127.0.0.1:{server.port}; load from {args.clients} client processes, "
-          f"{args.duration:g} s per phase, at most {args.max_requests} requests")
+          f"{args.duration:g} s per phase, {args.rounds} rounds, at most {args.max_requests} requests a phase")
     rec_paths = [f"/users/{u}/recommendations?k=10" for u in users]
     # a short warm-up so every worker has its connections and code paths ready
     run_load(server.port, rec_paths, args.clients, min(2.0, args.duration), 2000)
-    figures["healthz_peak"] = run_load(server.port, ["/healthz"], args.clients, args.duration, args.max_requests)
-    report("GET /healthz (peak)", figures["healthz_peak"])
-    figures["recs_peak"] = run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests)
-    report("GET /users/<id>/recommendations (peak)", figures["recs_peak"])
+    rounds = {"healthz_peak": [], "recs_peak": []}
+    for _ in range(args.rounds):
+        rounds["healthz_peak"].append(run_load(server.port, ["/healthz"], args.clients, args.duration, args.max_requests))
+        rounds["recs_peak"].append(run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests))
+    for name, label in (("healthz_peak", "GET /healthz (peak)"), ("recs_peak", "GET /users/<id>/recommendations (peak)")):
+        figures[name] = max(rounds[name], key=lambda r: r["rps"])
+        figures[name]["rounds_rps"] = [r["rps"] for r in rounds[name]]
+        report(label, figures[name])
     ratio = figures["recs_peak"]["rps"] / figures["healthz_peak"]["rps"]
     figures["recs_over_healthz"] = round(ratio, 3)
     print(f"  recommendations / healthz throughput: {ratio:.0%} (target >= 70%)")
     half = figures["recs_peak"]["rps"] / 2
-    figures["recs_half_rate"] = run_load(server.port, rec_paths, args.clients, args.duration,
-                                         args.max_requests, rate=half)
-    report(f"GET /users/<id>/recommendations at {half:.0f} req/s (half of peak, open loop)",
+    runs = [run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests, rate=half)
+            for _ in range(args.rounds)]
+    figures["recs_half_rate"] = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]   # the median round
+    figures["recs_half_rate"]["rounds_p99_ms"] = [r["p99_ms"] for r in runs]
+    report(f"GET /users/<id>/recommendations at {half:.0f} req/s (half of peak, open loop, median round)",
            figures["recs_half_rate"])
     print(f"  p99 at half rate: {figures['recs_half_rate']['p99_ms']} ms (target < 10 ms)")
 
 
 def report(name: str, figures: dict) -> None:
+    extra = ""
+    if "rounds_rps" in figures:
+        extra = f" [rounds: {', '.join(str(r) for r in figures['rounds_rps'])} req/s]"
+    if "rounds_p99_ms" in figures:
+        extra = f" [p99 by round: {', '.join(str(r) for r in figures['rounds_p99_ms'])} ms]"
     print(f"{name}: {figures['rps']} req/s over {figures['seconds']} s ({figures['requests']} requests, "
           f"{figures['errors']} errors), p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
-          f"max {figures['max_ms']} ms")
+          f"max {figures['max_ms']} ms{extra}")
 
 
 if __name__ == "__main__":
