@@ -196,14 +196,11 @@ def rating_errors(
     }
 
 
-def _format_cell(value: object) -> str:
+def format_value(value: object, missing: str = "-") -> str:
+    """A metric as the tables show it: floats to 4 places, a missing one as `missing`."""
     if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
+        return missing
+    if isinstance(value, float) and not isinstance(value, bool):
         return f"{value:.4f}"
     return str(value)
 
@@ -222,7 +219,7 @@ def metrics_table(results: Mapping[str, Mapping[str, object]]) -> str:
     columns = [key for key in METRIC_ORDER if key in seen] + [key for key in seen if key not in METRIC_ORDER]
 
     header = ["model", *columns]
-    body = [[model, *(_format_cell(metrics.get(c)) for c in columns)] for model, metrics in results.items()]
+    body = [[model, *(format_value(metrics.get(c)) for c in columns)] for model, metrics in results.items()]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

@@ -401,17 +401,11 @@ def _e(value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4f}"
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
+    from jobs.metrics import format_value   # metrics imports pyspark: only when a page is written
+
+    return format_value(value, missing="–")
 
 
 def _plain(value: Any) -> str:
