@@ -19,11 +19,16 @@ def reports_dir() -> Path:
     return Path(current_app.config["REPORTS_DIR"]).resolve()
 
 
+LATEST = "latest.html"   # `movierec report` writes <run_id>.html and this copy of the newest
+
+
 def latest_report() -> str | None:
-    """The newest .html file under the reports folder, as a path relative to it."""
+    """`latest.html`, else the newest .html file under the reports folder, relative to it."""
     root = reports_dir()
     if not root.is_dir():
         return None
+    if (root / LATEST).is_file():
+        return LATEST
     pages = [p for p in root.rglob("*.html") if p.is_file()]
     if not pages:
         return None

@@ -39,6 +39,15 @@ def test_the_page_links_the_newest_report(sqlite_client, reports):
     response.close()
 
 
+def test_the_page_prefers_the_reports_latest_html(sqlite_client, reports):
+    # what `movierec report` writes: <run_id>.html and latest.html, a copy of the newest
+    reports.mkdir()
+    (reports / "latest.html").write_text("<html><title>latest</title></html>")
+    (reports / "run-new.html").write_text("<html><title>run-new</title></html>")
+    os.utime(reports / "latest.html", (1_700_000_000, 1_700_000_000))
+    assert 'href="/reports/latest.html"' in sqlite_client.get("/").get_data(as_text=True)
+
+
 def test_reports_cannot_reach_outside_their_folder(sqlite_client, reports, tmp_path):
     reports.mkdir()
     (tmp_path / "secret.txt").write_text("no")
