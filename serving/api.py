@@ -86,9 +86,11 @@ def user_recommendations(user_id: str):
         if not stored and not store.is_run_user(conn, run_id, uid):
             items = store.get_popular(conn, run_id, k, offset, genre)
             return _user_answer(uid, run_id, "cold_start", items)
-        # the page reaches past what the store holds: continue the stored list with live scores
-        depth = MAX_K if genre is not None else offset + k
-        ranked = _continue_live(stored, live_call("recommend", lambda s: s.recommend(run_id, uid, depth)))
+    # the page reaches past what the store holds: continue the stored list with live scores
+    # (no store connection is held while Spark works)
+    depth = MAX_K if genre is not None else offset + k
+    ranked = _continue_live(stored, live_call("recommend", lambda s: s.recommend(run_id, uid, depth)))
+    with engine.connect() as conn:
         catalogue = store.get_movies(conn, [row["movie_id"] for row in ranked])
     if genre is not None:
         ranked = [row for row in ranked if genre in catalogue.get(row["movie_id"], {}).get("genres", ())]
