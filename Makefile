@@ -58,4 +58,4 @@ airflow: install jobs-zip
 
 # airflow standalone + REST trigger + API read, on generated data (also part of `make test`)
 e2e: install system-deps
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/dags/test_e2e.py
+	$(VENV)/bin/pytest -q tests/dags/test_e2e.py

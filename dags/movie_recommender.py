@@ -9,7 +9,8 @@ so all of them read and write `<warehouse>/runs/<run id>/`:
 *Where Spark runs* is the Airflow connection `spark_default` alone: host `local[*]` by
 default (`make airflow` defines it), or `spark://master:7077`, `yarn`, `k8s://https://…`
 by changing only the connection. The `jobs` package travels as a zip in `py_files`
-(`make jobs-zip`), so executors on a cluster can import it.
+(`make jobs-zip`), so executors on a cluster can import it; each task brings the zip up to
+date with the code before it submits.
 
 *What the stages do* comes from the `MOVIEREC_*` environment of the process that runs
 spark-submit (warehouse, database URL, model settings) and from this run's params (the
@@ -85,6 +86,20 @@ def run_folder(run_id: str) -> str:
     return f"{cleaned[:200 - len(digest) - 1]}-{digest}"
 
 
+def refresh_jobs_zip(context=None) -> None:
+    """Before each spark-submit: the zip holds the same `jobs` code as the stage file on disk.
+
+    spark-submit reads the stage file (`application`) from disk but imports the library
+    from the zip, so a zip older than the code (jobs/ edited while `make airflow` runs)
+    would run one version's stage against another's library. A current zip is left as it
+    is; in an image, where the zip is built with the code, this is a comparison only.
+    """
+    if JOBS_ZIP:
+        from jobs.package import ensure_zip
+
+        ensure_zip(JOBS_ZIP, JOBS_DIR)
+
+
 _settings = movierec_config.from_env()
 JOBS_DIR = Path(os.environ.get("MOVIEREC_JOBS_DIR") or Path(jobs.__file__).parent)
 JOBS_ZIP = jobs_zip_from_env()
@@ -148,6 +163,7 @@ def stage(task_id: str) -> SparkSubmitOperator:
         driver_memory=_settings.driver_memory,
         application_args=list(STAGE_ARGS),
         execution_timeout=STAGE_TIMEOUTS[task_id],
+        pre_execute=refresh_jobs_zip,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import logging
 import os
 import sys
@@ -56,30 +57,62 @@ def package_files(package_dir: Path = PACKAGE_DIR, data_dirs: tuple[str, ...] = 
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
-    """Write the package to `out` (a .zip path) and return the path."""
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+def zip_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
+    """The zip of the package (and the data folders beside it), in memory."""
     files = package_files(package_dir)
     if not any(p.name == "__init__.py" and len(p.parts) == 2 for p in files):
         raise FileNotFoundError(f"{package_dir} has no __init__.py: not a package")
     root = package_dir.parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel in files:
+            info = zipfile.ZipInfo(rel.as_posix(), date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, (root / rel).read_bytes())
+    return buffer.getvalue()
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for rel in files:
-                info = zipfile.ZipInfo(rel.as_posix(), date_time=FIXED_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, (root / rel).read_bytes())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    log.info("wrote %s: %d files, sha256 %s", out, len(files), sha256(out)[:12])
+
+
+def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
+    """Write the package to `out` (a .zip path) and return the path."""
+    out = Path(out).resolve()
+    data = zip_bytes(package_dir)
+    _write_atomically(out, data)
+    log.info("wrote %s: %d bytes, sha256 %s", out, len(data), hashlib.sha256(data).hexdigest()[:12])
     return out
+
+
+def ensure_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> bool:
+    """Make `out` hold exactly the current package; True when it had to be (re)written.
+
+    The Airflow tasks call this before each spark-submit: the stage file is read from disk
+    while the library comes from the zip, so a zip older than the code would run one
+    version's stage against another version's library.  An up-to-date zip is left alone
+    (same bytes, same file), so concurrent tasks do not fight over it.
+    """
+    out = Path(out).resolve()
+    data = zip_bytes(package_dir)
+    try:
+        if out.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    _write_atomically(out, data)
+    log.info("refreshed %s from %s (sha256 %s)", out, package_dir, hashlib.sha256(data).hexdigest()[:12])
+    return True
 
 
 def sha256(path: str | os.PathLike) -> str:

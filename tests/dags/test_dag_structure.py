@@ -223,3 +223,20 @@ def test_hand_made_run_ids_map_to_valid_distinct_folders(dag, run_id):
 def test_run_id_mapping_keeps_distinct_ids_apart(dag):
     # "a~b" and "a_b": the second is already valid, the first must not land in the same folder
     assert render_args(dag, "ingest", "a~b")[1] != render_args(dag, "ingest", "a_b")[1]
+
+
+def test_every_task_refreshes_a_stale_jobs_zip_before_it_submits(monkeypatch, tmp_path):
+    """The stage file is read from disk, the library from the zip: a task brings the zip up
+    to date first, so the two cannot be different versions."""
+    import zipfile
+
+    from jobs.package import zip_bytes
+
+    stale = tmp_path / "jobs.zip"
+    with zipfile.ZipFile(stale, "w") as zf:
+        zf.writestr("jobs/__init__.py", "# an old build\n")
+    module = load_dag_module(monkeypatch, "_mr_refresh", MOVIEREC_JOBS_ZIP=str(stale))
+    for task in module.dag.tasks:
+        assert task._pre_execute_hook is module.refresh_jobs_zip, task.task_id
+    module.dag.get_task("train_als")._pre_execute_hook({})
+    assert stale.read_bytes() == zip_bytes()

@@ -49,3 +49,15 @@ def test_command_line_writes_the_zip(tmp_path):
     assert done.stdout.strip() == str(out)
     assert zipfile.ZipFile(out).testzip() is None
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_ensure_zip_rewrites_only_a_zip_that_differs(tmp_path):
+    from jobs.package import ensure_zip
+
+    out = tmp_path / "jobs.zip"
+    assert ensure_zip(out) is True                       # missing: written
+    before = out.stat().st_mtime_ns, out.stat().st_ino
+    assert ensure_zip(out) is False                      # current: left alone
+    assert (out.stat().st_mtime_ns, out.stat().st_ino) == before
+    out.write_bytes(b"not the current code")
+    assert ensure_zip(out) is True and zipfile.ZipFile(out).testzip() is None
