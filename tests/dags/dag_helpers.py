@@ -43,7 +43,7 @@ def small_settings_env(root: Path, data_dir: Path, jobs_zip: Path) -> dict[str, 
         "MOVIEREC_DB_URL": f"sqlite:///{root / 'store.db'}",
         "MOVIEREC_JOBS_ZIP": str(jobs_zip),
         "MOVIEREC_SHUFFLE_PARTITIONS": "2",
-        "MOVIEREC_DRIVER_MEMORY": "1g",
+        "MOVIEREC_DRIVER_MEMORY": "2g",  # as tests/conftest.py; 1g ran out of heap in evaluate
         "MOVIEREC_ALS_RANK": "8",
         "MOVIEREC_ALS_ITERATIONS": "5",
         "MOVIEREC_RF_TREES": "8",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,9 @@ def task_output(log: Path, task_id: str) -> str:
     text = log.read_text(errors="replace")
     start = text.rfind(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.{task_id} ")
     end = text.find("[DAG TEST] running task", start + 1)
-    return text[start:end if end > 0 else None][-8000:] if start >= 0 else text[-4000:]
+    part = text[start:end if end > 0 else None] if start >= 0 else text
+    lines = [line for line in part.splitlines() if not re.search(r"\] \d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ", line)]
+    return "\n".join(lines)[-8000:]
 
 
 def users_in(data_dir: Path) -> set[int]:
