@@ -23,8 +23,7 @@ from pyspark.sql import functions as F
 
 from jobs.collaborative import CF_RAW, als_candidates, cf_scores
 from jobs.content import CB_RAW, cb_scores
-from jobs.features import (GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, N_RATINGS, MEAN_RATING, TAG_EXPOSURE, TAG_MAP,
-                           map_dot, pair_features)
+from jobs.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, map_dot, pair_features
 from jobs.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 
 CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
@@ -76,11 +75,14 @@ def content_pool(movie_feats: DataFrame, size: int) -> DataFrame:
 
 
 def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame, n: int) -> DataFrame:
-    """(user_id, movie_id): each user's n unrated pool movies closest to their genre and tag profile."""
-    pairs = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE, TAG_EXPOSURE).crossJoin(
-        F.broadcast(pool.select(MOVIE, GENRE_MAP, TAG_MAP, N_RATINGS)))
-    affinity = (map_dot(GENRE_MAP, GENRE_EXPOSURE) + map_dot(GENRE_MAP, GENRE_TASTE)
-                + map_dot(TAG_MAP, TAG_EXPOSURE))
+    """(user_id, movie_id): each user's n unrated pool movies closest to their genre profile.
+
+    Genres only: a user's tag profile can hold hundreds of buckets, and matching it against
+    every pool movie cost more than all the other scoring; the forest weighs tags later.
+    """
+    pairs = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE).crossJoin(
+        F.broadcast(pool.select(MOVIE, GENRE_MAP, N_RATINGS)))
+    affinity = map_dot(GENRE_MAP, GENRE_EXPOSURE) + map_dot(GENRE_MAP, GENRE_TASTE)
     scored = pairs.select(USER, MOVIE, affinity.alias(CONTENT_AFFINITY), N_RATINGS)
     unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))
