@@ -11,7 +11,7 @@
 #
 # Login: user `admin`; Airflow generates its password on first start and keeps it in
 # $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated (printed below once ready).
-# Ctrl-C stops every Airflow process.
+# Ctrl-C stops every Airflow process (airflow standalone runs in the foreground).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,12 +43,9 @@ mkdir -p "$AIRFLOW_HOME" "$ROOT/var"
 [ -z "$MOVIEREC_JOBS_ZIP" ] || python -m jobs.package "$MOVIEREC_JOBS_ZIP" >/dev/null
 
 PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
-airflow standalone &
-AIRFLOW_PID=$!
-trap 'kill -INT "$AIRFLOW_PID" 2>/dev/null || true; wait "$AIRFLOW_PID" 2>/dev/null || true' INT TERM
 
-# wait until the API answers, then say where and how to log in
-python - "$URL" "$PASSWORDS" "$AIRFLOW_PID" <<'EOF'
+# in the background: wait until the API answers, then say where and how to log in
+python - "$URL" "$PASSWORDS" "$$" <<'EOF' &
 import json, os, sys, time, urllib.request
 url, passwords, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 deadline = time.monotonic() + 300
@@ -56,7 +53,7 @@ while time.monotonic() < deadline:
     try:
         os.kill(pid, 0)
     except OSError:
-        sys.exit("airflow standalone stopped; see its output above")
+        sys.exit(0)  # Airflow stopped; its own output says why
     try:
         with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2):
             pass
@@ -82,4 +79,6 @@ print(f"""
 ==================================================================
 """, flush=True)
 EOF
-wait "$AIRFLOW_PID"
+
+# in the foreground, in place of this shell: Ctrl-C reaches Airflow, which stops its parts
+exec airflow standalone

@@ -57,10 +57,10 @@ class Api:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Ctrl-C the way a person would (the script forwards it to airflow standalone), then
-    make sure nothing of this process group is left."""
+    """Ctrl-C as a person would (the script has become `airflow standalone`, which stops its
+    parts), then make sure nothing of this test's own process group is left."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
@@ -156,9 +156,12 @@ def test_trigger_through_the_rest_api_and_read_recommendations_from_the_api(airf
 
     # params are checked against their JSON schema before a run exists
     api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"top_k": 0}}, expect=(400,))
-    _, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"top_k": TOP_K}})
+    # tiny models on tiny synthetic data need not beat popularity: the quality gate is the
+    # jobs tests' subject, here it is skipped through the trigger form's param
+    conf = {"top_k": TOP_K, "skip_quality_gate": True}
+    _, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
     run_id = run["dag_run_id"]
-    assert run["conf"] == {"top_k": TOP_K}
+    assert run["conf"] == conf
     ready_s = time.monotonic() - started
 
     def finished():
