@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import sys
+import zipfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,9 +142,18 @@ def _writing(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def read_schema(path: Path = SCHEMA_FILE) -> str:
+    """sql/schema.sql's text, also when `jobs` is imported from the spark-submit --py-files zip
+    (then PROJECT_ROOT is the zip, which carries sql/schema.sql beside jobs/)."""
+    root = config.PROJECT_ROOT
+    if path == SCHEMA_FILE and zipfile.is_zipfile(root):
+        return zipfile.Path(root, "sql/schema.sql").read_text()
+    return path.read_text()
+
+
 def schema_statements(path: Path = SCHEMA_FILE) -> list[str]:
     """sql/schema.sql without comments, split on `;`."""
-    text = re.sub(r"--[^\n]*", "", path.read_text())
+    text = re.sub(r"--[^\n]*", "", read_schema(path))
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
