@@ -1,10 +1,18 @@
 """Collaborative filtering: Spark MLlib ALS on implicit feedback.
 
-How ratings become implicit feedback: every rating is a sign the user chose the movie,
-so preference is 1 for every rated movie; how strongly we believe it grows with the
-rating: confidence = 1 + alpha × rating (Hu, Koren & Volinsky).  A 1-star rating still
-says "watched it" (the strongest predictor of what a user watches next), only with less
-confidence than a 5-star one.
+How ratings become implicit feedback (`settings.als_feedback`).  Spark's implicit ALS reads
+a value v per rated pair as preference p = 1 if v > 0 else 0 and confidence
+c = 1 + alpha × |v| (Hu, Koren & Volinsky); v = 0 is the same as not rated.  The modes:
+
+- ``rating``: v = rating.  Every rating is a sign the user chose the movie (the strongest
+  predictor of what a user watches next); a 5-star one counts more than a 1-star one.
+- ``binary``: v = 1.  Only "watched it" counts, not how much it was liked.
+- ``centred``: v = rating − the user's mean rating.  Movies rated above the user's own
+  average are positive, those below are negative evidence (preference 0 with confidence).
+- ``midpoint``: v = rating − 2.75, the middle of the 0.5..5 scale: 3 stars and up are
+  positive, 2.5 and below negative, whoever gave them.
+
+The choice was measured on a validation split (benchmarks/tuning_results.md).
 """
 from __future__ import annotations
 
@@ -31,8 +39,27 @@ def als_estimator(settings: Settings) -> ALS:
     )
 
 
+RATING_MIDPOINT = 2.75
+
+
+def implicit_feedback(ratings: DataFrame, mode: str) -> DataFrame:
+    """(user_id, movie_id, rating) with `rating` replaced by the value ALS reads (module docstring)."""
+    rated = ratings.select(USER, MOVIE, RATING)
+    if mode == "rating":
+        return rated
+    if mode == "binary":
+        return rated.withColumn(RATING, F.lit(1.0))
+    if mode == "centred":
+        from pyspark.sql import Window
+
+        return rated.withColumn(RATING, F.col(RATING) - F.avg(RATING).over(Window.partitionBy(USER)))
+    if mode == "midpoint":
+        return rated.withColumn(RATING, F.col(RATING) - F.lit(RATING_MIDPOINT))
+    raise ValueError(f"unknown ALS feedback mode {mode!r}; modes: rating, binary, centred, midpoint")
+
+
 def fit_als(ratings: DataFrame, settings: Settings) -> ALSModel:
-    return als_estimator(settings).fit(ratings.select(USER, MOVIE, RATING))
+    return als_estimator(settings).fit(implicit_feedback(ratings, settings.als_feedback))
 
 
 def cf_scores(model: ALSModel, pairs: DataFrame) -> DataFrame:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 ENV_PREFIX = "MOVIEREC_"
+ALS_FEEDBACK_MODES = ("rating", "binary", "centred", "midpoint")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,8 +47,10 @@ class Settings:
     # ALS (implicit feedback)
     als_rank: int = _doc("ALS latent factors", 32)
     als_reg: float = _doc("ALS regularisation (regParam)", 0.1)
-    als_alpha: float = _doc("ALS implicit confidence scale: confidence = 1 + alpha * preference", 5.0)
+    als_alpha: float = _doc("ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) (see als_feedback)", 5.0)
     als_iterations: int = _doc("ALS iterations (maxIter)", 15)
+    als_feedback: str = _doc("How ratings become ALS implicit feedback: rating, binary, centred (minus the user's mean) "
+                             "or midpoint (minus 2.75); see jobs/collaborative.py", "rating")
     # content model
     rf_trees: int = _doc("Random forest trees", 40)
     rf_depth: int = _doc("Random forest maximum depth", 8)
@@ -126,6 +129,8 @@ def validate(settings: Settings) -> Settings:
                  "similar_k"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    if settings.als_feedback not in ALS_FEEDBACK_MODES:
+        problems.append(f"als_feedback must be one of {', '.join(ALS_FEEDBACK_MODES)}")
     if problems:
         raise ConfigError("; ".join(problems))
     return settings

@@ -8,9 +8,10 @@ from pyspark.sql import DataFrame
 
 from jobs.config import Settings
 from jobs.features import FEATURES
-from jobs.schemas import RATING
+from jobs.schemas import MOVIE, RATING, USER
 
 CB_RAW = "cb_raw"
+TRAINING_PARTITIONS = 8
 
 
 def rf_estimator(settings: Settings) -> RandomForestRegressor:
@@ -22,7 +23,17 @@ def rf_estimator(settings: Settings) -> RandomForestRegressor:
 
 
 def fit_rf(training_pairs: DataFrame, settings: Settings) -> RandomForestRegressionModel:
-    """training_pairs: pair_features of rated pairs, with the rating as label."""
+    """training_pairs: pair_features of rated pairs, with the rating as label.
+
+    The forest's bagging and split sampling draw per partition, in row order, so the same
+    seed gives the same forest only if the rows arrive in the same partitions and order;
+    after the feature joins they do not (shuffles deliver blocks in any order).  The pairs
+    are therefore put in a fixed layout first: hashed by user into TRAINING_PARTITIONS
+    partitions (a constant, so the forest does not change with spark.sql.shuffle.partitions),
+    sorted by (user, movie) within each.
+    """
+    if USER in training_pairs.columns and MOVIE in training_pairs.columns:
+        training_pairs = training_pairs.repartition(TRAINING_PARTITIONS, USER).sortWithinPartitions(USER, MOVIE)
     return rf_estimator(settings).fit(training_pairs.select(FEATURES, RATING))
 
 

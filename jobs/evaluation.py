@@ -71,9 +71,10 @@ def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settin
     user_train = train.join(users, USER, "left_semi")
     profiles = fitted.profiles.join(users, USER, "left_semi")
 
-    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users)
+    # each is read twice (the hybrid's candidates and its own list): computed once
+    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).persist()
     content_top = scoring.content_candidates(profiles, scoring.content_pool(seen, settings.content_pool),
-                                             user_train, settings.content_candidates)
+                                             user_train, settings.content_candidates).persist()
     pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
     raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
     hybrid = scoring.blend(raw, scoring.user_scales(raw), settings.cf_weight, settings.cb_weight)
@@ -101,7 +102,15 @@ def evaluate(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: S
     """(metrics, the models' top-50 lists) under the temporal hold-out protocol."""
     train, test = temporal_split(ratings, HOLDOUT_SHARE)
     train, test = train.persist(), test.persist()
-    fitted = fit_models(movies, train, tags_before_cutoff(tags, train, test), settings)
+    return evaluate_split(movies, train, test, tags_before_cutoff(tags, train, test), settings)
+
+
+def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
+                   settings: Settings) -> tuple[dict, DataFrame]:
+    """(metrics, top-50 lists) for one given (train, test) pair: models fitted on `train` (and
+    `tags`, already cut to what was known then), measured on `test`.  `evaluate` passes the
+    temporal hold-out; tuning passes a validation split carved from the training part."""
+    fitted = fit_models(movies, train, tags, settings)
     users = test.select(USER).distinct()
     catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
     lists = {name: df.persist() for name, df in model_lists(fitted, train, users, settings, LIST_LENGTH).items()}

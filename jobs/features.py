@@ -128,12 +128,19 @@ def movie_features(movies: DataFrame, maps: DataFrame, stats: DataFrame, global_
     )
 
 
+# Profile sums are taken in exact decimal arithmetic: a floating-point sum depends on the order
+# the rows arrive in, which differs from run to run, and a last-bit difference in one feature
+# was enough to grow a different forest from the same seed.
+EXACT = "decimal(38,18)"
+
+
 def _profile(rated: DataFrame, map_col: str, taste: str, exposure: str) -> DataFrame:
     """Per user: mean of deviation × weight (taste) and mean weight (exposure) per bucket."""
     exploded = rated.select(USER, USER_N, "_dev", F.explode(map_col).alias("k", "w"))
+    exact_mean = lambda x: (F.sum(x.cast(EXACT)) / F.first(USER_N)).cast("double")
     per_bucket = exploded.groupBy(USER, "k").agg(
-        (F.sum(F.col("_dev") * F.col("w")) / F.first(USER_N)).alias("t"),
-        (F.sum("w") / F.first(USER_N)).alias("e"),
+        exact_mean(F.col("_dev") * F.col("w")).alias("t"),
+        exact_mean(F.col("w")).alias("e"),
     )
     return per_bucket.groupBy(USER).agg(
         F.map_from_entries(F.collect_list(F.struct("k", "t"))).alias(taste),
