@@ -13,6 +13,7 @@ COMMANDS = {
     "synth": ("jobs.synth", "write a MovieLens-shaped synthetic data set"),
     "pipeline": ("jobs.pipeline", "run every stage in order in one Spark session"),
     "evaluate": ("jobs.evaluate", "hold out each user's latest ratings and print the metrics table"),
+    "tune": ("jobs.tuning", "choose ALS and forest hyper-parameters on a validation split of the training part"),
     "report": ("jobs.report", "write the HTML evaluation report under var/reports/"),
     "rollback": ("jobs.store", "point the store back at the previous published run"),
     "runs": ("jobs.store", "list the runs in the store"),

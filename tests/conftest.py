@@ -1,10 +1,15 @@
 """Shared fixtures: one local SparkSession per test process, small generated data sets."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
+
+# py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
+# pytest closed its log streams ("Logging error ... I/O operation on closed file")
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
