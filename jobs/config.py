@@ -45,12 +45,12 @@ class Settings:
     popular_n: int = _doc("Most popular movies kept per run for cold-start users", 500)
     similar_k: int = _doc("Similar movies kept per movie (by ALS item factors)", 20)
     # ALS (implicit feedback)
-    als_rank: int = _doc("ALS latent factors", 32)
+    als_rank: int = _doc("ALS latent factors", 48)
     als_reg: float = _doc("ALS regularisation (regParam)", 0.1)
-    als_alpha: float = _doc("ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) (see als_feedback)", 5.0)
+    als_alpha: float = _doc("ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) (see als_feedback)", 1.0)
     als_iterations: int = _doc("ALS iterations (maxIter)", 15)
     als_feedback: str = _doc("How ratings become ALS implicit feedback: rating, binary, centred (minus the user's mean) "
-                             "or midpoint (minus 2.75); see jobs/collaborative.py", "rating")
+                             "or midpoint (minus 2.75); see jobs/collaborative.py", "centred")
     # content model
     rf_trees: int = _doc("Random forest trees", 40)
     rf_depth: int = _doc("Random forest maximum depth", 8)
