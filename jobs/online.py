@@ -80,7 +80,7 @@ class RunModels:
         """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
 
         A movie the run does not know is scored from `genres[movie_id]` by the content model
-        (its cf_score is the neutral 0.5); without genres it raises UnknownMovie.
+        (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
         movie_ids = list(dict.fromkeys(int(m) for m in movie_ids))
         genres = genres or {}
@@ -94,7 +94,7 @@ class RunModels:
             feats = feats.unionByName(self._new_movie_features({m: genres[m] for m in unknown}))
         pairs = self.spark.createDataFrame([(user_id, m) for m in movie_ids], f"{USER} int, {MOVIE} int")
         raw = scoring.raw_scores(pairs, self.als, self.forest, feats, profile)
-        scored = scoring.blend(raw, scale, self.settings.cf_weight, self.settings.cb_weight)
+        scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
         rows = scored.select(MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
         return sorted((row.asDict() for row in rows), key=lambda r: (-r[SCORE], r[MOVIE]))
 
@@ -107,6 +107,6 @@ class RunModels:
                                    max(k, self.settings.als_candidates), max(k, self.settings.content_candidates),
                                    self.settings.content_pool, users=user)
         raw = scoring.raw_scores(pairs, self.als, self.forest, self.movie_feats, profile)
-        scored = scoring.blend(raw, scale, self.settings.cf_weight, self.settings.cb_weight)
+        scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
         rows = scoring.top_k(scored, k).select(RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
         return sorted((row.asDict() for row in rows), key=lambda r: r[RANK])
