@@ -54,7 +54,7 @@ ALS_KEYS = ("als_rank", "als_reg", "als_alpha", "als_iterations", "als_feedback"
 RF_KEYS = ("rf_depth", "rf_trees")
 TUNED = ALS_KEYS + RF_KEYS
 
-# (stage name, {setting: values}): the default search, measured in benchmarks/tuning_results.md
+# (stage name, {setting: values}): the default search, measured in benchmarks/quality.md
 Space = Sequence[tuple[str, dict[str, Sequence[Any]]]]
 FEEDBACK = list(config.ALS_FEEDBACK_MODES)
 DEFAULT_SPACE: Space = (
@@ -72,7 +72,7 @@ DEFAULT_SPACE: Space = (
 # everyone.  The issue asks for coverage above 0.056 under the test protocol; the validation
 # catalogue (movies rated in the fit part) is smaller than the test protocol's (movies rated
 # in the whole train part) while the lists name about as many distinct movies, so the same
-# lists measure about 1.16x higher here (benchmarks/tuning_results.md): 0.065 ~ 0.056.
+# lists measure about 1.16x higher here (benchmarks/quality.md): 0.065 ~ 0.056.
 MIN_COVERAGE = 0.065
 
 
