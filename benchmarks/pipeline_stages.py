@@ -4,6 +4,9 @@
 
 Uses a fresh warehouse and SQLite store in a temporary folder; prints a table. The session
 start (JVM) is timed separately. Settings come from MOVIEREC_* and flags as everywhere.
+Beside the seconds it counts the Spark jobs and tasks each stage ran and the CPU seconds the
+driver JVM and this Python process used: on a shared machine wall time grows with the other
+jobs' load, these hardly do.
 """
 from __future__ import annotations
 
@@ -19,7 +22,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs import config  # noqa: E402
-from jobs.pipeline import STAGES, run_pipeline  # noqa: E402
+from jobs.pipeline import STAGES, stage_function  # noqa: E402
+from jobs.stage import run_stage  # noqa: E402
+
+
+def cpu_seconds(spark) -> float:
+    """CPU time (user + system) used so far by the Spark JVM and this Python process."""
+    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{jvm_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    times = os.times()
+    return (int(fields[11]) + int(fields[12])) / ticks + times.user + times.system
+
+
+def spark_work(spark, group: str) -> tuple[int, int]:
+    """(jobs, tasks) Spark ran under a job group."""
+    tracker = spark.sparkContext.statusTracker()
+    jobs = tracker.getJobIdsForGroup(group)
+    stages = [tracker.getStageInfo(s) for j in jobs for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
+    return len(jobs), sum(s.numTasks for s in stages if s is not None)
 
 
 def main() -> int:
@@ -30,22 +51,32 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
     settings = config.from_args(args).replace(warehouse=str(tmp / "warehouse"), db_url=f"sqlite:///{tmp / 'store.db'}")
 
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
     from jobs.session import build_session
 
     spark = build_session("benchmark", settings)
     session_seconds = time.perf_counter() - started
-    reports = run_pipeline(spark, settings, "bench", STAGES)
+    reports, work, cpu = {}, {}, {}
+    for stage in STAGES:
+        spark.sparkContext.setJobGroup(stage, stage)
+        cpu_before = cpu_seconds(spark)
+        reports[stage] = run_stage(stage, stage_function(stage), spark, settings, "bench")
+        cpu[stage] = cpu_seconds(spark) - cpu_before
+        work[stage] = spark_work(spark, stage)
+        print(f"{stage} done in {reports[stage]['seconds']:.1f} s, {work[stage][0]} Spark jobs", flush=True)
     total = time.perf_counter() - started
     spark.stop()
 
     print(f"\ndata: {settings.data_dir}   machine: {os.cpu_count()} cores, {platform.machine()}, "
           f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}")
-    print(f"{'stage':<12} {'seconds':>8}")
+    print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'stage':<12} {'seconds':>8} {'cpu s':>7} {'jobs':>6} {'tasks':>7}")
     print(f"{'session':<12} {session_seconds:8.1f}")
     for stage in STAGES:
-        print(f"{stage:<12} {reports[stage]['seconds']:8.1f}")
-    print(f"{'total':<12} {total:8.1f}")
+        print(f"{stage:<12} {reports[stage]['seconds']:8.1f} {cpu[stage]:7.1f} {work[stage][0]:6d} {work[stage][1]:7d}")
+    print(f"{'total':<12} {total:8.1f} {sum(cpu.values()):7.1f} {sum(w[0] for w in work.values()):6d} "
+          f"{sum(w[1] for w in work.values()):7d}")
     return 0
 
 

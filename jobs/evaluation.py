@@ -94,8 +94,10 @@ def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settin
 def rating_accuracy(fitted: FittedModels, test: DataFrame) -> dict[str, float]:
     """RMSE and MAE of the content model's predicted ratings of the held-out pairs."""
     predicted = cb_scores(fitted.forest, FE.pair_features(test.select(USER, MOVIE, RATING), fitted.movie_feats,
-                                                          fitted.profiles))
-    return M.rating_errors(predicted, label_col=RATING, prediction_col=CB_RAW)
+                                                          fitted.profiles)).select(RATING, CB_RAW).persist()
+    errors = M.rating_errors(predicted, label_col=RATING, prediction_col=CB_RAW)    # three passes: computed once
+    predicted.unpersist()
+    return errors
 
 
 def evaluate(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> tuple[dict, DataFrame]:

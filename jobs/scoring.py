@@ -144,10 +144,15 @@ def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame,
     Genres only: a user's tag profile can hold hundreds of buckets, and matching it against
     every pool movie cost more than all the other scoring; the forest weighs tags later.
     """
-    pairs = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE).crossJoin(
-        F.broadcast(pool.select(MOVIE, GENRE_MAP, N_RATINGS)))
+    # Many movies share one genre vector (about 400 distinct among 2000 pool movies): the
+    # affinity is computed once per user and distinct vector, then handed to its movies.
+    kind = F.map_entries(GENRE_MAP).alias("_kind")
+    kinds = pool.select(kind, GENRE_MAP).dropDuplicates(["_kind"])
     affinity = map_dot(GENRE_MAP, GENRE_EXPOSURE) + map_dot(GENRE_MAP, GENRE_TASTE)
-    scored = pairs.select(USER, MOVIE, affinity.alias(CONTENT_AFFINITY), N_RATINGS)
+    per_kind = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE).crossJoin(F.broadcast(kinds)).select(
+        USER, "_kind", affinity.alias(CONTENT_AFFINITY))
+    scored = per_kind.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
+        USER, MOVIE, CONTENT_AFFINITY, N_RATINGS)
     unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))
     return unrated.withColumn("_n", F.row_number().over(window)).where(F.col("_n") <= n).select(USER, MOVIE)

@@ -19,6 +19,21 @@ def test_map_dot_counts_shared_keys_only(spark):
     assert [r[0] for r in df.select(FE.map_dot("a", "b")).collect()] == [2.0, 0.0]    # 1.0 × 2.0; nothing shared
 
 
+def test_dense_dot_is_map_dot_bit_for_bit(spark):
+    import random
+    import struct
+
+    rng = random.Random(3)
+    rows = [({k: rng.uniform(-1, 1) for k in rng.sample(range(40), rng.randint(0, 12))},
+             {k: rng.uniform(-1, 1) / 3 for k in rng.sample(range(60), rng.randint(0, 50))}) for _ in range(200)]
+    rows += [({}, {}), ({3: 1.0}, {}), ({}, {0: 2.0}), ({0: -1.0, 7: 0.5}, {0: 0.25})]
+    df = spark.createDataFrame(rows, "a map<int,double>, b map<int,double>")
+    dense = df.select("a", FE.dense("b").alias("b"))
+    bits = lambda rows: [struct.pack("<d", r[0]) for r in rows]
+    assert bits(dense.select(FE.dense_dot("a", "b")).collect()) == bits(df.select(FE.map_dot("a", "b")).collect())
+    assert dense.select("b").collect()[-4:] == [([],), ([],), ([2.0],), ([0.25],)]
+
+
 def test_user_profile_taste_and_exposure(spark):
     movie_feats = spark.createDataFrame(
         [(10, 1990, {0: 1.0}, {}), (11, 2000, {1: 1.0}, {5: 1.0})],

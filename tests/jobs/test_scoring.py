@@ -121,3 +121,18 @@ def test_popular_movies_by_count_then_mean(spark):
     feats = spark.createDataFrame([(1, 10, 3.0), (2, 10, 4.0), (3, 50, 2.0), (4, 0, 3.5)],
                                   "movie_id int, n_ratings long, mean_rating double")
     assert [(r["rank"], r["movie_id"]) for r in scoring.popular_movies(feats, 3).collect()] == [(1, 3), (2, 2), (3, 1)]
+
+
+def test_content_candidates_rank_unrated_movies_by_genre_affinity(spark):
+    # movies 1, 2 and 4 share one genre vector, so their affinity is computed once per user
+    pool = spark.createDataFrame(
+        [(1, {0: 1.0}, 5), (2, {0: 1.0}, 9), (3, {1: 0.6, 2: 0.8}, 7), (4, {0: 1.0}, 9), (5, {}, 0)],
+        "movie_id int, genre_map map<int,double>, n_ratings long")
+    profiles = spark.createDataFrame(
+        [(1, {0: 0.5}, {0: 0.2, 1: 0.1}), (2, {1: 1.0, 2: -1.0}, {2: 0.5})],
+        "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>")
+    ratings = spark.createDataFrame([(1, 4), (2, 5)], "user_id int, movie_id int")
+    got = scoring.content_candidates(profiles, pool, ratings, 2).collect()
+    # user 1: movies 1, 2 (0.7 each; 2 is more rated) ahead of 3 (0.06) and 5 (0); 4 is rated
+    # user 2: 3 has 0.4 + 0.6 - 0.8 = 0.2, 1, 2 and 4 have 0: ties by n_ratings, then movie id: 2
+    assert sorted((r["user_id"], r["movie_id"]) for r in got) == [(1, 1), (1, 2), (2, 2), (2, 3)]
