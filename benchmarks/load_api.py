@@ -286,6 +286,7 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
         errors += 0 if live else 1
     result = summary(latencies, errors, sum(latencies))
     result["warm"] = warm
+    result["load_average"] = _load()
     return result
 
 
