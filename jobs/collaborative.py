@@ -12,7 +12,7 @@ c = 1 + alpha × |v| (Hu, Koren & Volinsky); v = 0 is the same as not rated.  Th
 - ``midpoint``: v = rating − 2.75, the middle of the 0.5..5 scale: 3 stars and up are
   positive, 2.5 and below negative, whoever gave them.
 
-The choice was measured on a validation split (benchmarks/tuning_results.md).
+The choice was measured on a validation split (benchmarks/quality.md).
 """
 from __future__ import annotations
 

@@ -39,6 +39,15 @@ class Settings:
     top_k: int = _doc("Recommendations kept per user", 100)
     cf_weight: float = _doc("Weight of the collaborative (ALS) component in the blend", 0.7)
     cb_weight: float = _doc("Weight of the content (random forest) component in the blend", 0.3)
+    cf_slope: float = _doc("Calibration of the ALS component: cf_score = logistic(cf_slope * z_cf + cf_intercept); "
+                           "fitted by `movierec tune` (jobs/scoring.py, jobs/calibration.py)", 0.5935)
+    cf_intercept: float = _doc("Calibration of the ALS component (see cf_slope)", -4.3638)
+    cb_slope: float = _doc("Calibration of the content component: slope of the forest's predicted rating in "
+                           "cb_score = logistic(Σ slope * z + cb_intercept)", 0.0955)
+    cb_popularity_slope: float = _doc("Calibration of the content component: slope of the movie's popularity", 0.6179)
+    cb_quality_slope: float = _doc("Calibration of the content component: slope of the movie's mean rating", 0.1158)
+    cb_taste_slope: float = _doc("Calibration of the content component: slope of the user's genre taste match", 0.1229)
+    cb_intercept: float = _doc("Calibration of the content component (see cb_slope)", -4.3756)
     als_candidates: int = _doc("ALS candidates per user, after removing movies already rated", 300)
     content_candidates: int = _doc("Content candidates per user (taste match), after removing rated movies", 100)
     content_pool: int = _doc("Most-rated movies (plus all unrated new ones) that content candidates come from", 2000)
@@ -129,6 +138,8 @@ def validate(settings: Settings) -> Settings:
                  "similar_k"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    if settings.cf_slope < 0 or settings.cb_slope < 0:
+        problems.append("cf_slope and cb_slope must be non-negative (a negative slope would rank a component upside down)")
     if settings.als_feedback not in ALS_FEEDBACK_MODES:
         problems.append(f"als_feedback must be one of {', '.join(ALS_FEEDBACK_MODES)}")
     if problems:

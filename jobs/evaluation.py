@@ -77,7 +77,7 @@ def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settin
                                              user_train, settings.content_candidates).persist()
     pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
     raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
-    hybrid = scoring.blend(raw, scoring.user_scales(raw), settings.cf_weight, settings.cb_weight)
+    hybrid = scoring.blend(raw, scoring.user_scales(raw), scoring.Blend.from_settings(settings))
 
     content_raw = raw.join(content_top, [USER, MOVIE], "left_semi")
     popular = scoring.popular_movies(seen, k + int(user_train.groupBy(USER).count().agg(F.max("count")).first()[0]))

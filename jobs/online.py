@@ -15,7 +15,8 @@ taken at load, and every step is held to the batch's Spark code by tests/jobs/te
 - the content model's features: `pair_feature_values`, `jobs.features.pair_features` for
   one user (the same sums in the same order; log1p(user_n) taken by Spark at load);
 - cb_raw: the run's own forest, `RandomForestRegressionModel.predict` on each feature vector;
-- the blend: `blend_values`, `jobs.scoring.blend` for one pair (constants taken from there).
+- the blend: `blend_values`, `jobs.scoring.blend` for one pair (its z-scores and calibrated
+  chances, with the run's `scoring.Blend` and `MIN_STD`).
 
 A movie the run never saw still gets its content features from the run's content pipeline
 in Spark (one small job), then goes the same way.
@@ -37,6 +38,8 @@ from pyspark.sql import functions as F
 
 from jobs import features as FE
 from jobs import scoring
+from jobs.collaborative import CF_RAW
+from jobs.content import CB_RAW
 from jobs.config import Settings
 from jobs.paths import RunPaths
 from jobs.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER, YEAR
@@ -79,7 +82,7 @@ class RunModels:
         self.item_factors = _factors(self.als.itemFactors)
         self.movie_values = {row[MOVIE]: _movie_values(row) for row in _movie_value_rows(self.movie_feats).collect()}
         self.profile_values = {row[USER]: _profile_values(row) for row in _profile_value_rows(self.profiles).collect()}
-        self.scale_values = {row[USER]: tuple(row[c] for c in SCALE_COLUMNS) for row in self.scales.collect()}
+        self.scale_values = {row[USER]: _scale_values(row) for row in self.scales.collect()}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -105,7 +108,7 @@ class RunModels:
         """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
 
         A movie the run does not know is scored from `genres[movie_id]` by the content model
-        (its cf_score is the neutral 0.5); without genres it raises UnknownMovie.
+        (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
         movie_ids = list(dict.fromkeys(int(m) for m in movie_ids))
         genres = genres or {}
@@ -120,14 +123,14 @@ class RunModels:
             new = self._new_movie_features({m: genres[m] for m in unknown})
             movies = {**movies, **{row[MOVIE]: _movie_values(row) for row in _movie_value_rows(new).collect()}}
         profile, scale = self.profile_values[user_id], self.scale_values[user_id]
+        params = scoring.Blend.from_settings(self.settings)
         rows = []
         for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids)):
             if movie_id not in movies:
                 continue
             values = pair_feature_values(profile, movies[movie_id])
             cb = float(self.forest.predict(Vectors.dense(values)))
-            rows.append({MOVIE: movie_id, **blend_values(cf, cb, scale, self.settings.cf_weight,
-                                                          self.settings.cb_weight)})
+            rows.append({MOVIE: movie_id, **blend_values(evidence(cf, cb, values), scale, params)})
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
 
     def cf_raw(self, user_id: int, movie_ids: list[int]) -> list[float | None]:
@@ -148,7 +151,7 @@ class RunModels:
                                    max(k, self.settings.als_candidates), max(k, self.settings.content_candidates),
                                    self.settings.content_pool, users=user)
         raw = scoring.raw_scores(pairs, self.als, self.forest, self.movie_feats, profile)
-        scored = scoring.blend(raw, scale, self.settings.cf_weight, self.settings.cb_weight)
+        scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
         rows = scoring.top_k(scored, k).select(RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
         return sorted((row.asDict() for row in rows), key=lambda r: r[RANK])
 
@@ -172,7 +175,6 @@ def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
 
 # ---------------------------------------------------------------- the driver-side scoring of `score`
 
-SCALE_COLUMNS = (scoring.CF_MEAN, scoring.CF_STD, scoring.CB_MEAN, scoring.CB_STD)
 GENRE_ENTRIES, TAG_ENTRIES = "_genre_entries", "_tag_entries"
 
 
@@ -221,18 +223,42 @@ def pair_feature_values(profile: tuple, movie: tuple) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
-def _unit_value(raw: float | None, mean: float, std: float) -> float:
-    """scoring._unit_score of one value."""
-    z = 0.0 if raw is None else (raw - mean) / max(std, scoring.MIN_STD)
+def _scale_values(row) -> dict[str, tuple[float, float]]:
+    """A user_scales row as evidence name -> (mean, std)."""
+    fields = row.asDict()
+    return {name: (fields[f"{name}_mean"], fields[f"{name}_std"]) for name in scoring.EVIDENCE
+            if f"{name}_mean" in fields}
+
+
+def evidence(cf_raw: float | None, cb_raw: float, features: list[float]) -> dict[str, float | None]:
+    """scoring.EVIDENCE of one pair: ALS's and the forest's raw scores, the rest from its pair features."""
+    columns = {CF_RAW: cf_raw, CB_RAW: cb_raw}
+    values = {name: columns[col] if col in columns else features[FE.PAIR_FEATURES.index(col)]
+              for name, col in scoring.EVIDENCE.items()}
+    return {name: None if v is None or math.isnan(v) else v for name, v in values.items()}
+
+
+def _likelihood(z: dict[str, float], slopes: dict[str, float], intercept: float) -> float:
+    """scoring.likelihood of one pair: logistic(intercept + Σ slope × z), terms in the same order."""
+    logit = intercept
+    for name, slope in slopes.items():
+        if slope:
+            logit = logit + slope * z[name]
     try:
-        e = math.exp(-z)
-    except OverflowError:   # the JVM's exp gives infinity, and the score 0
+        e = math.exp(-logit)
+    except OverflowError:   # the JVM's exp gives infinity, and the chance 0
         e = math.inf
     return 1.0 / (1.0 + e)
 
 
-def blend_values(cf_raw: float | None, cb_raw: float, scale: tuple, cf_weight: float, cb_weight: float) -> dict:
-    """scoring.blend of one pair on its user's scale (cf_mean, cf_std, cb_mean, cb_std)."""
-    cf_mean, cf_std, cb_mean, cb_std = scale
-    cf_score, cb_score = _unit_value(cf_raw, cf_mean, cf_std), _unit_value(cb_raw, cb_mean, cb_std)
-    return {SCORE: cf_weight * cf_score + cb_weight * cb_score, CF_SCORE: cf_score, CB_SCORE: cb_score}
+def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, float]], params: scoring.Blend) -> dict:
+    """scoring.blend of one pair: z-scores on its user's scale (scoring.z_scores, 0 where the
+    evidence is missing), each component's calibrated chance and the weighted score."""
+    z = {}
+    for name, value in raw.items():
+        if name in scales:
+            mean, std = scales[name]
+            z[name] = 0.0 if value is None else (value - mean) / max(std, scoring.MIN_STD)
+    cf_score = _likelihood(z, params.cf_slopes, params.cf_intercept)
+    cb_score = _likelihood(z, params.cb_slopes, params.cb_intercept)
+    return {SCORE: params.cf_weight * cf_score + params.cb_weight * cb_score, CF_SCORE: cf_score, CB_SCORE: cb_score}

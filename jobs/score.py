@@ -35,7 +35,7 @@ def recommend(als, forest, ratings, movie_feats, profiles, settings: Settings):
                                settings.als_candidates, settings.content_candidates, settings.content_pool)
     raw = scoring.raw_scores(pairs, als, forest, movie_feats, profiles).persist()
     scales = scoring.user_scales(raw).persist()
-    scored = scoring.blend(raw, scales, settings.cf_weight, settings.cb_weight)
+    scored = scoring.blend(raw, scales, scoring.Blend.from_settings(settings))
     recs = scoring.top_k(scored, settings.top_k).select(USER, RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE)
     return recs, scales
 

@@ -3,18 +3,33 @@ fallback share.
 
 The scale problem: ALS gives an implicit preference estimate (around 0..1, spread differs
 per user), the random forest a predicted rating (0.5..5, narrow spread).  Blending them raw,
-as the seed did, lets whichever has the wider spread decide alone.  So each component is
-first standardised per user, against that user's own candidate scores:
+as the seed did, lets whichever has the wider spread decide alone; standardising both and
+blending the z-scores still gives a weak component as much say as a strong one.  So each
+component is put on the one scale that means the same for both: the probability that the
+user likes the movie (rates it 4 or more).
 
-    z_cf = (cf_raw - mean_u(cf_raw)) / std_u(cf_raw)        (likewise z_cb)
-    cf_score = logistic(z_cf),  cb_score = logistic(z_cb)   (both on 0..1, 0.5 = the user's average candidate)
-    score = cf_weight × cf_score + cb_weight × cb_score
+    z_x      = (x - mean_u(x)) / std_u(x)        for each piece of evidence x, per user, over
+                                                  the user's candidates (EVIDENCE)
+    cf_score = logistic(cf_slope × z_cf + cf_intercept)
+    cb_score = logistic(Σ slope_x × z_x + cb_intercept)   over the content side's evidence:
+               the forest's predicted rating, the movie's popularity and mean rating, the
+               user's genre-taste match (CB_EVIDENCE)
+    score    = cf_weight × cf_score + cb_weight × cb_score
+
+Slopes and intercepts are logistic regressions of "held-out rating >= 4" on the evidence,
+fitted by `movierec tune` on the validation split carved out of the training part
+(`jobs.calibration`); the defaults are ml-latest-small's.  Evidence that predicts well gets
+a steep slope, weak evidence a flat one: the 70/30 weights then blend two probabilities,
+and each side moves the order only as far as its evidence goes.
 
 The per-user means and deviations are computed once in the batch (`user_scales`) and stored
 with the run, so the live fallback puts any new pair on exactly the batch's scale.  A movie
-ALS never saw (no cf_raw) gets z_cf = 0: no evidence either way, the content model decides.
+ALS never saw (no cf_raw) gets z_cf = 0, i.e. cf_score = logistic(cf_intercept): the
+chance of an average candidate, no evidence either way.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
@@ -26,39 +41,88 @@ from jobs.content import CB_RAW, cb_scores
 from jobs.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, map_dot, pair_features
 from jobs.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 
-CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
 MIN_STD = 1e-6
 CONTENT_AFFINITY = "content_affinity"
+
+# The evidence each component's calibration weighs: name → the raw column it is read from.
+# ALS's is its preference estimate; the content side's is the forest's predicted rating and
+# three of the pair features it was predicted from (jobs.features.pair_features).
+CF_EVIDENCE = {"cf": CF_RAW}
+CB_EVIDENCE = {"cb": CB_RAW, "popularity": "f_movie_popularity", "quality": "f_movie_mean", "taste": "f_genre_taste"}
+EVIDENCE = {**CF_EVIDENCE, **CB_EVIDENCE}
+CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
+Z_CF, Z_CB = "z_cf", "z_cb"
+
+
+def z_name(name: str) -> str:
+    return f"z_{name}"
 
 
 def raw_scores(pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel,
                movie_feats: DataFrame, profiles: DataFrame) -> DataFrame:
-    """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw."""
+    """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw,
+    and the other raw evidence columns (EVIDENCE)."""
     with_cf = cf_scores(als, pairs.select(USER, MOVIE))
-    return cb_scores(forest, pair_features(with_cf, movie_feats, profiles)).select(USER, MOVIE, CF_RAW, CB_RAW)
+    return cb_scores(forest, pair_features(with_cf, movie_feats, profiles)).select(USER, MOVIE, *EVIDENCE.values())
 
 
 def user_scales(raw: DataFrame) -> DataFrame:
-    """Per user: mean and standard deviation of each raw component over the user's candidates."""
-    return raw.groupBy(USER).agg(
-        F.avg(CF_RAW).alias(CF_MEAN), F.stddev_pop(CF_RAW).alias(CF_STD),
-        F.avg(CB_RAW).alias(CB_MEAN), F.stddev_pop(CB_RAW).alias(CB_STD),
-    ).fillna({CF_MEAN: 0.0, CF_STD: 1.0, CB_MEAN: 0.0, CB_STD: 1.0})
+    """Per user: mean and population standard deviation of each piece of evidence over the
+    user's candidates (columns <name>_mean, <name>_std: cf_mean, cf_std, cb_mean, …)."""
+    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
+    stats = [agg(F.col(col)).alias(f"{name}_{stat}") for name, col in present.items()
+             for stat, agg in (("mean", F.avg), ("std", F.stddev_pop))]
+    defaults = {f"{name}_{stat}": value for name in present for stat, value in (("mean", 0.0), ("std", 1.0))}
+    return raw.groupBy(USER).agg(*stats).fillna(defaults)
 
 
-def _unit_score(raw: str, mean: str, std: str):
-    z = (F.col(raw) - F.col(mean)) / F.greatest(F.col(std), F.lit(MIN_STD))
-    return 1.0 / (1.0 + F.exp(-F.coalesce(z, F.lit(0.0))))
+@dataclass(frozen=True)
+class Blend:
+    """The weights and each component's calibration (module docstring): slopes per piece of evidence."""
+    cf_weight: float
+    cb_weight: float
+    cf_slopes: dict[str, float]          # name in CF_EVIDENCE → slope
+    cf_intercept: float
+    cb_slopes: dict[str, float]          # name in CB_EVIDENCE → slope
+    cb_intercept: float
+
+    @classmethod
+    def from_settings(cls, settings) -> "Blend":
+        return cls(settings.cf_weight, settings.cb_weight, {"cf": settings.cf_slope}, settings.cf_intercept,
+                   {"cb": settings.cb_slope, "popularity": settings.cb_popularity_slope,
+                    "quality": settings.cb_quality_slope, "taste": settings.cb_taste_slope}, settings.cb_intercept)
+
+    @classmethod
+    def plain(cls, cf_weight: float, cb_weight: float) -> "Blend":
+        """logistic(z_cf) and logistic(z_cb): no calibration, the forest's prediction alone (for tests)."""
+        return cls(cf_weight, cb_weight, {"cf": 1.0}, 0.0, {"cb": 1.0}, 0.0)
 
 
-def blend(raw: DataFrame, scales: DataFrame, cf_weight: float, cb_weight: float) -> DataFrame:
-    """raw scores + cf_score, cb_score (each 0..1 on the user's scale) and the hybrid score."""
-    scaled = raw.join(scales, USER).select(
+def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
+    """raw + z_<name> for each piece of evidence in raw: standardised on the user's scale, 0 where missing."""
+    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
+    z = [F.coalesce((F.col(col) - F.col(f"{name}_mean")) / F.greatest(F.col(f"{name}_std"), F.lit(MIN_STD)),
+                    F.lit(0.0)).alias(z_name(name)) for name, col in present.items()]
+    return raw.join(scales, USER).select(*raw.columns, *z)
+
+
+def likelihood(slopes: dict[str, float], intercept: float):
+    """logistic(Σ slope × z + intercept): the evidence as the chance the user likes the movie."""
+    logit = F.lit(intercept)
+    for name, slope in slopes.items():
+        if slope:
+            logit = logit + F.lit(slope) * F.col(z_name(name))
+    return 1.0 / (1.0 + F.exp(-logit))
+
+
+def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
+    """raw scores + cf_score, cb_score (each a calibrated chance, 0..1) and the hybrid score."""
+    scaled = z_scores(raw, scales).select(
         *raw.columns,
-        _unit_score(CF_RAW, CF_MEAN, CF_STD).alias(CF_SCORE),
-        _unit_score(CB_RAW, CB_MEAN, CB_STD).alias(CB_SCORE),
+        likelihood(params.cf_slopes, params.cf_intercept).alias(CF_SCORE),
+        likelihood(params.cb_slopes, params.cb_intercept).alias(CB_SCORE),
     )
-    return scaled.withColumn(SCORE, F.lit(cf_weight) * F.col(CF_SCORE) + F.lit(cb_weight) * F.col(CB_SCORE))
+    return scaled.withColumn(SCORE, F.lit(params.cf_weight) * F.col(CF_SCORE) + F.lit(params.cb_weight) * F.col(CB_SCORE))
 
 
 def top_k(scored: DataFrame, k: int, by: str = SCORE) -> DataFrame:

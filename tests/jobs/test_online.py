@@ -3,6 +3,8 @@
 `RunModels.score` keeps the run on the driver and scores small local DataFrames; these
 tests hold it to what the batch's functions give over the run's tables (bit for bit where
 the arithmetic is the same, within 1e-12 otherwise)."""
+import math
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -61,23 +63,29 @@ def test_pair_features_and_forest_on_the_driver_are_the_batchs_bit_for_bit(spark
         assert models.forest.predict(row.features) == row.cb_raw
 
 
-def test_blend_values_is_scoring_blend(spark):
+def test_blend_values_is_scoring_blend(spark, pipeline_run):
     import math
     import random
 
     from jobs.online import blend_values
 
+    settings, _ = pipeline_run
     rng = random.Random(5)
-    rows = [(1, i, None if i % 7 == 0 else rng.uniform(-1, 2), rng.uniform(0.5, 5)) for i in range(200)]
-    scales = [(1, 0.4, 0.25, 3.5, 0.0)]   # a zero spread: the MIN_STD floor
-    raw = spark.createDataFrame(rows, "user_id int, movie_id int, cf_raw double, cb_raw double")
-    scale = spark.createDataFrame(scales, "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
-    for weights in ((0.7, 0.3), (0.2, 0.8)):
-        batch = {r.movie_id: r for r in scoring.blend(raw, scale, *weights).collect()}
-        for _, movie, cf, cb in rows:
-            got = blend_values(cf, cb, scales[0][1:], *weights)
+    names = list(scoring.EVIDENCE)
+    columns = list(scoring.EVIDENCE.values())
+    rows = [(1, i, *[None if (i + j) % 7 == 0 else rng.uniform(-1, 5) for j in range(len(names))]) for i in range(200)]
+    scale_row = (1, *[v for j, _ in enumerate(names) for v in (rng.uniform(0, 3), 0.0 if j == 1 else rng.uniform(0.1, 2))])
+    raw = spark.createDataFrame(rows, "user_id int, movie_id int, " + ", ".join(f"{c} double" for c in columns))
+    scale = spark.createDataFrame([scale_row], "user_id int, " + ", ".join(
+        f"{n}_{stat} double" for n in names for stat in ("mean", "std")))   # one zero spread: the MIN_STD floor
+    scales = {n: (scale_row[1 + 2 * j], scale_row[2 + 2 * j]) for j, n in enumerate(names)}
+    for params in (scoring.Blend.from_settings(settings), scoring.Blend.plain(0.2, 0.8),
+                   scoring.Blend(0.5, 0.5, {"cf": 40.0}, -3.0, {"cb": 30.0, "taste": -2.0}, 1.0)):   # exp overflows
+        batch = {r.movie_id: r for r in scoring.blend(raw, scale, params).collect()}
+        for row in rows:
+            got = blend_values(dict(zip(names, row[2:])), scales, params)
             for column in ("score", "cf_score", "cb_score"):
-                assert math.isclose(got[column], batch[movie][column], rel_tol=0, abs_tol=1e-12), (movie, column)
+                assert math.isclose(got[column], batch[row[1]][column], rel_tol=0, abs_tol=1e-12), (row[1], column)
 
 
 def test_score_is_the_batch_scoring_of_the_same_pairs(spark, pipeline_run, models):
@@ -92,7 +100,7 @@ def test_score_is_the_batch_scoring_of_the_same_pairs(spark, pipeline_run, model
     pairs = spark.createDataFrame([(3, m) for m in movie_ids], "user_id int, movie_id int")
     user = F.col("user_id") == 3
     raw = scoring.raw_scores(pairs, models.als, models.forest, models.movie_feats, models.profiles.where(user))
-    batch = scoring.blend(raw, models.scales.where(user), settings.cf_weight, settings.cb_weight)
+    batch = scoring.blend(raw, models.scales.where(user), scoring.Blend.from_settings(settings))
     expected = {r.movie_id: r.asDict() for r in batch.collect()}
 
     live = models.score(3, movie_ids)
@@ -101,7 +109,8 @@ def test_score_is_the_batch_scoring_of_the_same_pairs(spark, pipeline_run, model
         want = expected[row["movie_id"]]
         for column in ("score", "cf_score", "cb_score"):
             assert row[column] == pytest.approx(want[column], abs=1e-12), (row["movie_id"], column)
-    assert {row["cf_score"] for row in live if row["movie_id"] in without_factors} == {0.5}
+    average = 1 / (1 + math.exp(-settings.cf_intercept))   # ALS never saw them: z_cf = 0
+    assert all(row["cf_score"] == pytest.approx(average) for row in live if row["movie_id"] in without_factors)
 
 
 def test_score_of_a_new_movie_uses_the_genres_given(models):
@@ -110,7 +119,8 @@ def test_score_of_a_new_movie_uses_the_genres_given(models):
     known = sorted(models.movie_ids)[:2]
     live = {r["movie_id"]: r for r in models.score(3, known + [999_999], {999_999: ["Comedy"]})}
     assert set(live) == {*known, 999_999}
-    assert live[999_999]["cf_score"] == 0.5 and 0 < live[999_999]["cb_score"] < 1
+    assert live[999_999]["cf_score"] == pytest.approx(1 / (1 + math.exp(-models.settings.cf_intercept)))
+    assert 0 < live[999_999]["cb_score"] < 1
     with pytest.raises(UnknownMovie):
         models.score(3, [999_999])
     with pytest.raises(UnknownUser):

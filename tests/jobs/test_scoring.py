@@ -20,19 +20,76 @@ def test_user_scales_are_mean_and_population_std(spark):
     assert scales[2]["cf_std"] == 0.0                                      # one candidate: no spread
 
 
+def logistic(x):
+    return 1 / (1 + math.exp(-x))
+
+
+PLAIN = scoring.Blend.plain(0.7, 0.3)
+
+
 def test_blend_puts_both_components_on_the_users_scale(spark):
     raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (1, 12, None, 3.0)],
                                 "user_id int, movie_id int, cf_raw double, cb_raw double")
     scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
                                    "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
-    got = {r["movie_id"]: r for r in scoring.blend(raw, scales, 0.7, 0.3).collect()}
+    got = {r["movie_id"]: r for r in scoring.blend(raw, scales, PLAIN).collect()}
     # movie 10: z_cf = (1-2)/1 = -1, z_cb = (2-3)/1 = -1 → both logistic(-1)
     assert got[10]["cf_score"] == pytest.approx(LOW) and got[10]["cb_score"] == pytest.approx(LOW)
     assert got[10]["score"] == pytest.approx(0.7 * LOW + 0.3 * LOW)
     assert got[11]["score"] == pytest.approx(0.7 * HIGH + 0.3 * HIGH)
-    # movie 12: ALS never saw it → cf is neutral 0.5; cb z = 0 → 0.5
+    # movie 12: ALS never saw it → z_cf = 0, logistic(0) = 0.5; cb z = 0 → 0.5
     assert got[12]["cf_score"] == 0.5 and got[12]["cb_score"] == 0.5
     assert got[12]["score"] == pytest.approx(0.5)
+
+
+def test_blend_applies_each_components_calibration(spark):
+    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 12, None, 5.0)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 0.5)],
+                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    params = scoring.Blend(0.6, 0.4, cf_slopes={"cf": 2.0}, cf_intercept=-1.0, cb_slopes={"cb": 0.5}, cb_intercept=-3.0)
+    got = {r["movie_id"]: r for r in scoring.blend(raw, scales, params).collect()}
+    # movie 10: z_cf = -1 → logistic(2·(-1) - 1); z_cb = (2-3)/0.5 = -2 → logistic(0.5·(-2) - 3)
+    assert got[10]["cf_score"] == pytest.approx(logistic(-3.0))
+    assert got[10]["cb_score"] == pytest.approx(logistic(-4.0))
+    assert got[10]["score"] == pytest.approx(0.6 * logistic(-3.0) + 0.4 * logistic(-4.0))
+    # movie 12: no ALS score → the chance of an average candidate, logistic(intercept); z_cb = 4
+    assert got[12]["cf_score"] == pytest.approx(logistic(-1.0))
+    assert got[12]["cb_score"] == pytest.approx(logistic(-1.0))
+
+
+def test_a_flat_calibration_leaves_the_order_to_the_steep_component(spark):
+    # the content model prefers 11 strongly, ALS prefers 10 mildly; with the content model
+    # calibrated flat (it predicts little), ALS's order stands even at equal weights
+    raw = spark.createDataFrame([(1, 10, 2.5, 1.0), (1, 11, 1.5, 5.0)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    scales = spark.createDataFrame([(1, 2.0, 0.5, 3.0, 1.0)],
+                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    best = lambda params: scoring.top_k(scoring.blend(raw, scales, params), 1).first()["movie_id"]
+    assert best(scoring.Blend(0.5, 0.5, {"cf": 1.0}, -2.0, {"cb": 1.0}, -2.0)) == 11
+    assert best(scoring.Blend(0.5, 0.5, {"cf": 1.0}, -2.0, {"cb": 0.1}, -2.0)) == 10
+
+
+def test_content_evidence_beyond_the_forest_enters_the_content_score(spark):
+    raw = spark.createDataFrame([(1, 10, 1.0, 3.0, 1.0, 3.0, 0.2), (1, 11, 1.0, 3.0, 3.0, 4.0, 0.4)],
+                                "user_id int, movie_id int, cf_raw double, cb_raw double, f_movie_popularity double, "
+                                "f_movie_mean double, f_genre_taste double")
+    scales = scoring.user_scales(raw)
+    row = scales.first()
+    assert (row["popularity_mean"], row["popularity_std"], row["quality_mean"], row["taste_std"]) == \
+        pytest.approx((2.0, 1.0, 3.5, 0.1))
+    params = scoring.Blend(0.7, 0.3, {"cf": 1.0}, -1.0, {"cb": 0.5, "popularity": 2.0, "quality": -1.0, "taste": 0.0}, -3.0)
+    got = {r["movie_id"]: r for r in scoring.blend(raw, scales, params).collect()}
+    # movie 11: z_cb = 0 (no spread), z_popularity = +1, z_quality = +1, taste has slope 0
+    assert got[11]["cb_score"] == pytest.approx(logistic(2.0 * 1 - 1.0 * 1 - 3.0))
+    assert got[10]["cb_score"] == pytest.approx(logistic(2.0 * -1 - 1.0 * -1 - 3.0))
+    assert got[10]["cf_score"] == got[11]["cf_score"] == pytest.approx(logistic(-1.0))
+
+
+def test_settings_give_every_piece_of_evidence_a_slope():
+    from jobs.config import Settings
+    params = scoring.Blend.from_settings(Settings())
+    assert set(params.cf_slopes) == set(scoring.CF_EVIDENCE) and set(params.cb_slopes) == set(scoring.CB_EVIDENCE)
 
 
 def test_weights_change_the_order(spark):
@@ -40,7 +97,8 @@ def test_weights_change_the_order(spark):
                                 "user_id int, movie_id int, cf_raw double, cb_raw double")
     scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
                                    "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
-    best = lambda w_cf, w_cb: scoring.top_k(scoring.blend(raw, scales, w_cf, w_cb), 1).first()["movie_id"]
+    best = lambda w_cf, w_cb: scoring.top_k(scoring.blend(raw, scales, scoring.Blend.plain(w_cf, w_cb)),
+                                            1).first()["movie_id"]
     assert best(0.7, 0.3) == 10      # ALS prefers 10
     assert best(0.3, 0.7) == 11      # the content model prefers 11
 

@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from jobs import config
+from jobs import calibration, config
 from jobs import evaluation as E
 from jobs import features as FE
 from jobs import tuning
@@ -82,7 +82,8 @@ def test_returns_the_best_trial_by_hybrid_ndcg(searched, settings):
     first, _, _, lines = searched
     assert [t.params["als_rank"] for t in first.trials] == [2, 4]
     assert first.best.hybrid == max(t.hybrid for t in first.trials)
-    assert first.settings == settings.replace(als_rank=first.best.params["als_rank"])
+    assert set(first.calibration) == set(calibration.CALIBRATION)
+    assert first.settings == settings.replace(als_rank=first.best.params["als_rank"], **first.calibration)
     for trial in first.trials:
         assert 0 <= trial.hybrid <= 1 and 0 <= trial.als <= 1 and 0 <= trial.content <= 1
         assert trial.params == {**tuning.params_of(settings), "als_rank": trial.params["als_rank"]}
