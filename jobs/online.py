@@ -4,13 +4,33 @@
 `score` and `recommend` go through the same functions as the batch (`jobs.scoring`), and put
 every pair on the batch's per-user scale (the run's stored `user_scales`), so a live score
 and a precomputed one can be compared directly.
+
+`score` is the request-time path (POST /recommend, 20 pairs or so), and building Spark
+plans for it cost about a second however small the data (PySpark's per-operation round
+trips, planning, four jobs).  So it runs on the driver, over copies of the run's tables
+taken at load, and every step is held to the batch's Spark code by tests/jobs/test_online.py:
+
+- cf_raw: ALS's own prediction, the single-precision dot product in factor order
+  (`als_prediction`), bit for bit what ALSModel.transform gives;
+- the content model's features: `pair_feature_values`, `jobs.features.pair_features` for
+  one user (the same sums in the same order; log1p(user_n) taken by Spark at load);
+- cb_raw: the run's own forest, `RandomForestRegressionModel.predict` on each feature vector;
+- the blend: `blend_values`, `jobs.scoring.blend` for one pair (its z-scores and calibrated
+  chances, with the run's `scoring.Blend` and `MIN_STD`).
+
+A movie the run never saw still gets its content features from the run's content pipeline
+in Spark (one small job), then goes the same way.
 """
 from __future__ import annotations
 
 import logging
+import math
 from typing import Iterable
 
+import numpy as np
+
 from pyspark.ml import PipelineModel
+from pyspark.ml.linalg import Vectors
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, SparkSession
@@ -18,9 +38,11 @@ from pyspark.sql import functions as F
 
 from jobs import features as FE
 from jobs import scoring
+from jobs.collaborative import CF_RAW
+from jobs.content import CB_RAW
 from jobs.config import Settings
 from jobs.paths import RunPaths
-from jobs.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
+from jobs.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER, YEAR
 from jobs.warehouse import read_json, read_table
 
 log = logging.getLogger(__name__)
@@ -55,6 +77,12 @@ class RunModels:
         self.movie_ids = {row[MOVIE] for row in known}
         self.genres = {g for row in known for g in row[GENRES]}
         self.user_ids = {row[USER] for row in self.scales.select(USER).collect()}
+        # driver-side copies for `score`: a request then needs no Spark job
+        self.user_factors = _factors(self.als.userFactors)
+        self.item_factors = _factors(self.als.itemFactors)
+        self.movie_values = {row[MOVIE]: _movie_values(row) for row in _movie_value_rows(self.movie_feats).collect()}
+        self.profile_values = {row[USER]: _profile_values(row) for row in _profile_value_rows(self.profiles).collect()}
+        self.scale_values = {row[USER]: _scale_values(row) for row in self.scales.collect()}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -88,15 +116,31 @@ class RunModels:
         missing = [m for m in unknown if not genres.get(m)]
         if missing:
             raise UnknownMovie(f"movies {missing} are not in run {self.run_id}; give their genres to score them")
-        profile, scale = self._user(user_id)
-        feats = self.movie_feats.where(F.col(MOVIE).isin([m for m in movie_ids if m in self.movie_ids]))
-        if unknown:
-            feats = feats.unionByName(self._new_movie_features({m: genres[m] for m in unknown}))
-        pairs = self.spark.createDataFrame([(user_id, m) for m in movie_ids], f"{USER} int, {MOVIE} int")
-        raw = scoring.raw_scores(pairs, self.als, self.forest, feats, profile)
-        scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
-        rows = scored.select(MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
-        return sorted((row.asDict() for row in rows), key=lambda r: (-r[SCORE], r[MOVIE]))
+        if user_id not in self.user_ids or user_id not in self.profile_values:
+            raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
+        movies = self.movie_values
+        if unknown:   # content features of new movies: the run's content pipeline, in Spark
+            new = self._new_movie_features({m: genres[m] for m in unknown})
+            movies = {**movies, **{row[MOVIE]: _movie_values(row) for row in _movie_value_rows(new).collect()}}
+        profile, scale = self.profile_values[user_id], self.scale_values[user_id]
+        params = scoring.Blend.from_settings(self.settings)
+        rows = []
+        for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids)):
+            if movie_id not in movies:
+                continue
+            values = pair_feature_values(profile, movies[movie_id])
+            cb = float(self.forest.predict(Vectors.dense(values)))
+            rows.append({MOVIE: movie_id, **blend_values(evidence(cf, cb, values), scale, params)})
+        return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
+
+    def cf_raw(self, user_id: int, movie_ids: list[int]) -> list[float | None]:
+        """ALS's preference estimate of each pair, None where ALS never saw the user or movie."""
+        user = self.user_factors.get(user_id)
+        found = [m for m in movie_ids if m in self.item_factors]
+        if user is None or not found:
+            return [None] * len(movie_ids)
+        predicted = dict(zip(found, als_prediction(user, np.stack([self.item_factors[m] for m in found]))))
+        return [predicted.get(m) for m in movie_ids]
 
     def recommend(self, user_id: int, k: int) -> list[dict]:
         """The user's top-k, computed now the way the batch does (for k beyond what is stored)."""
@@ -110,3 +154,111 @@ class RunModels:
         scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
         rows = scoring.top_k(scored, k).select(RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
         return sorted((row.asDict() for row in rows), key=lambda r: r[RANK])
+
+
+def _factors(factors: DataFrame) -> dict[int, np.ndarray]:
+    """An ALS factor table (id, features) as id -> float32 vector, on the driver."""
+    return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
+
+
+def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
+    """ALSModel.transform's prediction of one user's pairs with `items` (one row per movie).
+
+    Spark computes it in single precision, one product added at a time in factor order
+    (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
+    tests/jobs/test_online.py checks against ALSModel.transform."""
+    total = np.zeros(items.shape[0], dtype=np.float32)
+    for i in range(items.shape[1]):
+        total += items[:, i] * user[i]
+    return [float(x) for x in total]
+
+
+# ---------------------------------------------------------------- the driver-side scoring of `score`
+
+GENRE_ENTRIES, TAG_ENTRIES = "_genre_entries", "_tag_entries"
+
+
+def _movie_value_rows(movie_feats: DataFrame) -> DataFrame:
+    """movie features with the content maps as entry arrays: map_dot sums in entry order, and
+    an array keeps that order on its way to Python (a map need not)."""
+    return movie_feats.select(MOVIE, YEAR, FE.MEAN_RATING, FE.POPULARITY, F.size(GENRES).alias("_n_genres"),
+                              F.map_entries(FE.GENRE_MAP).alias(GENRE_ENTRIES),
+                              F.map_entries(FE.TAG_MAP).alias(TAG_ENTRIES))
+
+
+def _movie_values(row) -> tuple:
+    return (row[YEAR], row[FE.MEAN_RATING], row[FE.POPULARITY], row["_n_genres"],
+            [(e[0], e[1]) for e in row[GENRE_ENTRIES]], [(e[0], e[1]) for e in row[TAG_ENTRIES]])
+
+
+def _profile_value_rows(profiles: DataFrame) -> DataFrame:
+    """profiles with log1p(user_n) taken by Spark: its log1p is java.lang.StrictMath's, C's may
+    differ in the last bit, and a forest split sits exactly on a training value."""
+    return profiles.select("*", F.log1p(FE.USER_N).alias("_log_n"))
+
+
+def _profile_values(row) -> tuple:
+    return (row[FE.USER_MEAN], row["_log_n"], row[FE.USER_YEAR],
+            *(dict(row[c] or {}) for c in (FE.GENRE_TASTE, FE.GENRE_EXPOSURE, FE.TAG_TASTE, FE.TAG_EXPOSURE)))
+
+
+def _map_dot(entries: list[tuple[int, float]], other: dict[int, float]) -> float:
+    """features.map_dot: Σ value × other[key] over `entries` in order, missing keys 0."""
+    total = 0.0
+    for key, value in entries:
+        total = total + value * other.get(key, 0.0)
+    return total
+
+
+def pair_feature_values(profile: tuple, movie: tuple) -> list[float]:
+    """jobs.features.pair_features of one pair, in PAIR_FEATURES order (None becomes NaN, as
+    VectorAssembler's handleInvalid="keep" does)."""
+    user_mean, user_log_n, user_year, genre_taste, genre_exposure, tag_taste, tag_exposure = profile
+    year_of_movie, mean_rating, popularity, n_genres, genre_entries, tag_entries = movie
+    year = float(year_of_movie) if year_of_movie is not None else user_year if user_year is not None else 0.0
+    values = [user_mean, user_log_n, mean_rating, popularity, year,
+              year - (user_year if user_year is not None else year),
+              _map_dot(genre_entries, genre_taste), _map_dot(genre_entries, genre_exposure),
+              _map_dot(tag_entries, tag_taste), _map_dot(tag_entries, tag_exposure), float(n_genres)]
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _scale_values(row) -> dict[str, tuple[float, float]]:
+    """A user_scales row as evidence name -> (mean, std)."""
+    fields = row.asDict()
+    return {name: (fields[f"{name}_mean"], fields[f"{name}_std"]) for name in scoring.EVIDENCE
+            if f"{name}_mean" in fields}
+
+
+def evidence(cf_raw: float | None, cb_raw: float, features: list[float]) -> dict[str, float | None]:
+    """scoring.EVIDENCE of one pair: ALS's and the forest's raw scores, the rest from its pair features."""
+    columns = {CF_RAW: cf_raw, CB_RAW: cb_raw}
+    values = {name: columns[col] if col in columns else features[FE.PAIR_FEATURES.index(col)]
+              for name, col in scoring.EVIDENCE.items()}
+    return {name: None if v is None or math.isnan(v) else v for name, v in values.items()}
+
+
+def _likelihood(z: dict[str, float], slopes: dict[str, float], intercept: float) -> float:
+    """scoring.likelihood of one pair: logistic(intercept + Σ slope × z), terms in the same order."""
+    logit = intercept
+    for name, slope in slopes.items():
+        if slope:
+            logit = logit + slope * z[name]
+    try:
+        e = math.exp(-logit)
+    except OverflowError:   # the JVM's exp gives infinity, and the chance 0
+        e = math.inf
+    return 1.0 / (1.0 + e)
+
+
+def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, float]], params: scoring.Blend) -> dict:
+    """scoring.blend of one pair: z-scores on its user's scale (scoring.z_scores, 0 where the
+    evidence is missing), each component's calibrated chance and the weighted score."""
+    z = {}
+    for name, value in raw.items():
+        if name in scales:
+            mean, std = scales[name]
+            z[name] = 0.0 if value is None else (value - mean) / max(std, scoring.MIN_STD)
+    cf_score = _likelihood(z, params.cf_slopes, params.cf_intercept)
+    cb_score = _likelihood(z, params.cb_slopes, params.cb_intercept)
+    return {SCORE: params.cf_weight * cf_score + params.cb_weight * cb_score, CF_SCORE: cf_score, CB_SCORE: cb_score}

@@ -21,14 +21,49 @@ DEFAULTS: dict[str, Any] = {
     # where `movierec report` writes the evaluation report the page links to
     "REPORTS_DIR": "var/reports",
     "JSON_SORT_KEYS": False,
+    # answers of GET /users/<id>/recommendations kept per worker for the active run (0: none)
+    "PAGE_CACHE_SIZE": 4096,
 }
+
+
+class PageCache:
+    """Encoded answers of the active run's stored pages, for as long as that run stays active.
+
+    A published run's rows never change, so an answer read from the store once is the
+    answer for the whole activation; entries are kept under the activation's key
+    (`store.get_active_run_key`) and all dropped when it changes.  At most `size` answers
+    (the oldest go first), so memory stays bounded (about 2.5 KB per 10-item page)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        # (activation key, answers by page), swapped as one value so a reader never pairs a
+        # new key with the old answers
+        self._state: tuple[Any, dict[Any, bytes]] = (None, {})
+        self._lock = threading.Lock()
+
+    def get(self, run_key, page) -> bytes | None:
+        key, answers = self._state
+        return answers.get(page) if key == run_key else None
+
+    def put(self, run_key, page, body: bytes) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            key, answers = self._state
+            if key != run_key:
+                self._state = (run_key, {page: body})
+                return
+            if len(answers) >= self.size:
+                answers.pop(next(iter(answers)), None)
+            answers[page] = body
 
 
 class Services:
     """What the routes share: settings, the store's engine, metrics, and the lazy live fallback."""
 
-    def __init__(self, settings, engine, metrics):
+    def __init__(self, settings, engine, metrics, page_cache_size: int = 0):
         self.settings = settings
+        self.pages = PageCache(page_cache_size)
         self.engine = engine
         self.metrics = metrics
         self._live = None
@@ -77,12 +112,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     if os.environ.get("MOVIEREC_REPORTS_DIR"):
         app.config["REPORTS_DIR"] = os.environ["MOVIEREC_REPORTS_DIR"]
+    if os.environ.get("MOVIEREC_PAGE_CACHE_SIZE"):
+        app.config["PAGE_CACHE_SIZE"] = int(os.environ["MOVIEREC_PAGE_CACHE_SIZE"])
     test_config = dict(test_config or {})
     settings = test_config.pop("SETTINGS", None) or from_env()
     app.config.from_mapping(test_config)
     app.json.sort_keys = app.config["JSON_SORT_KEYS"]
 
-    services = Services(settings, store.make_engine(settings.db_url), Metrics(app))
+    services = Services(settings, store.make_engine(settings.db_url), Metrics(app), app.config["PAGE_CACHE_SIZE"])
     app.extensions["movierec"] = services
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)

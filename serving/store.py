@@ -193,8 +193,19 @@ class CompiledQuery:
             raise sa.exc.DBAPIError.instance(sql, args, err, engine.dialect.loaded_dbapi.Error) from err
 
 
+ACTIVE_RUN_KEY = CompiledQuery(
+    sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1))
 STORED_PAGE = CompiledQuery(_stored_page_statement(with_genre=False))
 STORED_PAGE_OF_GENRE = CompiledQuery(_stored_page_statement(with_genre=True))
+
+
+def get_active_run_key(engine: sa.Engine) -> tuple[str, str] | None:
+    """(run id, activation time) of the active run, None before the first publish.
+
+    Each activation (publish or rollback) writes a new activation time, so the pair names
+    one period in which the served rows cannot change: a key for caching answers."""
+    rows = ACTIVE_RUN_KEY.rows(engine)
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def get_stored_page(engine: sa.Engine, user_id: int, k: int, offset: int = 0,

@@ -111,3 +111,43 @@ def test_answers_follow_the_active_run(make_app, fresh_store_url):
     assert client.get("/users/2/recommendations?k=2").get_json()["source"] == "cold_start"
     assert ids(client.get("/users/2/recommendations?k=2").get_json()) == [1, 2]
     assert client.get("/runs/active").get_json()["run_id"] == OLD_RUN
+
+
+def test_a_cached_page_is_the_uncached_answer(make_app, sqlite_store_url):
+    cached = make_app(sqlite_store_url).test_client()
+    uncached = make_app(sqlite_store_url, config={"PAGE_CACHE_SIZE": 0}).test_client()
+    for path in ("/users/1/recommendations?k=3&offset=2", "/users/4/recommendations?k=5",
+                 "/users/1/recommendations?k=2&genre=comedy"):
+        first, again, plain = cached.get(path), cached.get(path), uncached.get(path)
+        assert first.get_data() == again.get_data() == plain.get_data()
+        assert again.status_code == 200 and again.mimetype == "application/json"
+    assert cached.application.extensions["movierec"].pages.get(None, (1, 3, 2, None)) is None
+
+
+def test_a_cached_page_follows_a_rollback_and_a_new_activation_of_the_same_run(make_app, fresh_store_url):
+    """The cache is keyed by the activation (run id and time), not the run id alone."""
+    from jobs import store
+
+    client = make_app(fresh_store_url).test_client()
+    assert ids(client.get("/users/1/recommendations?k=3").get_json())[0] == 20
+    engine = store.engine_for(fresh_store_url)
+    store.rollback(engine, OLD_RUN)
+    assert ids(client.get("/users/1/recommendations?k=3").get_json()) == [21, 22, 23]
+    store.rollback(engine, NEW_RUN)
+    answer = client.get("/users/1/recommendations?k=3").get_json()
+    assert answer["run_id"] == NEW_RUN and ids(answer) == [20, 19, 18]
+
+
+def test_the_page_cache_is_bounded_and_holds_one_activation():
+    from serving import PageCache
+
+    cache = PageCache(2)
+    cache.put("a", 1, b"1")
+    cache.put("a", 2, b"2")
+    cache.put("a", 3, b"3")
+    assert [cache.get("a", page) for page in (1, 2, 3)] == [None, b"2", b"3"]
+    cache.put("b", 1, b"b1")
+    assert cache.get("a", 2) is None and cache.get("b", 1) == b"b1"
+    off = PageCache(0)
+    off.put("a", 1, b"1")
+    assert off.get("a", 1) is None
