@@ -73,6 +73,8 @@ class Settings:
     # serving
     warm_spark: bool = _doc("Start the live-Spark fallback's session when the API boots", False)
     live_timeout: float = _doc("Seconds a live-Spark scoring call may take before the API answers 503", 20.0)
+    page_cache_size: int = _doc("Answers of GET /users/<id>/recommendations each API worker keeps for the active "
+                                "run (0: none)", 4096)
 
     @property
     def weights(self) -> tuple[float, float]:
@@ -138,6 +140,8 @@ def validate(settings: Settings) -> Settings:
                  "similar_k"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    if settings.page_cache_size < 0:
+        problems.append("page_cache_size must be 0 (no cache) or more")
     if settings.cf_slope < 0 or settings.cb_slope < 0:
         problems.append("cf_slope and cb_slope must be non-negative (a negative slope would rank a component upside down)")
     if settings.als_feedback not in ALS_FEEDBACK_MODES:

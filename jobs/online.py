@@ -15,8 +15,9 @@ taken at load, and every step is held to the batch's Spark code by tests/jobs/te
 - the content model's features: `pair_feature_values`, `jobs.features.pair_features` for
   one user (the same sums in the same order; log1p(user_n) taken by Spark at load);
 - cb_raw: the run's own forest, `RandomForestRegressionModel.predict` on each feature vector;
-- the blend: `blend_values`, `jobs.scoring.blend` for one pair (its z-scores and calibrated
-  chances, with the run's `scoring.Blend` and `MIN_STD`).
+- the blend: `blend_values`, `jobs.scoring.blend` for one pair: its z-scores (with the
+  run's `MIN_STD`), then the same `scoring.calibrated_chance` and `scoring.hybrid_score`
+  the batch builds its columns from, with the run's `scoring.Blend`.
 
 A movie the run never saw still gets its content features from the run's content pipeline
 in Spark (one small job), then goes the same way.
@@ -238,17 +239,12 @@ def evidence(cf_raw: float | None, cb_raw: float, features: list[float]) -> dict
     return {name: None if v is None or math.isnan(v) else v for name, v in values.items()}
 
 
-def _likelihood(z: dict[str, float], slopes: dict[str, float], intercept: float) -> float:
-    """scoring.likelihood of one pair: logistic(intercept + Σ slope × z), terms in the same order."""
-    logit = intercept
-    for name, slope in slopes.items():
-        if slope:
-            logit = logit + slope * z[name]
+def _exp(x: float) -> float:
+    """math.exp, but infinity where it overflows, as the JVM's exp gives (and the chance is then 0)."""
     try:
-        e = math.exp(-logit)
-    except OverflowError:   # the JVM's exp gives infinity, and the chance 0
-        e = math.inf
-    return 1.0 / (1.0 + e)
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, float]], params: scoring.Blend) -> dict:
@@ -259,6 +255,6 @@ def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, fl
         if name in scales:
             mean, std = scales[name]
             z[name] = 0.0 if value is None else (value - mean) / max(std, scoring.MIN_STD)
-    cf_score = _likelihood(z, params.cf_slopes, params.cf_intercept)
-    cb_score = _likelihood(z, params.cb_slopes, params.cb_intercept)
-    return {SCORE: params.cf_weight * cf_score + params.cb_weight * cb_score, CF_SCORE: cf_score, CB_SCORE: cb_score}
+    cf_score = scoring.calibrated_chance(z, params.cf_slopes, params.cf_intercept, _exp)
+    cb_score = scoring.calibrated_chance(z, params.cb_slopes, params.cb_intercept, _exp)
+    return {SCORE: scoring.hybrid_score(cf_score, cb_score, params), CF_SCORE: cf_score, CB_SCORE: cb_score}

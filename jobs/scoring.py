@@ -30,6 +30,7 @@ chance of an average candidate, no evidence either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
@@ -106,13 +107,26 @@ def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
     return raw.join(scales, USER).select(*raw.columns, *z)
 
 
-def likelihood(slopes: dict[str, float], intercept: float):
-    """logistic(Σ slope × z + intercept): the evidence as the chance the user likes the movie."""
-    logit = F.lit(intercept)
+def calibrated_chance(z: Mapping[str, Any], slopes: Mapping[str, float], intercept: Any, exp: Callable = F.exp):
+    """logistic(intercept + Σ slope × z[name]): the evidence as the chance the user likes the movie.
+
+    The one definition of the formula: with Spark columns (exp = F.exp) in the batch, with
+    floats (exp = math.exp) in the live fallback's driver-side path (jobs.online)."""
+    logit = intercept
     for name, slope in slopes.items():
         if slope:
-            logit = logit + F.lit(slope) * F.col(z_name(name))
-    return 1.0 / (1.0 + F.exp(-logit))
+            logit = logit + slope * z[name]
+    return 1.0 / (1.0 + exp(-logit))
+
+
+def hybrid_score(cf_score: Any, cb_score: Any, params: Blend):
+    """cf_weight × cf_score + cb_weight × cb_score (Spark columns or floats)."""
+    return params.cf_weight * cf_score + params.cb_weight * cb_score
+
+
+def likelihood(slopes: dict[str, float], intercept: float):
+    """calibrated_chance as a Spark column over the z_<name> columns."""
+    return calibrated_chance({name: F.col(z_name(name)) for name in slopes}, slopes, F.lit(intercept))
 
 
 def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
@@ -122,7 +136,7 @@ def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
         likelihood(params.cf_slopes, params.cf_intercept).alias(CF_SCORE),
         likelihood(params.cb_slopes, params.cb_intercept).alias(CB_SCORE),
     )
-    return scaled.withColumn(SCORE, F.lit(params.cf_weight) * F.col(CF_SCORE) + F.lit(params.cb_weight) * F.col(CB_SCORE))
+    return scaled.withColumn(SCORE, hybrid_score(F.col(CF_SCORE), F.col(CB_SCORE), params))
 
 
 def top_k(scored: DataFrame, k: int, by: str = SCORE) -> DataFrame:

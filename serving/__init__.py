@@ -21,8 +21,6 @@ DEFAULTS: dict[str, Any] = {
     # where `movierec report` writes the evaluation report the page links to
     "REPORTS_DIR": "var/reports",
     "JSON_SORT_KEYS": False,
-    # answers of GET /users/<id>/recommendations kept per worker for the active run (0: none)
-    "PAGE_CACHE_SIZE": 4096,
 }
 
 
@@ -112,14 +110,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     if os.environ.get("MOVIEREC_REPORTS_DIR"):
         app.config["REPORTS_DIR"] = os.environ["MOVIEREC_REPORTS_DIR"]
-    if os.environ.get("MOVIEREC_PAGE_CACHE_SIZE"):
-        app.config["PAGE_CACHE_SIZE"] = int(os.environ["MOVIEREC_PAGE_CACHE_SIZE"])
     test_config = dict(test_config or {})
     settings = test_config.pop("SETTINGS", None) or from_env()
     app.config.from_mapping(test_config)
     app.json.sort_keys = app.config["JSON_SORT_KEYS"]
 
-    services = Services(settings, store.make_engine(settings.db_url), Metrics(app), app.config["PAGE_CACHE_SIZE"])
+    # settings.page_cache_size (MOVIEREC_PAGE_CACHE_SIZE), or the test config's PAGE_CACHE_SIZE
+    cache_size = app.config.get("PAGE_CACHE_SIZE", settings.page_cache_size)
+    services = Services(settings, store.make_engine(settings.db_url), Metrics(app), cache_size)
     app.extensions["movierec"] = services
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)

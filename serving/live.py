@@ -56,6 +56,7 @@ class LiveBadInput(ValueError):
 DEPLOYMENT_SETTINGS = frozenset({
     "data_dir", "warehouse", "db_url", "spark_master", "shuffle_partitions", "driver_memory",
     "max_bad_share", "keep_runs", "quality_tolerance", "skip_quality_gate", "warm_spark", "live_timeout",
+    "page_cache_size",
 })
 
 
