@@ -21,8 +21,10 @@ Phases, each bounded by --duration seconds and --max-requests requests, repeated
 The load generator runs on the same 2 cores as the server: its own CPU use is part of the
 picture, and it is the same for every route compared.  The Python client needs most of a
 core for a few thousand requests a second, which flattens the difference between routes;
-wrk needs a fraction of that.  wrk has no open-loop mode, so the half-rate phase always
-uses the Python clients (at half the peak rate they are mostly asleep).
+wrk needs a fraction of that.  wrk has no open-loop mode, so the half-rate phase uses an
+open-loop asyncio client in one process (tens of microseconds of CPU a request); the older
+--half-rate-client processes (--clients blocking clients) needed more CPU than the server at
+a few thousand requests a second, and its tail measured the clients' wait for a core.
 Targets (issue 4): recommendations keeps >= 70% of /healthz's peak throughput; p99 < 10 ms
 at half of its peak rate; live POST p50 < 500 ms once warm.
 Only 127.0.0.1 is ever contacted.
@@ -185,6 +187,69 @@ def run_load(port: int, paths: list[str], clients: int, duration: float, max_req
     return summary(latencies, errors, max(seconds for _, _, seconds in results))
 
 
+async def _open_loop(port: int, paths: list[str], rate: float, duration: float, max_requests: int,
+                     connections: int, seed: int) -> dict:
+    """Open loop in one asyncio process: request i is due at start + i/rate and goes out on the
+    first free keep-alive connection; its latency counts from when it was due, so time spent
+    waiting for a connection (queueing) is not hidden.  A few tens of microseconds of client
+    CPU a request, where a blocking Python client needs several hundred."""
+    import asyncio
+
+    rng = random.Random(seed)
+    payloads = [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for p in paths]
+    due: asyncio.Queue = asyncio.Queue()
+    latencies: list[float] = []
+    errors = 0
+
+    async def read_response(reader) -> tuple[int, bool]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        return int(lines[0].split()[1]), headers.get("connection", "").lower() == "close"
+
+    async def connection_loop() -> None:
+        nonlocal errors
+        reader = writer = None
+        while (item := await due.get()) is not None:
+            scheduled, payload = item
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(payload)
+                status, closing = await read_response(reader)
+                errors += status != 200
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                errors, closing = errors + 1, True
+            latencies.append(time.perf_counter() - scheduled)
+            if closing and writer is not None:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    tasks = [asyncio.create_task(connection_loop()) for _ in range(connections)]
+    start = time.perf_counter()
+    for i in range(min(int(rate * duration), max_requests)):
+        scheduled = start + i / rate
+        wait = scheduled - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        due.put_nowait((scheduled, rng.choice(payloads)))
+    for _ in tasks:
+        due.put_nowait(None)
+    await asyncio.gather(*tasks)
+    return summary(latencies, errors, time.perf_counter() - start)
+
+
+def run_open_loop(port: int, paths: list[str], rate: float, duration: float, max_requests: int,
+                  connections: int = 16, seed: int = 1) -> dict:
+    """`rate` requests a second for `duration` s (at most `max_requests`), open loop (_open_loop)."""
+    import asyncio
+
+    return asyncio.run(_open_loop(port, paths, rate, duration, max_requests, connections, seed))
+
+
 WRK_SCRIPT = """
 local paths = {%s}
 local sent, limit = 0, %d
@@ -303,6 +368,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: movierec serve's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: movierec serve's)")
     parser.add_argument("--clients", type=int, default=4, help="Python load generator processes (default %(default)s)")
+    parser.add_argument("--half-rate-client", choices=("asyncio", "processes"), default="asyncio",
+                        help="half-rate phase: one asyncio process (default) or --clients blocking Python processes")
     parser.add_argument("--load-client", choices=("auto", "wrk", "python"), default="auto",
                         help="peak phases: wrk (when installed, for auto) or the Python clients (default %(default)s)")
     parser.add_argument("--connections", type=int, default=8,
@@ -381,8 +448,9 @@ def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
     on a shared machine other work only ever slows a round down), then the half-rate phase."""
     peak_client = (f"wrk, {args.connections} connections" if args.load_client == "wrk"
                    else f"{args.clients} Python client processes")
-    print(f"gunicorn on 127.0.0.1:{server.port}; peak load from {peak_client}, half-rate load from {args.clients} "
-          f"Python client processes; {args.duration:g} s per phase, {args.rounds} rounds, at most "
+    half_client = ("one asyncio process, 16 connections" if args.half_rate_client == "asyncio"
+                   else f"{args.clients} Python client processes")
+    print(f"gunicorn on 127.0.0.1:{server.port}; peak load from {peak_client}, half-rate load from {half_client}; {args.duration:g} s per phase, {args.rounds} rounds, at most "
           f"{args.max_requests} requests a phase; load average {_load()}")
     rec_paths = [f"/users/{u}/recommendations?k=10" for u in users]
 
@@ -421,7 +489,10 @@ def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
     runs = []
     for _ in range(args.rounds):
         before = server_histogram(server.port)
-        runs.append(run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests, rate=half))
+        if args.half_rate_client == "asyncio":
+            runs.append(run_open_loop(server.port, rec_paths, half, args.duration, args.max_requests, seed=len(runs)))
+        else:
+            runs.append(run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests, rate=half))
         runs[-1]["server_p99_ms_at_most"] = histogram_quantile(before, server_histogram(server.port), 0.99)
         runs[-1]["load_average"] = _load()
     figures["recs_half_rate"] = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]   # the median round
