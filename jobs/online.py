@@ -250,7 +250,7 @@ def _exp(x: float) -> float:
 def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, float]], params: scoring.Blend) -> dict:
     """scoring.blend of one pair: z-scores on its user's scale (scoring.z_scores, 0 where the
     evidence is missing), each component's calibrated chance and the weighted score."""
-    z = {}
+    z = dict.fromkeys(scoring.EVIDENCE, 0.0)      # evidence the run's scales lack counts as z = 0, as in the batch
     for name, value in raw.items():
         if name in scales:
             mean, std = scales[name]

@@ -100,8 +100,10 @@ class Blend:
 
 
 def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
-    """raw + z_<name> for each piece of evidence in raw: standardised on the user's scale, 0 where missing."""
-    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
+    """raw + z_<name> for each piece of evidence in both raw and scales: standardised on the user's
+    scale, 0 where the value is missing.  (Evidence a run's scales lack, e.g. a run scored before
+    that evidence was added, gets no column: `blend` counts it as z = 0.)"""
+    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns and f"{name}_mean" in scales.columns}
     z = [F.coalesce((F.col(col) - F.col(f"{name}_mean")) / F.greatest(F.col(f"{name}_std"), F.lit(MIN_STD)),
                     F.lit(0.0)).alias(z_name(name)) for name, col in present.items()]
     return raw.join(scales, USER).select(*raw.columns, *z)
@@ -131,10 +133,12 @@ def likelihood(slopes: dict[str, float], intercept: float):
 
 def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
     """raw scores + cf_score, cb_score (each a calibrated chance, 0..1) and the hybrid score."""
-    scaled = z_scores(raw, scales).select(
+    z = z_scores(raw, scales)
+    known = lambda slopes: {name: slope for name, slope in slopes.items() if z_name(name) in z.columns}
+    scaled = z.select(
         *raw.columns,
-        likelihood(params.cf_slopes, params.cf_intercept).alias(CF_SCORE),
-        likelihood(params.cb_slopes, params.cb_intercept).alias(CB_SCORE),
+        likelihood(known(params.cf_slopes), params.cf_intercept).alias(CF_SCORE),
+        likelihood(known(params.cb_slopes), params.cb_intercept).alias(CB_SCORE),
     )
     return scaled.withColumn(SCORE, hybrid_score(F.col(CF_SCORE), F.col(CB_SCORE), params))
 

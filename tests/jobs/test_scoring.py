@@ -86,6 +86,20 @@ def test_content_evidence_beyond_the_forest_enters_the_content_score(spark):
     assert got[10]["cf_score"] == got[11]["cf_score"] == pytest.approx(logistic(-1.0))
 
 
+def test_evidence_a_runs_scales_lack_counts_as_average(spark):
+    # a run scored before popularity was evidence: its stored scales have no popularity columns
+    raw = spark.createDataFrame([(1, 10, 1.0, 3.0, 1.0)], "user_id int, movie_id int, cf_raw double, cb_raw double, "
+                                                         "f_movie_popularity double")
+    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
+                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    params = scoring.Blend(0.7, 0.3, {"cf": 1.0}, 0.0, {"cb": 1.0, "popularity": 5.0}, -1.0)
+    row = scoring.blend(raw, scales, params).first()
+    assert row["cb_score"] == pytest.approx(logistic(-1.0))            # z_cb = 0, z_popularity taken as 0
+    from jobs.online import blend_values
+    live = blend_values({"cf": 1.0, "cb": 3.0, "popularity": 1.0}, {"cf": (2.0, 1.0), "cb": (3.0, 1.0)}, params)
+    assert live["cb_score"] == pytest.approx(row["cb_score"]) and live["score"] == pytest.approx(row["score"])
+
+
 def test_settings_give_every_piece_of_evidence_a_slope():
     from jobs.config import Settings
     params = scoring.Blend.from_settings(Settings())
