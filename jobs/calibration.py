@@ -21,14 +21,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.schemas import MOVIE, RATING, USER
-from jobs.scoring import CB_EVIDENCE, CF_EVIDENCE, z_name
+from jobs.scoring import CB_SLOPE_SETTINGS, CF_SLOPE_SETTINGS, z_name
 
 LIKED = "liked"
 # the settings it gives, in order: each component's slopes (one per piece of evidence), then its intercept
-CF_SETTINGS = {"cf": "cf_slope"}
-CB_SETTINGS = {"cb": "cb_slope", "popularity": "cb_popularity_slope", "quality": "cb_quality_slope",
-               "taste": "cb_taste_slope"}
-CALIBRATION = (*CF_SETTINGS.values(), "cf_intercept", *CB_SETTINGS.values(), "cb_intercept")
+CALIBRATION = (*CF_SLOPE_SETTINGS.values(), "cf_intercept", *CB_SLOPE_SETTINGS.values(), "cb_intercept")
 
 
 def labelled(z: DataFrame, held_out: DataFrame, threshold: float) -> DataFrame:
@@ -48,8 +45,7 @@ def fit_line(data: DataFrame, z_cols: list[str]) -> tuple[list[float], float]:
 
 def calibrate(z: DataFrame, held_out: DataFrame, threshold: float = 4.0) -> dict[str, float]:
     """The calibration settings (CALIBRATION) from candidates' z-scores and held-out ratings, rounded to 4 places."""
-    assert list(CF_SETTINGS) == list(CF_EVIDENCE) and list(CB_SETTINGS) == list(CB_EVIDENCE)
-    cf_cols, cb_cols = [z_name(n) for n in CF_EVIDENCE], [z_name(n) for n in CB_EVIDENCE]
+    cf_cols, cb_cols = [z_name(n) for n in CF_SLOPE_SETTINGS], [z_name(n) for n in CB_SLOPE_SETTINGS]
     data = labelled(z, held_out, threshold).select(*cf_cols, *cb_cols, LIKED).persist()
     try:
         if data.where(F.col(LIKED) == 1.0).isEmpty():

@@ -65,27 +65,43 @@ def _ranked(df: DataFrame, by: str, k: int) -> DataFrame:
     return scoring.top_k(df.withColumnRenamed(by, SCORE) if by != SCORE else df, k).select(USER, RANK, MOVIE)
 
 
-def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int) -> dict[str, DataFrame]:
-    """Each model's top-k list (user_id, rank, movie_id) for the given users."""
-    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
-    user_train = train.join(users, USER, "left_semi")
-    profiles = fitted.profiles.join(users, USER, "left_semi")
+@dataclass
+class Candidates:
+    """The given users' candidates under the fitted models: ALS's and the content model's
+    lists (each persisted: read for the hybrid's candidates and for its own list) and the raw
+    scores of their union (persisted)."""
+    als_top: DataFrame
+    content_top: DataFrame
+    raw: DataFrame
 
-    # each is read twice (the hybrid's candidates and its own list): computed once
+
+def candidate_scores(fitted: FittedModels, user_train: DataFrame, users: DataFrame, settings: Settings,
+                     k: int) -> Candidates:
+    """Each user's candidates (the batch's rule, movies of the training part only) and raw scores."""
+    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
+    profiles = fitted.profiles.join(users, USER, "left_semi")
     als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).persist()
     content_top = scoring.content_candidates(profiles, scoring.content_pool(seen, settings.content_pool),
                                              user_train, settings.content_candidates).persist()
     pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
     raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
-    hybrid = scoring.blend(raw, scoring.user_scales(raw), scoring.Blend.from_settings(settings))
+    return Candidates(als_top, content_top, raw)
 
-    content_raw = raw.join(content_top, [USER, MOVIE], "left_semi")
+
+def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int) -> dict[str, DataFrame]:
+    """Each model's top-k list (user_id, rank, movie_id) for the given users."""
+    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
+    user_train = train.join(users, USER, "left_semi")
+    found = candidate_scores(fitted, user_train, users, settings, k)
+    hybrid = scoring.blend(found.raw, scoring.user_scales(found.raw), scoring.Blend.from_settings(settings))
+
+    content_raw = found.raw.join(found.content_top, [USER, MOVIE], "left_semi")
     popular = scoring.popular_movies(seen, k + int(user_train.groupBy(USER).count().agg(F.max("count")).first()[0]))
     popular_unrated = users.crossJoin(F.broadcast(popular.select(MOVIE, F.col(SCORE)))).join(
         user_train.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     return {
         "hybrid": _ranked(hybrid, SCORE, k),
-        "als": _ranked(als_top, CF_RAW, k),
+        "als": _ranked(found.als_top, CF_RAW, k),
         "content": _ranked(content_raw, CB_RAW, k),
         "popularity": _ranked(popular_unrated, SCORE, k),
     }

@@ -51,6 +51,10 @@ CONTENT_AFFINITY = "content_affinity"
 CF_EVIDENCE = {"cf": CF_RAW}
 CB_EVIDENCE = {"cb": CB_RAW, "popularity": "f_movie_popularity", "quality": "f_movie_mean", "taste": "f_genre_taste"}
 EVIDENCE = {**CF_EVIDENCE, **CB_EVIDENCE}
+# The setting (jobs.config) that holds each piece of evidence's slope, per component.
+CF_SLOPE_SETTINGS = {"cf": "cf_slope"}
+CB_SLOPE_SETTINGS = {"cb": "cb_slope", "popularity": "cb_popularity_slope", "quality": "cb_quality_slope",
+                     "taste": "cb_taste_slope"}
 CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
 Z_CF, Z_CB = "z_cf", "z_cb"
 
@@ -89,9 +93,9 @@ class Blend:
 
     @classmethod
     def from_settings(cls, settings) -> "Blend":
-        return cls(settings.cf_weight, settings.cb_weight, {"cf": settings.cf_slope}, settings.cf_intercept,
-                   {"cb": settings.cb_slope, "popularity": settings.cb_popularity_slope,
-                    "quality": settings.cb_quality_slope, "taste": settings.cb_taste_slope}, settings.cb_intercept)
+        slopes = lambda names: {name: getattr(settings, setting) for name, setting in names.items()}
+        return cls(settings.cf_weight, settings.cb_weight, slopes(CF_SLOPE_SETTINGS), settings.cf_intercept,
+                   slopes(CB_SLOPE_SETTINGS), settings.cb_intercept)
 
     @classmethod
     def plain(cls, cf_weight: float, cb_weight: float) -> "Blend":

@@ -166,17 +166,14 @@ def validation_metrics(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame,
 
 def calibrate_components(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame,
                          settings: Settings) -> dict[str, float]:
-    """cf/cb slope and intercept (jobs.calibration) of these models' candidates for the validation users."""
+    """The calibration settings (jobs.calibration) of these models' candidates for the validation users."""
     users = valid.select(USER).distinct()
-    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)
-    profiles = fitted.profiles.join(users, USER, "left_semi")
-    pairs = scoring.candidates(fitted.als, fit.join(users, USER, "left_semi"), seen, profiles, settings.als_candidates,
-                               settings.content_candidates, settings.content_pool, users=users)
-    raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
+    found = E.candidate_scores(fitted, fit.join(users, USER, "left_semi"), users, settings, K)
     try:
-        return calibrate(scoring.z_scores(raw, scoring.user_scales(raw)), valid, RELEVANT)
+        return calibrate(scoring.z_scores(found.raw, scoring.user_scales(found.raw)), valid, RELEVANT)
     finally:
-        raw.unpersist()
+        for frame in (found.raw, found.als_top, found.content_top):
+            frame.unpersist()
 
 
 def _fmt(value: Any) -> str:

@@ -103,7 +103,7 @@ def test_evidence_a_runs_scales_lack_counts_as_average(spark):
 def test_settings_give_every_piece_of_evidence_a_slope():
     from jobs.config import Settings
     params = scoring.Blend.from_settings(Settings())
-    assert set(params.cf_slopes) == set(scoring.CF_EVIDENCE) and set(params.cb_slopes) == set(scoring.CB_EVIDENCE)
+    assert list(params.cf_slopes) == list(scoring.CF_EVIDENCE) and list(params.cb_slopes) == list(scoring.CB_EVIDENCE)
 
 
 def test_weights_change_the_order(spark):
