@@ -29,7 +29,7 @@ def settings(tmp_path_factory):
         db_url=f"sqlite:///{root / 'store.db'}",
         spark_master="local[2]",
         shuffle_partitions=4,
-        driver_memory="2g",
+        driver_memory="4g",
         als_rank=8,
         als_iterations=5,
         rf_trees=10,
