@@ -9,6 +9,7 @@ watched the movie, which would leak the answer.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ HOLDOUT_SHARE = 0.2
 K = 10
 LIST_LENGTH = 50          # lists kept per model for the report's curves (k = 1..50)
 MODELS = ("hybrid", "als", "content", "popularity")
+MODEL = "model"        # the column naming the model in the stacked lists
 
 
 @dataclass
@@ -47,8 +49,8 @@ class FittedModels:
 def fit_models(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> FittedModels:
     """Everything the pipeline fits, on the given ratings only."""
     content, movie_feats, _ = FE.build_features(movies, ratings, tags, settings.genre_features, settings.tag_features)
-    movie_feats = movie_feats.persist()
-    profiles = FE.user_profiles(ratings, movie_feats).persist()
+    movie_feats = movie_feats.localCheckpoint()        # materialised, lineage cut: see `evaluate_split`
+    profiles = FE.user_profiles(ratings, movie_feats).localCheckpoint()
     als = fit_als(ratings, settings)
     forest = fit_rf(FE.pair_features(ratings, movie_feats, profiles), settings)
     return FittedModels(content, movie_feats, profiles, als, forest)
@@ -68,8 +70,8 @@ def _ranked(df: DataFrame, by: str, k: int) -> DataFrame:
 @dataclass
 class Candidates:
     """The given users' candidates under the fitted models: ALS's and the content model's
-    lists (each persisted: read for the hybrid's candidates and for its own list) and the raw
-    scores of their union (persisted)."""
+    lists (each materialised: read for the hybrid's candidates and for its own list) and the
+    raw scores of their union (materialised)."""
     als_top: DataFrame
     content_top: DataFrame
     raw: DataFrame
@@ -80,11 +82,11 @@ def candidate_scores(fitted: FittedModels, user_train: DataFrame, users: DataFra
     """Each user's candidates (the batch's rule, movies of the training part only) and raw scores."""
     seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
     profiles = fitted.profiles.join(users, USER, "left_semi")
-    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).persist()
+    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).localCheckpoint()
     content_top = scoring.content_candidates(profiles, scoring.content_pool(seen, settings.content_pool),
-                                             user_train, settings.content_candidates).persist()
+                                             user_train, settings.content_candidates).localCheckpoint()
     pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
-    raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).persist()
+    raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).localCheckpoint()
     return Candidates(als_top, content_top, raw)
 
 
@@ -116,38 +118,51 @@ def rating_accuracy(fitted: FittedModels, test: DataFrame) -> dict[str, float]:
     return errors
 
 
+def stack_lists(lists: dict[str, DataFrame]) -> DataFrame:
+    """The models' lists as one frame: model, user_id, rank, movie_id."""
+    stacked = [recs.select(F.lit(name).alias(MODEL), USER, RANK, MOVIE) for name, recs in lists.items()]
+    return functools.reduce(DataFrame.unionByName, stacked)
+
+
 def evaluate(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> tuple[dict, DataFrame]:
     """(metrics, the models' top-50 lists) under the temporal hold-out protocol."""
     train, test = temporal_split(ratings, HOLDOUT_SHARE)
-    train, test = train.persist(), test.persist()
-    return evaluate_split(movies, train, test, tags_before_cutoff(tags, train, test), settings)
+    train, test = train.localCheckpoint(), test.localCheckpoint()
+    return evaluate_split(movies, train, test, tags_before_cutoff(tags, train, test).localCheckpoint(), settings)
 
 
 def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
                    settings: Settings) -> tuple[dict, DataFrame]:
     """(metrics, top-50 lists) for one given (train, test) pair: models fitted on `train` (and
     `tags`, already cut to what was known then), measured on `test`.  `evaluate` passes the
-    temporal hold-out; tuning passes a validation split carved from the training part."""
+    temporal hold-out; tuning passes a validation split carved from the training part.
+
+    Intermediate frames used more than once are materialised with `localCheckpoint`, not
+    `persist`: a persisted frame keeps its whole plan, every query that reads it repeats that
+    plan, and Spark renders each query's plan as text for its listeners.  Built from in-memory
+    features rather than Parquet, the hybrid list's plan was 10 MB of text and the metrics
+    query's 69 MB: most of this stage's time, and once a driver OutOfMemoryError."""
     fitted = fit_models(movies, train, tags, settings)
     users = test.select(USER).distinct()
     catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
-    lists = {name: df.persist() for name, df in model_lists(fitted, train, users, settings, LIST_LENGTH).items()}
+    lists = model_lists(fitted, train, users, settings, LIST_LENGTH)
+    details = stack_lists(lists).localCheckpoint()
 
+    # every model and both relevance rules in three Spark queries (twelve, one model at a time,
+    # took a third of this stage on ml-latest-small)
+    names = list(lists)
+    liked = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=4.0)
+    every = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=None)
+    coverage = M.catalogue_coverage_by(details, MODEL, names, catalogue, k=K)
     models = {}
-    for name, recs in lists.items():
-        liked = M.ranking_metrics(recs, test, k=K, relevant_threshold=4.0)
-        every = M.ranking_metrics(recs, test, k=K, relevant_threshold=None)
-        models[name] = {**liked, "ndcg_all": every[M.NDCG], "precision_all": every[M.PRECISION],
-                        M.COVERAGE: M.catalogue_coverage(recs, catalogue, k=K)}
-        log.info("evaluate %s: NDCG@10 %.4f", name, liked[M.NDCG])
+    for name in names:
+        models[name] = {**liked[name], "ndcg_all": every[name][M.NDCG], "precision_all": every[name][M.PRECISION],
+                        M.COVERAGE: coverage[name]}
+        log.info("evaluate %s: NDCG@10 %.4f", name, liked[name][M.NDCG])
     models["content"].update(rating_accuracy(fitted, test))
     metrics = {
         "protocol": {"holdout_share": HOLDOUT_SHARE, "k": K, "relevant": "held-out rating >= 4.0",
                      "train_ratings": train.count(), "test_ratings": test.count(), "catalogue": catalogue},
         "models": models,
     }
-    details = None
-    for name, recs in lists.items():
-        tagged = recs.withColumn("model", F.lit(name))
-        details = tagged if details is None else details.unionByName(tagged)
     return metrics, details

@@ -67,6 +67,8 @@ POSITION = "position"
 N_RELEVANT = "n_relevant"
 HITS = "hits"
 AVERAGE_PRECISION = "average_precision"
+# the list-name column of a single list in the stacked (`*_by`) functions
+LIST = "_list"
 
 
 class EmptyEvaluation(ValueError):
@@ -78,15 +80,16 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be at least 1, got {k!r}")
 
 
-def top_k(recommendations: DataFrame, k: int) -> DataFrame:
-    """(user_id, movie_id, position): each user's first k recommendations, positions 1..k."""
+def top_k(recommendations: DataFrame, k: int, by: tuple[str, ...] = ()) -> DataFrame:
+    """(*by, user_id, movie_id, position): each user's first k recommendations, positions 1..k
+    (per value of the `by` columns, e.g. per model, when several lists are stacked)."""
     _check_k(k)
-    order = Window.partitionBy(USER).orderBy(F.col(RANK).asc(), F.col(MOVIE).asc())
+    order = Window.partitionBy(*by, USER).orderBy(F.col(RANK).asc(), F.col(MOVIE).asc())
     return (
-        recommendations.select(USER, RANK, MOVIE)
+        recommendations.select(*by, USER, RANK, MOVIE)
         .withColumn(POSITION, F.row_number().over(order))
         .filter(F.col(POSITION) <= k)
-        .select(USER, MOVIE, POSITION)
+        .select(*by, USER, MOVIE, POSITION)
     )
 
 
@@ -102,20 +105,25 @@ def user_ranking_metrics(
     test: DataFrame,
     k: int = 10,
     relevant_threshold: float | None = 4.0,
+    by: tuple[str, ...] = (),
 ) -> DataFrame:
     """One row per evaluated user: user_id, n_relevant, hits, ndcg, precision, recall, average_precision.
 
     Definitions in the module docstring.  Users without a relevant held-out movie are absent.
+    With `by` columns (several lists stacked, e.g. one per model), one row per (*by, user):
+    every evaluated user is scored against each list value found in `recommendations`.
     """
     _check_k(k)
     relevant = relevant_items(test, relevant_threshold)
     per_user_relevant = relevant.groupBy(USER).agg(F.count(F.lit(1)).alias(N_RELEVANT))
+    if by:
+        per_user_relevant = per_user_relevant.crossJoin(F.broadcast(recommendations.select(*by).distinct()))
 
-    hits = top_k(recommendations, k).join(relevant, [USER, MOVIE])
-    hit_number = F.row_number().over(Window.partitionBy(USER).orderBy(POSITION))
+    hits = top_k(recommendations, k, by).join(relevant, [USER, MOVIE])
+    hit_number = F.row_number().over(Window.partitionBy(*by, USER).orderBy(POSITION))
     hit_stats = (
         hits.withColumn("_hit_number", hit_number)
-        .groupBy(USER)
+        .groupBy(*by, USER)
         .agg(
             F.count(F.lit(1)).alias(HITS),
             F.sum(F.lit(1.0) / F.log2(F.col(POSITION) + 1)).alias("_dcg"),
@@ -128,9 +136,10 @@ def user_ranking_metrics(
         F.sequence(F.lit(1), ideal_hits), F.lit(0.0), lambda acc, p: acc + F.lit(1.0) / F.log2(p + 1)
     )
     return (
-        per_user_relevant.join(hit_stats, USER, "left")
+        per_user_relevant.join(hit_stats, [*by, USER], "left")
         .na.fill({HITS: 0, "_dcg": 0.0, "_precision_sum": 0.0})
         .select(
+            *by,
             USER,
             N_RELEVANT,
             F.col(HITS).cast("int").alias(HITS),
@@ -153,31 +162,61 @@ def ranking_metrics(
     Returns {"ndcg", "precision", "recall", "map", "hit_rate", "users"}; raises
     `EmptyEvaluation` when no user has a relevant held-out movie.
     """
-    per_user = user_ranking_metrics(recommendations, test, k, relevant_threshold)
-    row = per_user.agg(
+    stacked = recommendations.select(F.lit("").alias(LIST), USER, RANK, MOVIE)
+    return ranking_metrics_by(stacked, test, LIST, [""], k, relevant_threshold)[""]
+
+
+
+def ranking_metrics_by(
+    recommendations: DataFrame,
+    test: DataFrame,
+    by: str,
+    lists: list[str],
+    k: int = 10,
+    relevant_threshold: float | None = 4.0,
+) -> dict[str, dict[str, float | int]]:
+    """`ranking_metrics` of several stacked lists in one Spark query: recommendations holds a
+    column `by` naming each row's list (e.g. the model); returns {list name: metrics} for each
+    name in `lists`.  A list with no rows at all scores 0 on every user."""
+    per_user = user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,))
+    rows = {row[by]: row for row in per_user.groupBy(by).agg(
         F.avg(NDCG).alias(NDCG),
         F.avg(PRECISION).alias(PRECISION),
         F.avg(RECALL).alias(RECALL),
         F.avg(AVERAGE_PRECISION).alias(MAP),
         F.avg((F.col(HITS) > 0).cast("double")).alias(HIT_RATE),
         F.count(F.lit(1)).alias(USERS),
-    ).first()
-    if row is None or row[USERS] == 0:
+    ).collect()}
+    n_users = max((row[USERS] for row in rows.values()), default=0)
+    if n_users == 0:
+        n_users = relevant_items(test, relevant_threshold).select(USER).distinct().count()
+    if n_users == 0:
         raise EmptyEvaluation(
             f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against"
         )
-    result = {name: float(row[name]) for name in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)}
-    result[USERS] = int(row[USERS])
-    log.info("ranking metrics @%d: %s", k, result)
-    return result
+    results = {}
+    for name in lists:
+        row = rows.get(name)
+        result = {metric: float(row[metric]) if row else 0.0 for metric in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)}
+        result[USERS] = int(row[USERS]) if row else n_users
+        log.info("ranking metrics %s @%d: %s", name, k, result)
+        results[name] = result
+    return results
 
 
 def catalogue_coverage(recommendations: DataFrame, catalogue_size: int, k: int = 10) -> float:
     """Distinct movies appearing in any user's top-k list, divided by the catalogue size."""
+    stacked = recommendations.select(F.lit("").alias(LIST), USER, RANK, MOVIE)
+    return catalogue_coverage_by(stacked, LIST, [""], catalogue_size, k)[""]
+
+
+def catalogue_coverage_by(recommendations: DataFrame, by: str, lists: list[str], catalogue_size: int,
+                          k: int = 10) -> dict[str, float]:
+    """`catalogue_coverage` of several stacked lists (column `by` names the list) in one query."""
     if catalogue_size < 1:
         raise ValueError(f"catalogue_size must be at least 1, got {catalogue_size!r}")
-    distinct_movies = top_k(recommendations, k).select(MOVIE).distinct().count()
-    return distinct_movies / catalogue_size
+    counts = dict(top_k(recommendations, k, (by,)).groupBy(by).agg(F.countDistinct(MOVIE)).collect())
+    return {name: counts.get(name, 0) / catalogue_size for name in lists}
 
 
 def rating_errors(

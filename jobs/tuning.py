@@ -140,10 +140,8 @@ class _Models:
     def for_settings(self, settings: Settings) -> E.FittedModels:
         als_key, rf_key = self._key(settings, ALS_KEYS), self._key(settings, RF_KEYS)
         if self.base is None:
-            fitted = E.fit_models(self.movies, self.fit, self.fit_tags, settings)
-            self.base = dataclasses.replace(fitted, movie_feats=fitted.movie_feats.localCheckpoint(),
-                                            profiles=fitted.profiles.localCheckpoint())
-            self.als[als_key], self.forests[rf_key] = fitted.als, fitted.forest
+            self.base = E.fit_models(self.movies, self.fit, self.fit_tags, settings)    # features checkpointed
+            self.als[als_key], self.forests[rf_key] = self.base.als, self.base.forest
         if als_key not in self.als:
             self.als[als_key] = E.fit_als(self.fit, settings)
         if rf_key not in self.forests:
@@ -156,11 +154,15 @@ def validation_metrics(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame,
                        catalogue: int) -> dict[str, float]:
     """NDCG@10 of the hybrid, ALS alone and content alone on the validation part, hybrid coverage."""
     users = valid.select(USER).distinct()
+    names = ["hybrid", "als", "content"]
     lists = E.model_lists(fitted, fit, users, settings, K)
-    hybrid = lists["hybrid"].persist()
-    result = {name: M.ranking_metrics(lists[name], valid, k=K, relevant_threshold=RELEVANT)[M.NDCG]
-              for name in ("hybrid", "als", "content")}
-    result["coverage"] = M.catalogue_coverage(hybrid, catalogue, k=K)
+    stacked = E.stack_lists({name: lists[name] for name in names}).persist()
+    try:
+        ranked = M.ranking_metrics_by(stacked, valid, E.MODEL, names, k=K, relevant_threshold=RELEVANT)
+        result = {name: ranked[name][M.NDCG] for name in names}
+        result["coverage"] = M.catalogue_coverage_by(stacked, E.MODEL, ["hybrid"], catalogue, k=K)["hybrid"]
+    finally:
+        stacked.unpersist()
     return result
 
 
@@ -169,11 +171,7 @@ def calibrate_components(fitted: E.FittedModels, fit: DataFrame, valid: DataFram
     """The calibration settings (jobs.calibration) of these models' candidates for the validation users."""
     users = valid.select(USER).distinct()
     found = E.candidate_scores(fitted, fit.join(users, USER, "left_semi"), users, settings, K)
-    try:
-        return calibrate(scoring.z_scores(found.raw, scoring.user_scales(found.raw)), valid, RELEVANT)
-    finally:
-        for frame in (found.raw, found.als_top, found.content_top):
-            frame.unpersist()
+    return calibrate(scoring.z_scores(found.raw, scoring.user_scales(found.raw)), valid, RELEVANT)
 
 
 def _fmt(value: Any) -> str:

@@ -11,8 +11,10 @@ from pyspark.testing import assertDataFrameEqual
 from jobs.metrics import (
     EmptyEvaluation,
     catalogue_coverage,
+    catalogue_coverage_by,
     metrics_table,
     ranking_metrics,
+    ranking_metrics_by,
     rating_errors,
     user_ranking_metrics,
 )
@@ -250,6 +252,42 @@ def test_catalogue_coverage(recs):
     assert catalogue_coverage(recs, catalogue_size=20, k=5) == pytest.approx(13 / 20)
     # top-1: 10, 20, 30, 40
     assert catalogue_coverage(recs, catalogue_size=20, k=1) == pytest.approx(4 / 20)
+
+
+def _stacked(spark, lists_by_name):
+    rows = [(name, user, rank, movie) for name, lists in lists_by_name.items()
+            for user, movies in lists.items() for rank, movie in enumerate(movies, start=1)]
+    return spark.createDataFrame(rows, "model string, " + REC_COLUMNS)
+
+
+OTHER_LISTS = {1: [15, 10], 2: [23, 22, 20], 3: [33]}
+
+
+@pytest.mark.parametrize("threshold", [4.0, None])
+def test_stacked_lists_score_as_each_list_alone(spark, recs, test_ratings, threshold):
+    stacked = _stacked(spark, {"a": LISTS, "b": OTHER_LISTS})
+
+    together = ranking_metrics_by(stacked, test_ratings, "model", ["a", "b", "none"], k=3,
+                                  relevant_threshold=threshold)
+
+    assert together["a"] == ranking_metrics(recs, test_ratings, k=3, relevant_threshold=threshold)
+    assert together["b"] == ranking_metrics(_recs(spark, OTHER_LISTS), test_ratings, k=3,
+                                            relevant_threshold=threshold)
+    assert together["a"] != together["b"]
+    # a list with no rows is scored on the same users, all zero
+    evaluated = together["a"]["users"]
+    assert together["none"] == {"ndcg": 0.0, "precision": 0.0, "recall": 0.0, "map": 0.0, "hit_rate": 0.0,
+                                "users": evaluated}
+
+
+def test_stacked_coverage_is_each_list_alone(spark, recs):
+    stacked = _stacked(spark, {"a": LISTS, "b": OTHER_LISTS})
+
+    coverage = catalogue_coverage_by(stacked, "model", ["a", "b", "none"], catalogue_size=20, k=3)
+    # b's top-3 lists: {15, 10} {23, 22, 20} {33}: 6 distinct
+
+    assert coverage == {"a": pytest.approx(11 / 20), "b": pytest.approx(6 / 20), "none": 0.0}
+    assert coverage["a"] == catalogue_coverage(recs, catalogue_size=20, k=3)
 
 
 def test_rating_errors(spark):
