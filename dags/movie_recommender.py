@@ -39,6 +39,7 @@ import jobs
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
 from jobs import config as movierec_config
+from jobs.session import launch_conf
 from jobs.paths import RUN_ID_PATTERN
 
 DAG_ID = "movie_recommender"
@@ -161,6 +162,7 @@ def stage(task_id: str) -> SparkSubmitOperator:
         py_files=JOBS_ZIP,
         name=f"movierec-{task_id}",
         driver_memory=_settings.driver_memory,
+        conf=launch_conf(),
         application_args=list(STAGE_ARGS),
         execution_timeout=STAGE_TIMEOUTS[task_id],
         pre_execute=refresh_jobs_zip,

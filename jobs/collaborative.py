@@ -36,6 +36,7 @@ def als_estimator(settings: Settings) -> ALS:
         implicitPrefs=True, rank=settings.als_rank, maxIter=settings.als_iterations,
         regParam=settings.als_reg, alpha=settings.als_alpha, seed=settings.seed,
         coldStartStrategy="nan", nonnegative=False, checkpointInterval=5,
+        numUserBlocks=settings.als_blocks, numItemBlocks=settings.als_blocks,
     )
 
 

@@ -57,7 +57,9 @@ class Settings:
     als_rank: int = _doc("ALS latent factors", 48)
     als_reg: float = _doc("ALS regularisation (regParam)", 0.1)
     als_alpha: float = _doc("ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) (see als_feedback)", 1.0)
-    als_iterations: int = _doc("ALS iterations (maxIter)", 15)
+    als_iterations: int = _doc("ALS iterations (maxIter)", 10)
+    als_blocks: int = _doc("ALS user and item blocks (numUserBlocks, numItemBlocks): about the cores Spark has; "
+                           "Spark's 10 ran 2,800 tasks per fit on 2 cores", 2)
     als_feedback: str = _doc("How ratings become ALS implicit feedback: rating, binary, centred (minus the user's mean) "
                              "or midpoint (minus 2.75); see jobs/collaborative.py", "centred")
     # content model
@@ -135,7 +137,7 @@ def validate(settings: Settings) -> Settings:
         problems.append("max_bad_share must be between 0 and 1")
     if settings.keep_runs < 2:
         problems.append("keep_runs must be at least 2 (rollback needs a previous run)")
-    for name in ("als_rank", "als_iterations", "rf_trees", "rf_depth", "shuffle_partitions",
+    for name in ("als_rank", "als_iterations", "als_blocks", "rf_trees", "rf_depth", "shuffle_partitions",
                  "als_candidates", "genre_features", "tag_features", "content_pool", "popular_n",
                  "similar_k"):
         if getattr(settings, name) < 1:

@@ -161,19 +161,32 @@ def content_pool(movie_feats: DataFrame, size: int) -> DataFrame:
 
 
 def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame, n: int) -> DataFrame:
-    """(user_id, movie_id): each user's n unrated pool movies closest to their genre profile.
+    """(user_id, movie_id): each user's n unrated pool movies closest to their genre profile
+    (ties: more rated first, then lower movie id).
 
     Genres only: a user's tag profile can hold hundreds of buckets, and matching it against
     every pool movie cost more than all the other scoring; the forest weighs tags later.
     """
-    # Many movies share one genre vector (about 400 distinct among 2000 pool movies): the
-    # affinity is computed once per user and distinct vector, then handed to its movies.
+    # Many movies share one genre vector, a "kind" (about 400 distinct among 2000 pool
+    # movies): the affinity is computed once per user and kind, then handed to its movies.
     kind = F.map_entries(GENRE_MAP).alias("_kind")
-    kinds = pool.select(kind, GENRE_MAP).dropDuplicates(["_kind"])
+    kinds = pool.groupBy(kind).agg(F.first(GENRE_MAP).alias(GENRE_MAP), F.count("*").alias("_size"))
     affinity = map_dot(GENRE_MAP, GENRE_EXPOSURE) + map_dot(GENRE_MAP, GENRE_TASTE)
+    rated = ratings.groupBy(USER).agg(F.count("*").alias("_rated"))
     per_kind = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE).crossJoin(F.broadcast(kinds)).select(
-        USER, "_kind", affinity.alias(CONTENT_AFFINITY))
-    scored = per_kind.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
+        USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
+    # Only the best kinds can hold a user's top n: keep a kind while the movies of strictly
+    # closer kinds number fewer than n + the user's ratings (at most that many of them are
+    # rated, so at least n unrated ones remain, and every dropped movie ranks below them).
+    # The same n movies as ranking the whole pool, with a fifth of the rows on ml-latest-small.
+    closer_or_tied = F.sum("_size").over(Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc())
+                                         .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    tied = F.sum("_size").over(Window.partitionBy(USER, CONTENT_AFFINITY))
+    best_kinds = (per_kind.join(F.broadcast(rated), USER, "left")
+                  .withColumn("_closer", closer_or_tied - tied)
+                  .where(F.col("_closer") < F.lit(n) + F.coalesce(F.col("_rated"), F.lit(0)))
+                  .select(USER, "_kind", CONTENT_AFFINITY))
+    scored = best_kinds.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
         USER, MOVIE, CONTENT_AFFINITY, N_RATINGS)
     unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))

@@ -9,6 +9,17 @@ from jobs.config import Settings
 
 log = logging.getLogger(__name__)
 
+# JVM options of the driver and executors: a deep ALS lineage overflows the default thread
+# stack without checkpoints; and the parallel collector, not G1, because these are batch
+# jobs: on ml-latest-small G1's concurrent work cost about 10% of the pipeline's CPU
+# (benchmarks/pipeline_stages.py: 178 -> 161 CPU s on 2 cores).
+JVM_OPTIONS = "-Xss16m -XX:+UseParallelGC"
+
+
+def launch_conf() -> dict[str, str]:
+    """Settings that must be given when the JVMs start (spark-submit --conf), not later."""
+    return {"spark.driver.extraJavaOptions": JVM_OPTIONS, "spark.executor.extraJavaOptions": JVM_OPTIONS}
+
 
 def build_session(app_name: str, settings: Settings):
     """Get or create the process's SparkSession, tuned for this project.
@@ -31,10 +42,9 @@ def build_session(app_name: str, settings: Settings):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.adaptive.enabled", "true")
-        # deep ALS lineage overflows the default thread stack without checkpoints
-        .config("spark.driver.extraJavaOptions", "-Xss16m")
-        .config("spark.executor.extraJavaOptions", "-Xss16m")
     )
+    for key, value in launch_conf().items():
+        builder = builder.config(key, value)
     if not launched_by_spark_submit():
         builder = builder.master(settings.spark_master).config("spark.driver.memory", settings.driver_memory)
     spark = builder.getOrCreate()

@@ -240,3 +240,13 @@ def test_every_task_refreshes_a_stale_jobs_zip_before_it_submits(monkeypatch, tm
         assert task._pre_execute_hook is module.refresh_jobs_zip, task.task_id
     module.dag.get_task("train_als")._pre_execute_hook({})
     assert stale.read_bytes() == zip_bytes()
+
+
+def test_every_task_starts_its_jvms_with_the_projects_options(dag):
+    # JVM options only take effect when spark-submit starts the driver, not from the session builder
+    from jobs.session import JVM_OPTIONS
+
+    assert "-Xss16m" in JVM_OPTIONS
+    for task in dag.tasks:
+        assert task.conf["spark.driver.extraJavaOptions"] == JVM_OPTIONS, task.task_id
+        assert task.conf["spark.executor.extraJavaOptions"] == JVM_OPTIONS, task.task_id
