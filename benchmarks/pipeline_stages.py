@@ -6,7 +6,9 @@ Uses a fresh warehouse and SQLite store in a temporary folder; prints a table. T
 start (JVM) is timed separately. Settings come from MOVIEREC_* and flags as everywhere.
 Beside the seconds it counts the Spark jobs and tasks each stage ran and the CPU seconds the
 driver JVM and this Python process used: on a shared machine wall time grows with the other
-jobs' load, these hardly do.
+jobs' load, these hardly do.  By default evaluate runs beside the other stages, as in
+`movierec pipeline`, so stage seconds overlap and only the total CPU is known; --sequential
+runs one stage at a time and gives each stage's CPU seconds.
 """
 from __future__ import annotations
 
@@ -22,8 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs import config  # noqa: E402
-from jobs.pipeline import STAGES, stage_function  # noqa: E402
-from jobs.stage import run_stage  # noqa: E402
+from jobs.pipeline import BESIDE, STAGES, run_pipeline  # noqa: E402
 
 
 def cpu_seconds(spark) -> float:
@@ -46,6 +47,9 @@ def spark_work(spark, group: str) -> tuple[int, int]:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", action="store_true",
+                        help="one stage at a time, evaluate included (as spark-submit per stage would), with "
+                             "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others")
     config.add_flags(parser)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
@@ -57,25 +61,31 @@ def main() -> int:
 
     spark = build_session("benchmark", settings)
     session_seconds = time.perf_counter() - started
-    reports, work, cpu = {}, {}, {}
-    for stage in STAGES:
-        spark.sparkContext.setJobGroup(stage, stage)
-        cpu_before = cpu_seconds(spark)
-        reports[stage] = run_stage(stage, stage_function(stage), spark, settings, "bench")
-        cpu[stage] = cpu_seconds(spark) - cpu_before
-        work[stage] = spark_work(spark, stage)
-        print(f"{stage} done in {reports[stage]['seconds']:.1f} s, {work[stage][0]} Spark jobs", flush=True)
+    cpu_before = cpu_seconds(spark)
+    cpu = {}
+    if args.sequential:
+        reports = {}
+        for stage in STAGES:
+            stage_cpu = cpu_seconds(spark)
+            reports.update(run_pipeline(spark, settings, "bench", [stage]))
+            cpu[stage] = cpu_seconds(spark) - stage_cpu
+    else:
+        reports = run_pipeline(spark, settings, "bench", STAGES)
+    total_cpu = cpu_seconds(spark) - cpu_before
     total = time.perf_counter() - started
+    work = {stage: spark_work(spark, stage) for stage in STAGES}     # run_pipeline's job group per stage
     spark.stop()
 
+    mode = "one stage at a time" if args.sequential else f"{BESIDE} beside the other stages"
     print(f"\ndata: {settings.data_dir}   machine: {os.cpu_count()} cores, {platform.machine()}, "
-          f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}")
+          f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}; {mode}")
     print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'stage':<12} {'seconds':>8} {'cpu s':>7} {'jobs':>6} {'tasks':>7}")
     print(f"{'session':<12} {session_seconds:8.1f}")
     for stage in STAGES:
-        print(f"{stage:<12} {reports[stage]['seconds']:8.1f} {cpu[stage]:7.1f} {work[stage][0]:6d} {work[stage][1]:7d}")
-    print(f"{'total':<12} {total:8.1f} {sum(cpu.values()):7.1f} {sum(w[0] for w in work.values()):6d} "
+        stage_cpu = f"{cpu[stage]:7.1f}" if stage in cpu else f"{'':7}"
+        print(f"{stage:<12} {reports[stage]['seconds']:8.1f} {stage_cpu} {work[stage][0]:6d} {work[stage][1]:7d}")
+    print(f"{'total':<12} {total:8.1f} {total_cpu:7.1f} {sum(w[0] for w in work.values()):6d} "
           f"{sum(w[1] for w in work.values()):7d}")
     return 0
 

@@ -4,7 +4,11 @@
 One `spark-submit` of a `jobs/` stage per task, every task of a run sharing one run id,
 so all of them read and write `<warehouse>/runs/<run id>/`:
 
-    ingest >> featurize >> [train_als, train_rf] >> score >> evaluate >> publish
+    ingest >> featurize >> [train_als, train_rf] >> score >> publish
+    ingest >> evaluate >> publish
+
+(evaluate refits every model from ingest's output alone, so it runs beside the others;
+the edges come from `jobs.pipeline.UPSTREAM`.)
 
 *Where Spark runs* is the Airflow connection `spark_default` alone: host `local[*]` by
 default (`make airflow` defines it), or `spark://master:7077`, `yarn`, `k8s://https://…`
@@ -39,6 +43,7 @@ import jobs
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
 from jobs import config as movierec_config
+from jobs.pipeline import STAGES, UPSTREAM
 from jobs.session import launch_conf
 from jobs.paths import RUN_ID_PATTERN
 
@@ -182,12 +187,7 @@ with DAG(
     user_defined_filters={"run_folder": run_folder},
     tags=["movierec", "spark"],
 ) as dag:
-    ingest = stage("ingest")
-    featurize = stage("featurize")
-    train_als = stage("train_als")
-    train_rf = stage("train_rf")
-    score = stage("score")
-    evaluate = stage("evaluate")
-    publish = stage("publish")
-
-    ingest >> featurize >> [train_als, train_rf] >> score >> evaluate >> publish
+    tasks = {name: stage(name) for name in STAGES}
+    for name, upstream in UPSTREAM.items():     # evaluate refits from ingest's output, beside the others
+        for up in upstream:
+            tasks[up] >> tasks[name]

@@ -17,7 +17,8 @@ EXPECTED_EDGES = {
     ("featurize", "train_rf"),
     ("train_als", "score"),
     ("train_rf", "score"),
-    ("score", "evaluate"),
+    ("ingest", "evaluate"),
+    ("score", "publish"),
     ("evaluate", "publish"),
 }
 
