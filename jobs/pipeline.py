@@ -66,8 +66,9 @@ def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...]
     there or ingest among the stages) evaluate runs in a second thread from the moment
     ingest is done, and publish waits for it: on 2 cores one stage alone left about a
     sixth of the CPU idle (Spark plans each query on one thread).  Spark jobs of each stage
-    run in a job group named after it; if either side fails, the other's jobs are cancelled
-    and the first error is raised, before publish.
+    run in a job group named after it.  If evaluate fails, the run stops after the stage in
+    progress; if another stage fails, evaluate's running jobs are cancelled and its thread
+    awaited.  Either way the error is raised and publish does not run.
     """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -75,9 +76,8 @@ def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...]
     progress = _Progress(stages)
     reports: dict = {}
     started = time.perf_counter()
-    side = None
-    if beside and BESIDE in stages and any(s in stages for s in STAGES if s not in (BESIDE, "ingest", "publish")):
-        side = _Beside(spark, settings, run_id, progress)
+    chain = [s for s in stages if s not in (BESIDE, "ingest", "publish")]    # what evaluate can run beside
+    side = _Beside(spark, settings, run_id, progress) if beside and BESIDE in stages and chain else None
     side_ready = lambda: all(up not in stages or up in reports for up in UPSTREAM[BESIDE])
     try:
         if side and side_ready():
