@@ -151,6 +151,11 @@ def user_ranking_metrics(
     )
 
 
+def _one_list(recommendations: DataFrame) -> DataFrame:
+    """A single list in the stacked shape of the `*_by` functions (list name "")."""
+    return recommendations.select(F.lit("").alias(LIST), USER, RANK, MOVIE)
+
+
 def ranking_metrics(
     recommendations: DataFrame,
     test: DataFrame,
@@ -162,8 +167,7 @@ def ranking_metrics(
     Returns {"ndcg", "precision", "recall", "map", "hit_rate", "users"}; raises
     `EmptyEvaluation` when no user has a relevant held-out movie.
     """
-    stacked = recommendations.select(F.lit("").alias(LIST), USER, RANK, MOVIE)
-    return ranking_metrics_by(stacked, test, LIST, [""], k, relevant_threshold)[""]
+    return ranking_metrics_by(_one_list(recommendations), test, LIST, [""], k, relevant_threshold)[""]
 
 
 
@@ -206,8 +210,7 @@ def ranking_metrics_by(
 
 def catalogue_coverage(recommendations: DataFrame, catalogue_size: int, k: int = 10) -> float:
     """Distinct movies appearing in any user's top-k list, divided by the catalogue size."""
-    stacked = recommendations.select(F.lit("").alias(LIST), USER, RANK, MOVIE)
-    return catalogue_coverage_by(stacked, LIST, [""], catalogue_size, k)[""]
+    return catalogue_coverage_by(_one_list(recommendations), LIST, [""], catalogue_size, k)[""]
 
 
 def catalogue_coverage_by(recommendations: DataFrame, by: str, lists: list[str], catalogue_size: int,

@@ -80,9 +80,9 @@ def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...]
     side = _Beside(spark, settings, run_id, progress) if beside and BESIDE in stages and chain else None
     side_ready = lambda: all(up not in stages or up in reports for up in UPSTREAM[BESIDE])
     try:
-        if side and side_ready():
-            side.start()
         for stage in stages:
+            if side and not side.started and side_ready():
+                side.start()
             if side and stage == BESIDE:
                 continue
             if side and stage == "publish":
@@ -90,8 +90,6 @@ def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...]
             if side:
                 side.raise_failure()
             reports[stage] = progress.run(stage, spark, settings, run_id)
-            if side and not side.started and side_ready():
-                side.start()
         if side:
             reports.update(side.result())
     except BaseException:
