@@ -9,11 +9,24 @@ from jobs.config import Settings
 
 log = logging.getLogger(__name__)
 
-# JVM options of the driver and executors: a deep ALS lineage overflows the default thread
-# stack without checkpoints; and the parallel collector, not G1, because these are batch
-# jobs: on ml-latest-small G1's concurrent work cost about 10% of the pipeline's CPU
-# (benchmarks/pipeline_stages.py: 178 -> 161 CPU s on 2 cores).
-JVM_OPTIONS = "-Xss16m -XX:+UseParallelGC"
+# JVM options of the driver and executors:
+# - a deep ALS lineage overflows the default thread stack without checkpoints;
+# - the parallel collector, not G1, because these are batch jobs: on ml-latest-small G1's
+#   concurrent work cost about 10% of the pipeline's CPU (178 -> 161 CPU s on 2 cores);
+# - later JIT compilation.  Spark generates and loads new classes for every query, and a
+#   pipeline run is a few hundred short queries: the JIT compiler threads used a third of
+#   the run's CPU (C2 41 s, C1 9 s of 138), mostly on code that ran too briefly to repay it.
+#   Raising the tiered thresholds about eightfold compiles only code that stays hot:
+#   138 -> 127 CPU s, and 79 -> 72 s for the whole pipeline.  Sixteenfold was slower again
+#   (the tasks ran interpreted too long).  Code that runs for long still gets compiled,
+#   so a large data set loses at most a few seconds.
+#   (benchmarks/pipeline_stages.py, ml-latest-small, local[2]; README "Measured".)
+JIT_THRESHOLDS = (
+    "-XX:Tier3InvocationThreshold=1000 -XX:Tier3MinInvocationThreshold=500 -XX:Tier3CompileThreshold=6000 "
+    "-XX:Tier4InvocationThreshold=40000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=80000 "
+    "-XX:Tier4BackEdgeThreshold=300000"
+)
+JVM_OPTIONS = f"-Xss16m -XX:+UseParallelGC {JIT_THRESHOLDS}"
 
 
 def launch_conf() -> dict[str, str]:
