@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.config import Settings
@@ -51,8 +51,6 @@ def implicit_feedback(ratings: DataFrame, mode: str) -> DataFrame:
     if mode == "binary":
         return rated.withColumn(RATING, F.lit(1.0))
     if mode == "centred":
-        from pyspark.sql import Window
-
         return rated.withColumn(RATING, F.col(RATING) - F.avg(RATING).over(Window.partitionBy(USER)))
     if mode == "midpoint":
         return rated.withColumn(RATING, F.col(RATING) - F.lit(RATING_MIDPOINT))
@@ -82,10 +80,11 @@ def als_candidates(model: ALSModel, ratings: DataFrame, n: int, users: DataFrame
     most_rated = ratings.groupBy(USER).count().agg(F.max("count")).first()[0] or 0
     ask = int(min(n_items, n + min(most_rated, 2 * n)))
     recs = model.recommendForAllUsers(ask) if users is None else model.recommendForUserSubset(users, ask)
-    # drop rated movies inside each user's array (one row per user), then keep the first n
-    rated = ratings.groupBy(USER).agg(F.collect_set(MOVIE).alias("_rated"))
-    unrated = recs.join(rated, USER, "left").select(USER, F.slice(F.filter(
-        "recommendations", lambda r: ~F.coalesce(F.array_contains(F.col("_rated"), r[MOVIE]), F.lit(False))), 1, n
-    ).alias("_recs"))
-    return unrated.select(USER, F.explode("_recs").alias("rec")).select(
-        USER, F.col("rec." + MOVIE).alias(MOVIE), F.col("rec.rating").alias(CF_RAW))
+    # one row per recommendation, rated ones dropped by a join, the first n kept in ALS's order.
+    # (Filtering inside each user's array instead ran Spark's interpreted array functions, one
+    # element at a time against the user's rated list: 3x as long on ml-latest-small.)
+    listed = recs.select(USER, F.posexplode("recommendations").alias("_pos", "rec")).select(
+        USER, "_pos", F.col("rec." + MOVIE).alias(MOVIE), F.col("rec.rating").alias(CF_RAW))
+    unrated = listed.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
+    in_order = Window.partitionBy(USER).orderBy("_pos")
+    return unrated.withColumn("_n", F.row_number().over(in_order)).where(F.col("_n") <= n).select(USER, MOVIE, CF_RAW)
