@@ -80,9 +80,14 @@ def vector_to_map(col: str):
 
 
 def content_maps(fitted: PipelineModel, movies_with_tokens: DataFrame) -> DataFrame:
-    """movie_id, genre_map, tag_map from a fitted content pipeline."""
+    """movie_id, genre_map, tag_map from a fitted content pipeline.
+
+    Most movies have no tags: their tag map is empty without walking the dense vector
+    (`vector_to_map` reads every bucket, 1024 by default, one interpreted step each).
+    """
+    tag_map = F.when(F.size(TAG_TOKENS) > 0, vector_to_map("tag_vec")).otherwise(empty_map())
     return fitted.transform(movies_with_tokens).select(
-        MOVIE, vector_to_map("genre_vec").alias(GENRE_MAP), vector_to_map("tag_vec").alias(TAG_MAP))
+        MOVIE, vector_to_map("genre_vec").alias(GENRE_MAP), tag_map.alias(TAG_MAP))
 
 
 def build_features(movies, ratings, tags, genre_buckets: int, tag_buckets: int):

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 
 from jobs.collaborative import CF_RAW, als_candidates, cf_scores
 from jobs.content import CB_RAW, cb_scores
-from jobs.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, map_dot, pair_features
+from jobs.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, dense, dense_dot, pair_features
 from jobs.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 
 MIN_STD = 1e-6
@@ -171,9 +171,11 @@ def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame,
     # movies): the affinity is computed once per user and kind, then handed to its movies.
     kind = F.map_entries(GENRE_MAP).alias("_kind")
     kinds = pool.groupBy(kind).agg(F.first(GENRE_MAP).alias(GENRE_MAP), F.count("*").alias("_size"))
-    affinity = map_dot(GENRE_MAP, GENRE_EXPOSURE) + map_dot(GENRE_MAP, GENRE_TASTE)
+    # map_dot's value, read from the profiles as arrays (jobs.features.dense): a map lookup scans keys
+    affinity = dense_dot(GENRE_MAP, GENRE_EXPOSURE) + dense_dot(GENRE_MAP, GENRE_TASTE)
     rated = ratings.groupBy(USER).agg(F.count("*").alias("_rated"))
-    per_kind = profiles.select(USER, GENRE_TASTE, GENRE_EXPOSURE).crossJoin(F.broadcast(kinds)).select(
+    tastes = profiles.select(USER, dense(GENRE_TASTE).alias(GENRE_TASTE), dense(GENRE_EXPOSURE).alias(GENRE_EXPOSURE))
+    per_kind = tastes.crossJoin(F.broadcast(kinds)).select(
         USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
     # Only the best kinds can hold a user's top n: keep a kind while the movies of strictly
     # closer kinds number fewer than n + the user's ratings (at most that many of them are
