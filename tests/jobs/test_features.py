@@ -65,3 +65,14 @@ def test_genre_tfidf_downweights_common_genres(spark):
     weights = {r["movie_id"]: sorted(r["genre_map"].values()) for r in feats.collect()}
     assert weights[1] == [0.0] or weights[1] == []        # Drama is in every movie: IDF log(4/4) = 0
     assert weights[2] == [1.0]                            # only Horror carries weight, normalised to 1
+
+
+def test_untagged_movies_get_an_empty_tag_map_and_tagged_ones_a_unit_vector(spark):
+    movies = spark.createDataFrame([(1, "A (2000)", ["Drama"]), (2, "B (2001)", ["Comedy"])],
+                                   "movie_id int, title string, genres array<string>")
+    tags = spark.createDataFrame([(7, 2, "funny", 0), (8, 2, "dark", 0)], "user_id int, movie_id int, tag string, timestamp long")
+    ratings = spark.createDataFrame([(7, 1, 4.0), (7, 2, 3.0)], "user_id int, movie_id int, rating double")
+    _, feats, _ = FE.build_features(movies, ratings, tags, 64, 64)
+    tag_maps = {r["movie_id"]: r["tag_map"] for r in feats.collect()}
+    assert tag_maps[1] == {}
+    assert len(tag_maps[2]) == 2 and sum(w * w for w in tag_maps[2].values()) == pytest.approx(1.0)
