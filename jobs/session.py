@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 #   the run's CPU (C2 41 s, C1 9 s of 138), mostly on code that ran too briefly to repay it.
 #   Raising the tiered thresholds about eightfold compiles only code that stays hot:
 #   138 -> 127 CPU s, and 79 -> 72 s for the whole pipeline.  Sixteenfold was slower again
-#   (the tasks ran interpreted too long).  Code that runs for long still gets compiled,
-#   so a large data set loses at most a few seconds.
-#   (benchmarks/pipeline_stages.py, ml-latest-small, local[2]; README "Measured".)
+#   (the tasks ran interpreted too long).  Code that runs for long still gets compiled: on
+#   ten times the data (1M generated ratings) the run was still a little faster, 259 -> 254 s.
+#   (benchmarks/pipeline_stages.py, local[2]; README "Measured".)
 JIT_THRESHOLDS = (
     "-XX:Tier3InvocationThreshold=1000 -XX:Tier3MinInvocationThreshold=500 -XX:Tier3CompileThreshold=6000 "
     "-XX:Tier4InvocationThreshold=40000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=80000 "
