@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 HOLDOUT_SHARE = 0.2
 K = 10
 LIST_LENGTH = 50          # lists kept per model for the report's curves (k = 1..50)
-MODELS = ("hybrid", "als", "content", "popularity")
 MODEL = "model"        # the column naming the model in the stacked lists
 
 

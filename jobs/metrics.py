@@ -170,7 +170,6 @@ def ranking_metrics(
     return ranking_metrics_by(_one_list(recommendations), test, LIST, [""], k, relevant_threshold)[""]
 
 
-
 def ranking_metrics_by(
     recommendations: DataFrame,
     test: DataFrame,
