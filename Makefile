@@ -42,15 +42,15 @@ clean:
 	rm -rf var/warehouse var/movierec.db* var/reports
 
 # --- Airflow: the DAG in dags/, `make airflow` to run it locally, `make e2e` to check it end to end
-JOBS_ZIP     ?= var/dist/movierec_jobs.zip
+JOBS_ZIP     ?= var/dist/movierec.zip
 AIRFLOW_PORT ?= 8080
 .PHONY: airflow e2e jobs-zip
 
-# the jobs package as spark-submit --py-files; rebuilt when a jobs/*.py changes
+# the movierec package as spark-submit --py-files, built once here (never by a task); rebuilt when the library changes
 jobs-zip: $(JOBS_ZIP)
 
-$(JOBS_ZIP): $(wildcard jobs/*.py) | $(VENV)/.installed
-	$(PY) -m jobs.package $@
+$(JOBS_ZIP): $(shell find movierec -name '*.py' -o -name '*.html') | $(VENV)/.installed
+	$(PY) -m movierec.spark.package $@
 
 # Airflow 3 standalone on 127.0.0.1:$(AIRFLOW_PORT), AIRFLOW_HOME=var/airflow, SQLite metadata
 airflow: install jobs-zip

@@ -57,7 +57,7 @@ def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None
     import csv
     import re
 
-    from jobs import store
+    from movierec.store import runs as store
 
     rng = random.Random(seed)
     if movies_csv and movies_csv.exists():
@@ -97,7 +97,7 @@ def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, s
     """Users with stored rows in the active run, and each one's stored movies."""
     import sqlalchemy as sa
 
-    from jobs.store import engine_for
+    from movierec.store.runs import engine_for
 
     engine = engine_for(db_url)
     with engine.connect() as conn:
@@ -118,7 +118,7 @@ def run_pipeline(data_dir: str, db_url: str, warehouse: str) -> None:
     import subprocess
 
     stages = "ingest,featurize,train_als,train_rf,score,publish"
-    command = [sys.executable, "-m", "jobs.cli", "pipeline", "--run-id", "bench-1", "--stages", stages,
+    command = [sys.executable, "-m", "movierec.cli", "pipeline", "--run-id", "bench-1", "--stages", stages,
                "--data-dir", data_dir, "--db-url", db_url, "--warehouse", warehouse, "--skip-quality-gate", "true"]
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)

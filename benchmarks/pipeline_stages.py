@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs import config  # noqa: E402
-from jobs.pipeline import BESIDE, STAGES, run_pipeline  # noqa: E402
+from movierec.stages.pipeline import BESIDE, STAGES, run_pipeline  # noqa: E402
 
 
 def cpu_seconds(spark) -> float:
@@ -57,7 +57,7 @@ def main() -> int:
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
-    from jobs.session import build_session
+    from movierec.spark.session import build_session
 
     spark = build_session("benchmark", settings)
     session_seconds = time.perf_counter() - started

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa  # noqa: E402
 
 from jobs import config, store  # noqa: E402
-from jobs.pipeline import STAGES, run_pipeline  # noqa: E402
-from jobs.paths import RunPaths  # noqa: E402
-from jobs.session import build_session  # noqa: E402
+from movierec.stages.pipeline import STAGES, run_pipeline  # noqa: E402
+from movierec.spark.paths import RunPaths  # noqa: E402
+from movierec.spark.session import build_session  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
 CHECK = """

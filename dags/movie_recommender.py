@@ -8,13 +8,13 @@ so all of them read and write `<warehouse>/runs/<run id>/`:
     ingest >> evaluate >> publish
 
 (evaluate refits every model from ingest's output alone, so it runs beside the others;
-the edges come from `jobs.pipeline.UPSTREAM`.)
+the edges come from `movierec.stages.pipeline.UPSTREAM`.)
 
 *Where Spark runs* is the Airflow connection `spark_default` alone: host `local[*]` by
 default (`make airflow` defines it), or `spark://master:7077`, `yarn`, `k8s://https://…`
-by changing only the connection. The `jobs` package travels as a zip in `py_files`
-(`make jobs-zip`), so executors on a cluster can import it; each task brings the zip up to
-date with the code before it submits.
+by changing only the connection. The `movierec` library travels as a zip in `py_files`,
+built once with the code (`make jobs-zip`, the Dockerfile), so executors on a cluster can
+import it.
 
 *What the stages do* comes from the `MOVIEREC_*` environment of the process that runs
 spark-submit (warehouse, database URL, model settings) and from this run's params (the
@@ -26,9 +26,9 @@ active run. `publish` itself refuses a run whose quality is clearly below the ac
 
 Deployment settings read when this file is parsed (environment of the DAG processor and
 the workers): `MOVIEREC_DAG_SCHEDULE` (cron, default `0 2 * * *` UTC; `none` for manual
-runs only), `MOVIEREC_DAG_RETRIES` (default 2), `MOVIEREC_JOBS_DIR` (the stage files,
-default the installed `jobs` package), `MOVIEREC_JOBS_ZIP` (default
-`var/dist/movierec_jobs.zip` in the project; empty: ship nothing), and the `MOVIEREC_*`
+runs only), `MOVIEREC_DAG_RETRIES` (default 2), `MOVIEREC_JOBS_DIR` (the stage scripts,
+default `jobs/` beside this folder), `MOVIEREC_JOBS_ZIP` (default
+`var/dist/movierec.zip` in the project; empty: ship nothing), and the `MOVIEREC_*`
 settings whose values are the trigger form's defaults.
 """
 from __future__ import annotations
@@ -39,15 +39,15 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import jobs
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
-from jobs import config as movierec_config
-from jobs.pipeline import STAGES, UPSTREAM
-from jobs.session import launch_conf
-from jobs.paths import RUN_ID_PATTERN
+from movierec import config
+from movierec.stages.pipeline import STAGES, UPSTREAM
+from movierec.spark.session import launch_conf
+from movierec.spark.paths import RUN_ID_PATTERN
 
 DAG_ID = "movie_recommender"
+PROJECT = Path(__file__).resolve().parents[1]   # dags/ beside jobs/
 CONN_ID = "spark_default"
 DEFAULT_SCHEDULE = "0 2 * * *"
 
@@ -69,7 +69,7 @@ def schedule_from_env(environ=os.environ) -> str | None:
 
 
 def jobs_zip_from_env(environ=os.environ) -> str | None:
-    default = Path(movierec_config.PROJECT_ROOT) / "var" / "dist" / "movierec_jobs.zip"
+    default = PROJECT / "var" / "dist" / "movierec.zip"
     text = environ.get("MOVIEREC_JOBS_ZIP", str(default)).strip()
     return text or None
 
@@ -78,7 +78,7 @@ def run_folder(run_id: str) -> str:
     """The run id the stages get: Airflow's own when the warehouse path rule accepts it.
 
     Airflow's generated ids (`manual__2026-11-29T10:00:00+00:00`, `scheduled__…`) pass
-    `jobs.paths.RUN_ID_PATTERN` unchanged. An id given by hand may hold characters the rule
+    `movierec.spark.paths.RUN_ID_PATTERN` unchanged. An id given by hand may hold characters the rule
     refuses (Airflow allows `~`, spaces under a custom pattern, more than 200 characters):
     those become `_` and a hash of the original id is appended, so the mapping is
     deterministic (retries and later tasks of the run agree) and two ids do not collide.
@@ -92,22 +92,8 @@ def run_folder(run_id: str) -> str:
     return f"{cleaned[:200 - len(digest) - 1]}-{digest}"
 
 
-def refresh_jobs_zip(context=None) -> None:
-    """Before each spark-submit: the zip holds the same `jobs` code as the stage file on disk.
-
-    spark-submit reads the stage file (`application`) from disk but imports the library
-    from the zip, so a zip older than the code (jobs/ edited while `make airflow` runs)
-    would run one version's stage against another's library. A current zip is left as it
-    is; in an image, where the zip is built with the code, this is a comparison only.
-    """
-    if JOBS_ZIP:
-        from jobs.package import ensure_zip
-
-        ensure_zip(JOBS_ZIP, JOBS_DIR)
-
-
-_settings = movierec_config.from_env()
-JOBS_DIR = Path(os.environ.get("MOVIEREC_JOBS_DIR") or Path(jobs.__file__).parent)
+_settings = config.from_env()
+JOBS_DIR = Path(os.environ.get("MOVIEREC_JOBS_DIR") or PROJECT / "jobs")
 JOBS_ZIP = jobs_zip_from_env()
 
 PARAMS = {
@@ -170,7 +156,6 @@ def stage(task_id: str) -> SparkSubmitOperator:
         conf=launch_conf(),
         application_args=list(STAGE_ARGS),
         execution_timeout=STAGE_TIMEOUTS[task_id],
-        pre_execute=refresh_jobs_zip,
     )
 
 

@@ -1,50 +1,12 @@
 """Stage `evaluate`: refit the pipeline on each user's earlier ratings, measure on their latest 20%.
 
-    spark-submit jobs/evaluate.py --run-id ID
-    movierec evaluate [--data-dir DIR]          (ingest + evaluate, prints the metrics table)
-"""
-from __future__ import annotations
+    spark-submit [--py-files dist/movierec.zip] jobs/evaluate.py --run-id ID [--setting value ...]
 
-import argparse
+The stage is movierec.stages.evaluate; this file only starts it.
+"""
 import sys
 
-from pyspark.sql import SparkSession
-
-from jobs import config
-from jobs.config import Settings
-from jobs.evaluation import evaluate as evaluate_models
-from jobs.metrics import metrics_table
-from jobs.paths import RunPaths
-from jobs.stage import stage_main
-from jobs.warehouse import read_table, write_json, write_table
-
-
-def evaluate(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
-    movies, ratings, tags = (read_table(spark, p) for p in (paths.movies, paths.ratings, paths.tags))
-    metrics, lists = evaluate_models(movies, ratings, tags, settings)
-    write_table(lists, paths.evaluation_details)
-    write_json(spark, paths.metrics, metrics)
-    print(metrics_table(metrics["models"]), flush=True)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage_main("evaluate", evaluate, argv)
-
-
-# `movierec evaluate`: ingest the data directory into a fresh run and evaluate it
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", default=None, help="run id (default: eval-<UTC time>)")
-    config.add_flags(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from jobs.pipeline import new_run_id, run_stages
-
-    settings = config.from_args(args)
-    run_stages(settings, args.run_id or new_run_id("eval"), ["ingest", "evaluate"])
-    return 0
-
+from movierec.stages.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,35 +1,12 @@
 """Stage `featurize`: movie content features and user taste profiles.
 
-    spark-submit jobs/featurize.py --run-id ID
-"""
-from __future__ import annotations
+    spark-submit [--py-files dist/movierec.zip] jobs/featurize.py --run-id ID [--setting value ...]
 
+The stage is movierec.stages.featurize; this file only starts it.
+"""
 import sys
 
-from pyspark.sql import SparkSession
-
-from jobs import features as FE
-from jobs.config import Settings
-from jobs.paths import RunPaths
-from jobs.stage import stage_main
-from jobs.warehouse import read_table, write_json, write_table
-
-
-def featurize(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
-    movies, ratings, tags = (read_table(spark, p) for p in (paths.movies, paths.ratings, paths.tags))
-    fitted, movie_feats, global_mean = FE.build_features(movies, ratings, tags, settings.genre_features, settings.tag_features)
-    fitted.write().overwrite().save(paths.content_pipeline)
-    write_table(movie_feats, paths.movie_features)
-    movie_feats = read_table(spark, paths.movie_features)
-    write_table(FE.user_profiles(ratings, movie_feats), paths.user_profiles)
-    report = {"global_mean_rating": global_mean}
-    write_json(spark, paths.stage("featurize") + "/report", report)
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage_main("featurize", featurize, argv)
-
+from movierec.stages.featurize import main
 
 if __name__ == "__main__":
     sys.exit(main())

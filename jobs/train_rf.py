@@ -1,35 +1,12 @@
 """Stage `train_rf`: the content model, a random forest predicting ratings from pair content features.
 
-    spark-submit jobs/train_rf.py --run-id ID [--rf-trees 40 --rf-depth 8]
-"""
-from __future__ import annotations
+    spark-submit [--py-files dist/movierec.zip] jobs/train_rf.py --run-id ID [--setting value ...]
 
+The stage is movierec.stages.train_rf; this file only starts it.
+"""
 import sys
 
-from pyspark.sql import SparkSession
-
-from jobs.config import Settings
-from jobs.content import fit_rf
-from jobs.features import PAIR_FEATURES, pair_features
-from jobs.paths import RunPaths
-from jobs.stage import stage_main
-from jobs.warehouse import read_table, write_json
-
-
-def train_rf(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
-    ratings = read_table(spark, paths.ratings)
-    training = pair_features(ratings, read_table(spark, paths.movie_features), read_table(spark, paths.user_profiles))
-    model = fit_rf(training, settings)
-    model.write().overwrite().save(paths.rf_model)
-    importances = dict(zip(PAIR_FEATURES, (round(float(x), 4) for x in model.featureImportances.toArray())))
-    report = {"trees": settings.rf_trees, "depth": settings.rf_depth, "feature_importances": importances}
-    write_json(spark, paths.rf_report, report)
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage_main("train_rf", train_rf, argv)
-
+from movierec.stages.train_rf import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,11 +36,11 @@ export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$VENV/bin/python}
 export MOVIEREC_WAREHOUSE=${MOVIEREC_WAREHOUSE:-$ROOT/var/warehouse}
 export MOVIEREC_DB_URL=${MOVIEREC_DB_URL:-sqlite:///$ROOT/var/movierec.db}
 export MOVIEREC_DATA_DIR=${MOVIEREC_DATA_DIR:-$ROOT/data/ml-latest-small}
-export MOVIEREC_JOBS_ZIP=${MOVIEREC_JOBS_ZIP-$ROOT/var/dist/movierec_jobs.zip}   # empty: no --py-files
+export MOVIEREC_JOBS_ZIP=${MOVIEREC_JOBS_ZIP-$ROOT/var/dist/movierec.zip}   # empty: no --py-files
 
 mkdir -p "$AIRFLOW_HOME" "$ROOT/var"
-# the zip of the current jobs/ (the DAG's tasks also refresh it before each spark-submit)
-[ -z "$MOVIEREC_JOBS_ZIP" ] || python -m jobs.package "$MOVIEREC_JOBS_ZIP" >/dev/null
+# the movierec library as the --py-files zip, built once here for this Airflow
+[ -z "$MOVIEREC_JOBS_ZIP" ] || python -m movierec.spark.package "$MOVIEREC_JOBS_ZIP" >/dev/null
 
 PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 

@@ -1,6 +1,6 @@
 """The movierec API: `create_app()` builds the Flask application.
 
-Configuration comes from `jobs.config.Settings` (defaults, then MOVIEREC_* variables),
+Configuration comes from `movierec.config.Settings` (defaults, then MOVIEREC_* variables),
 the same settings the batch jobs use; tests pass `test_config`, whose "SETTINGS" entry
 replaces the settings and whose other entries override Flask's config.
 """
@@ -102,7 +102,7 @@ class Services:
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    from jobs.config import from_env
+    from movierec.config import from_env
     from serving import api, errors, ops, page, store
     from serving.metrics import Metrics
 

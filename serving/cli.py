@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobs.config import Settings, add_flags, env_name, from_args
+from movierec.config import Settings, add_flags, env_name, from_args
 
 log = logging.getLogger(__name__)
 

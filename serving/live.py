@@ -1,8 +1,8 @@
 """The live-Spark fallback: scores what the store does not hold, with the batch's own code.
 
 One `LiveScorer` per serving process (gunicorn worker).  It owns one SparkSession, built
-with `jobs.session.build_session` the first time it is needed (or at boot when
-`settings.warm_spark`), and the active run's saved models (`jobs.online.RunModels`),
+with `movierec.spark.session.build_session` the first time it is needed (or at boot when
+`settings.warm_spark`), and the active run's saved models (`movierec.ranking.online.RunModels`),
 reloaded when the caller names another run: the API resolves the active run from the
 store on every request, so the fallback follows a publish or a rollback by itself.
 
@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
-from jobs.config import Settings
+from movierec.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class LiveScorer:
         if abandoned.is_set():
             return None          # the caller has answered 503 already: no Spark work for nobody
         spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
-        from jobs.online import UnknownMovie, UnknownUser
+        from movierec.ranking.online import UnknownMovie, UnknownUser
 
         try:
             return work(models)
@@ -169,7 +169,7 @@ class LiveScorer:
             return self._spark
         started = time.monotonic()
         try:
-            from jobs.session import build_session
+            from movierec.spark.session import build_session
 
             spark = build_session("serving", self.settings)
         except Exception as err:
@@ -186,7 +186,7 @@ class LiveScorer:
         """The run's models, loaded once; a new active run replaces the old one's."""
         if self._models is not None and self._models[0] == run_id:
             return self._models[1]
-        from jobs.online import RunModels
+        from movierec.ranking.online import RunModels
 
         started = time.monotonic()
         try:

@@ -6,82 +6,26 @@ moves the pointer between two statements.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-log = logging.getLogger(__name__)
-metadata = sa.MetaData()
+from movierec.store.runs import active_run_id as get_active_run_id
+from movierec.store.runs import engine_for, get_run
+from movierec.store.tables import active_run, movies, popular_movies, recommendations, run_users, similar_movies
 
-runs = sa.Table(
-    "runs", metadata,
-    sa.Column("run_id", sa.String(200), primary_key=True),
-    sa.Column("status", sa.String(20)),
-    sa.Column("started_at", sa.String(40)),
-    sa.Column("finished_at", sa.String(40)),
-    sa.Column("published_at", sa.String(40)),
-    sa.Column("params", sa.Text),
-    sa.Column("metrics", sa.Text),
-    sa.Column("message", sa.Text),
-)
-movies = sa.Table(
-    "movies", metadata,
-    sa.Column("movie_id", sa.Integer, primary_key=True),
-    sa.Column("title", sa.Text),
-    sa.Column("year", sa.Integer),
-    sa.Column("genres", sa.Text),
-)
-recommendations = sa.Table(
-    "recommendations", metadata,
-    sa.Column("run_id", sa.String(200)),
-    sa.Column("user_id", sa.Integer),
-    sa.Column("rank", sa.Integer),
-    sa.Column("movie_id", sa.Integer),
-    sa.Column("score", sa.Float),
-    sa.Column("cf_score", sa.Float),
-    sa.Column("cb_score", sa.Float),
-)
-run_users = sa.Table(
-    "run_users", metadata,
-    sa.Column("run_id", sa.String(200)),
-    sa.Column("user_id", sa.Integer),
-    sa.Column("ratings_count", sa.Integer),
-)
-popular_movies = sa.Table(
-    "popular_movies", metadata,
-    sa.Column("run_id", sa.String(200)),
-    sa.Column("rank", sa.Integer),
-    sa.Column("movie_id", sa.Integer),
-    sa.Column("score", sa.Float),
-)
-similar_movies = sa.Table(
-    "similar_movies", metadata,
-    sa.Column("run_id", sa.String(200)),
-    sa.Column("movie_id", sa.Integer),
-    sa.Column("rank", sa.Integer),
-    sa.Column("similar_movie_id", sa.Integer),
-    sa.Column("score", sa.Float),
-)
-active_run = sa.Table(
-    "active_run", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.String(200)),
-    sa.Column("activated_at", sa.String(40)),
-)
+log = logging.getLogger(__name__)
 
 MOVIE_COLUMNS = (movies.c.title, movies.c.year, movies.c.genres)
 
 
 def make_engine(db_url: str) -> sa.Engine:
-    """The one engine of an app: the store's own loader (which also applies sql/schema.sql).
+    """The one engine of an app: the store's own (which also creates missing tables).
 
     A store that is down at boot does not stop the API from starting: /healthz answers,
     /readyz and the data routes say 503 until the store is back (the publisher creates
     the tables when it first writes)."""
-    from jobs.store import engine_for
-
     try:
         return engine_for(db_url)
     except sa.exc.OperationalError as err:
@@ -119,21 +63,6 @@ def get_active_run(conn: sa.Connection) -> dict[str, Any] | None:
         sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1)
     ).first()
     return None if row is None else {"run_id": row.run_id, "activated_at": row.activated_at}
-
-
-def get_active_run_id(conn: sa.Connection) -> str | None:
-    return conn.execute(sa.select(active_run.c.run_id).where(active_run.c.id == 1)).scalar()
-
-
-def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
-    """One run with its parameters and metrics decoded from JSON."""
-    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-    if row is None:
-        return None
-    run = dict(row._mapping)
-    for key in ("params", "metrics"):
-        run[key] = json.loads(run[key]) if run[key] else {}
-    return run
 
 
 # ---------------------------------------------------------------- users

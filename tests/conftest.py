@@ -20,7 +20,7 @@ REAL_DATA = Path(os.environ.get("MOVIEREC_REAL_DATA", Path(__file__).resolve().p
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory):
     """Settings for tests: small Spark, a throwaway warehouse and SQLite store, fast models."""
-    from jobs.config import from_env
+    from movierec.config import from_env
 
     root = tmp_path_factory.mktemp("movierec")
     return from_env(
@@ -43,24 +43,22 @@ def settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark(settings):
     """The one SparkSession of this test process."""
-    from jobs.session import build_session
+    from movierec.spark.session import build_session
 
     session = build_session("tests", settings)
     yield session
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def jobs_zip(tmp_path_factory) -> Path:
+    """The movierec library zipped for --py-files, as `make jobs-zip` does it."""
+    from movierec.spark.package import build_zip
+
+    return build_zip(tmp_path_factory.mktemp("dist") / "movierec.zip")
+
+
 # --- PostgreSQL (tests/postgres.py) ------------------------------------------------------
-# The project root goes first on sys.path: pytest puts tests/ there for this conftest, and
-# tests/jobs, tests/serving (folders without __init__.py) would otherwise shadow the real
-# `jobs` and `serving` packages.  It also makes `tests.postgres` importable.
-import sys  # noqa: E402
-
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
-if sys.path[:1] != [_PROJECT_ROOT]:
-    sys.path.insert(0, _PROJECT_ROOT)
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL server for the session (see tests/postgres.py), stopped at the end.
@@ -90,7 +88,7 @@ SMALL_DATA = dict(users=150, movies=400, ratings=8000, seed=7, tags=300)
 def small_data(tmp_path_factory):
     """A synthetic MovieLens directory (ratings.csv, movies.csv, tags.csv, links.csv) made once
     per session: 150 users, 400 movies, 8000 ratings, 300 tags, seed 7.  Treat it as read-only."""
-    from jobs.synth import synthesize
+    from movierec.data.synth import synthesize
 
     out = tmp_path_factory.mktemp("small_data")
     synthesize(out, **SMALL_DATA)
@@ -140,7 +138,7 @@ PIPELINE_RUN_ID = "test-run-1"
 def pipeline_run(spark, settings, small_data, tmp_path_factory):
     """The whole pipeline, run once per session on `small_data` and published to its own
     SQLite store; returns (settings, run_id).  Treat both as read-only."""
-    from jobs.pipeline import run_pipeline
+    from movierec.stages.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
     # The gate is skipped here: on data this small the popularity baseline is strong (the

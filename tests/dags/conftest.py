@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,12 +41,3 @@ def dagbag():
 def dag(dagbag):
     assert not dagbag.import_errors, dagbag.import_errors
     return dagbag.dags[DAG_ID]
-
-
-@pytest.fixture(scope="session")
-def jobs_zip(tmp_path_factory) -> Path:
-    """The jobs package zipped the way `make jobs-zip` does it."""
-    out = tmp_path_factory.mktemp("dist") / "movierec_jobs.zip"
-    subprocess.run([sys.executable, "-m", "jobs.package", str(out)], cwd=PROJECT, check=True,
-                   capture_output=True, text=True)
-    return out

@@ -315,7 +315,7 @@ def test_healthchecks_are_runnable(compose):
 
 def test_the_api_healthcheck_route_exists():
     from serving import create_app
-    from jobs.config import from_env
+    from movierec.config import from_env
 
     app = create_app({"SETTINGS": from_env({}, db_url="sqlite://"), "TESTING": True})
     assert "/healthz" in {rule.rule for rule in app.url_map.iter_rules()}

@@ -73,7 +73,7 @@ def test_run_id_is_passed_to_every_stage(dag):
 
 def test_jobs_zip_travels_as_py_files(dag, monkeypatch):
     for task in dag.tasks:
-        assert task.py_files == str(PROJECT / "var" / "dist" / "movierec_jobs.zip")
+        assert task.py_files == str(PROJECT / "var" / "dist" / "movierec.zip")
     module = load_dag_module(monkeypatch, "_mr_zip", MOVIEREC_JOBS_ZIP="/opt/movierec/dist/jobs.zip")
     assert {t.py_files for t in module.dag.tasks} == {"/opt/movierec/dist/jobs.zip"}
     module = load_dag_module(monkeypatch, "_mr_nozip", MOVIEREC_JOBS_ZIP="")
@@ -117,7 +117,7 @@ def test_nothing_runs_after_a_failed_task(dag):
 
 
 def test_params_have_a_json_schema_for_the_trigger_form(dag):
-    from jobs.config import from_env
+    from movierec.config import from_env
 
     params = dag.params
     assert set(params) == {"data_dir", "top_k", "cf_weight", "cb_weight", "als_rank", "skip_quality_gate"}
@@ -178,8 +178,8 @@ def test_params_flow_into_the_stage_arguments(dag):
 
 
 def test_rendered_arguments_parse_into_the_stage_settings(dag):
-    """The flags the DAG writes are the ones the stages read (jobs.stage's parser)."""
-    from jobs.stage import parse_stage_args
+    """The flags the DAG writes are the ones the stages read (movierec.stages.runner's parser)."""
+    from movierec.stages.runner import parse_stage_args
 
     for skip in (False, True):
         args = render_args(dag, "publish", "scheduled__2026-11-29T02:00:00+00:00", top_k=7, cf_weight=0.6,
@@ -201,7 +201,7 @@ def test_airflow_generated_run_ids_reach_the_stages_unchanged(dag):
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunType
 
-    from jobs.paths import check_run_id
+    from movierec.spark.paths import check_run_id
 
     when = datetime(2026, 11, 29, 2, 0, 0, 123456, tzinfo=timezone.utc)
     for run_type in (DagRunType.MANUAL, DagRunType.SCHEDULED, DagRunType.ASSET_TRIGGERED, DagRunType.BACKFILL_JOB):
@@ -212,7 +212,7 @@ def test_airflow_generated_run_ids_reach_the_stages_unchanged(dag):
 
 @pytest.mark.parametrize("run_id", ["my run", "~nightly", "a/b", "x" * 300, "ünïcode", "-leading-dash", "a~b"])
 def test_hand_made_run_ids_map_to_valid_distinct_folders(dag, run_id):
-    from jobs.paths import check_run_id
+    from movierec.spark.paths import check_run_id
 
     folder = render_args(dag, "ingest", run_id)[1]
     assert check_run_id(folder) == folder
@@ -226,26 +226,15 @@ def test_run_id_mapping_keeps_distinct_ids_apart(dag):
     assert render_args(dag, "ingest", "a~b")[1] != render_args(dag, "ingest", "a_b")[1]
 
 
-def test_every_task_refreshes_a_stale_jobs_zip_before_it_submits(monkeypatch, tmp_path):
-    """The stage file is read from disk, the library from the zip: a task brings the zip up
-    to date first, so the two cannot be different versions."""
-    import zipfile
-
-    from jobs.package import zip_bytes
-
-    stale = tmp_path / "jobs.zip"
-    with zipfile.ZipFile(stale, "w") as zf:
-        zf.writestr("jobs/__init__.py", "# an old build\n")
-    module = load_dag_module(monkeypatch, "_mr_refresh", MOVIEREC_JOBS_ZIP=str(stale))
-    for task in module.dag.tasks:
-        assert task._pre_execute_hook is module.refresh_jobs_zip, task.task_id
-    module.dag.get_task("train_als")._pre_execute_hook({})
-    assert stale.read_bytes() == zip_bytes()
+def test_no_task_builds_the_zip(dag):
+    """The zip is built once with the code (make jobs-zip, the Dockerfile), never by a task."""
+    for task in dag.tasks:
+        assert task._pre_execute_hook is None, task.task_id
 
 
 def test_every_task_starts_its_jvms_with_the_projects_options(dag):
     # JVM options only take effect when spark-submit starts the driver, not from the session builder
-    from jobs.session import JVM_OPTIONS
+    from movierec.spark.session import JVM_OPTIONS
 
     assert "-Xss16m" in JVM_OPTIONS
     for task in dag.tasks:

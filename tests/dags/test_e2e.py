@@ -178,7 +178,7 @@ def test_trigger_through_the_rest_api_and_read_recommendations_from_the_api(airf
     print(f"\ne2e: Airflow ready and run triggered after {ready_s:.0f} s, run took {run_s:.0f} s")
 
     # the answer, through the movierec API reading the store the run published to
-    from jobs.config import from_env
+    from movierec.config import from_env
     from serving import create_app
 
     app = create_app({"SETTINGS": from_env(settings_env), "TESTING": True})

@@ -51,8 +51,8 @@ spark = SparkSession.builder.appName("movierec-pyfiles-probe").getOrCreate()
 
 def where(_):
     import sys
-    import jobs.config
-    return (jobs.config.__file__, sys.flags.no_site)
+    import movierec.config
+    return (movierec.config.__file__, sys.flags.no_site)
 
 print("PROBE", spark.sparkContext.parallelize([0], 1).map(where).collect()[0], spark.sparkContext.master, flush=True)
 spark.stop()

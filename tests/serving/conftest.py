@@ -8,7 +8,7 @@ from tests.serving import data
 
 
 def _loaded(url: str) -> str:
-    from jobs.store import engine_for
+    from movierec.store.runs import engine_for
 
     engine = engine_for(url)
     data.load(engine)

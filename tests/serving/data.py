@@ -1,4 +1,4 @@
-"""A small store whose every answer is known by construction (written with jobs.store).
+"""A small store whose every answer is known by construction (written with movierec.store.runs).
 
 Catalogue: movies 1..30, "Movie <id>" released in 1990 + id, genres by id % 3:
     0 -> Comedy, 1 -> Drama|Romance, 2 -> Action|Sci-Fi
@@ -48,7 +48,7 @@ def user1_row(rank: int) -> tuple:
 
 def load(engine) -> None:
     """Write both runs through the store's own writer; run-new ends active."""
-    from jobs import store
+    from movierec.store import runs as store
 
     store.upsert_movies(engine, [movies()])
     store.begin_run(engine, OLD_RUN, {"top_k": 10}, "2026-01-01T00:00:00+00:00")

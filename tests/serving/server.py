@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class Served:
-    """gunicorn started through `python -m jobs.cli serve`; stop() ends it (and only it)."""
+    """gunicorn started through `python -m movierec.cli serve`; stop() ends it (and only it)."""
 
     def __init__(self, db_url: str, workdir: Path, workers: int = 2, env: dict | None = None,
                  extra: list[str] | None = None):
@@ -30,7 +30,7 @@ class Served:
         self.base = f"http://127.0.0.1:{self.port}"
         self.metrics_dir = workdir / "metrics"
         self.log_path = workdir / "gunicorn.log"
-        command = [sys.executable, "-m", "jobs.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
+        command = [sys.executable, "-m", "movierec.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
                    "--workers", str(workers), "--metrics-dir", str(self.metrics_dir), "--db-url", db_url,
                    *(extra or [])]
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}

@@ -98,7 +98,7 @@ def test_store_answers_do_not_wait_for_a_busy_live_fallback(client, blocked_live
 
 
 def test_answers_follow_the_active_run(make_app, fresh_store_url):
-    from jobs import store
+    from movierec.store import runs as store
 
     client = make_app(fresh_store_url).test_client()
     assert client.get("/users/1/recommendations?k=3").get_json()["run_id"] == NEW_RUN
@@ -126,7 +126,7 @@ def test_a_cached_page_is_the_uncached_answer(make_app, sqlite_store_url):
 
 def test_a_cached_page_follows_a_rollback_and_a_new_activation_of_the_same_run(make_app, fresh_store_url):
     """The cache is keyed by the activation (run id and time), not the run id alone."""
-    from jobs import store
+    from movierec.store import runs as store
 
     client = make_app(fresh_store_url).test_client()
     assert ids(client.get("/users/1/recommendations?k=3").get_json())[0] == 20

@@ -2,7 +2,7 @@
 
 A small pipeline run (tests' small_data, the session's fast settings) is published to a
 SQLite store; the answers are checked against the store's own rows and against
-`jobs.online.RunModels` called directly, the batch's scoring code.
+`movierec.ranking.online.RunModels` called directly, the batch's scoring code.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "publish")   
 
 @pytest.fixture(scope="module")
 def live_settings(spark, settings, small_data, tmp_path_factory):
-    from jobs.paths import local_path, RunPaths
-    from jobs.pipeline import run_pipeline
+    from movierec.spark.paths import local_path, RunPaths
+    from movierec.stages.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("live")
     live = settings.replace(data_dir=str(small_data), warehouse=str(root / "warehouse"),
@@ -32,7 +32,7 @@ def live_settings(spark, settings, small_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(live_settings):
-    from jobs.store import engine_for
+    from movierec.store.runs import engine_for
 
     engine = engine_for(live_settings.db_url)
     yield engine
@@ -42,7 +42,7 @@ def engine(live_settings):
 @pytest.fixture(scope="module")
 def oracle(spark, live_settings):
     """The run's models loaded directly, as the batch's code scores with them."""
-    from jobs.online import RunModels
+    from movierec.ranking.online import RunModels
 
     return RunModels.load(spark, live_settings, RUN)
 
@@ -181,9 +181,9 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users)
 
 def test_the_fallback_follows_the_active_run(spark, client, live_settings, engine, users):
     """Publish a second run (the first one's outputs under a new id), then roll back."""
-    from jobs import store
-    from jobs.paths import RunPaths, local_path
-    from jobs.pipeline import run_pipeline
+    from movierec.store import runs as store
+    from movierec.spark.paths import RunPaths, local_path
+    from movierec.stages.pipeline import run_pipeline
 
     scorer = client.application.extensions["movierec"].live()
     assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN

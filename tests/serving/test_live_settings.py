@@ -1,7 +1,7 @@
 """Which settings the live fallback scores a run with (no Spark needed)."""
 from __future__ import annotations
 
-from jobs.config import from_env
+from movierec.config import from_env
 
 
 def test_a_run_is_scored_with_its_own_model_settings():

@@ -68,7 +68,7 @@ def test_metrics_count_live_fallback_calls(client, blocked_live):
 
 
 def test_metrics_follow_a_rollback(make_app, fresh_store_url):
-    from jobs import store
+    from movierec.store import runs as store
 
     client = make_app(fresh_store_url).test_client()
     assert samples(client)[("movierec_active_run", (("run_id", NEW_RUN),))] == 1

@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs.config import from_env
+from movierec.config import from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def serve(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs.cli", "serve", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "movierec.cli", "serve", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

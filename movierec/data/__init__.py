@@ -1,0 +1,1 @@
+"""Input data: schemas, row validation, hold-out splits, the MovieLens download, the generator."""

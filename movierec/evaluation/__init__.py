@@ -1,0 +1,1 @@
+"""Offline evaluation: the hold-out protocol, metrics, hyper-parameter tuning, the quality gate."""

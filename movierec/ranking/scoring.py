@@ -1,0 +1,213 @@
+"""Candidates, the hybrid score, and top-K: the one implementation the batch and the live
+fallback share.
+
+The scale problem: ALS gives an implicit preference estimate (around 0..1, spread differs
+per user), the random forest a predicted rating (0.5..5, narrow spread).  Blending them raw,
+as the seed did, lets whichever has the wider spread decide alone; standardising both and
+blending the z-scores still gives a weak component as much say as a strong one.  So each
+component is put on the one scale that means the same for both: the probability that the
+user likes the movie (rates it 4 or more).
+
+    z_x      = (x - mean_u(x)) / std_u(x)        for each piece of evidence x, per user, over
+                                                  the user's candidates (EVIDENCE)
+    cf_score = logistic(cf_slope × z_cf + cf_intercept)
+    cb_score = logistic(Σ slope_x × z_x + cb_intercept)   over the content side's evidence:
+               the forest's predicted rating, the movie's popularity and mean rating, the
+               user's genre-taste match (CB_EVIDENCE)
+    score    = cf_weight × cf_score + cb_weight × cb_score
+
+Slopes and intercepts are logistic regressions of "held-out rating >= 4" on the evidence,
+fitted by `movierec tune` on the validation split carved out of the training part
+(`movierec.ranking.calibration`); the defaults are ml-latest-small's.  Evidence that predicts well gets
+a steep slope, weak evidence a flat one: the 70/30 weights then blend two probabilities,
+and each side moves the order only as far as its evidence goes.
+
+The per-user means and deviations are computed once in the batch (`user_scales`) and stored
+with the run, so the live fallback puts any new pair on exactly the batch's scale.  A movie
+ALS never saw (no cf_raw) gets z_cf = 0, i.e. cf_score = logistic(cf_intercept): the
+chance of an average candidate, no evidence either way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from pyspark.ml.recommendation import ALSModel
+from pyspark.ml.regression import RandomForestRegressionModel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from movierec.models.als import CF_RAW, als_candidates, cf_scores
+from movierec.models.forest import CB_RAW, cb_scores
+from movierec.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, dense, dense_dot, pair_features
+from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
+
+MIN_STD = 1e-6
+CONTENT_AFFINITY = "content_affinity"
+
+# The evidence each component's calibration weighs: name → the raw column it is read from.
+# ALS's is its preference estimate; the content side's is the forest's predicted rating and
+# three of the pair features it was predicted from (movierec.features.pair_features).
+CF_EVIDENCE = {"cf": CF_RAW}
+CB_EVIDENCE = {"cb": CB_RAW, "popularity": "f_movie_popularity", "quality": "f_movie_mean", "taste": "f_genre_taste"}
+EVIDENCE = {**CF_EVIDENCE, **CB_EVIDENCE}
+# The setting (movierec.config) that holds each piece of evidence's slope, per component.
+CF_SLOPE_SETTINGS = {"cf": "cf_slope"}
+CB_SLOPE_SETTINGS = {"cb": "cb_slope", "popularity": "cb_popularity_slope", "quality": "cb_quality_slope",
+                     "taste": "cb_taste_slope"}
+CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
+Z_CF, Z_CB = "z_cf", "z_cb"
+
+
+def z_name(name: str) -> str:
+    return f"z_{name}"
+
+
+def raw_scores(pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel,
+               movie_feats: DataFrame, profiles: DataFrame) -> DataFrame:
+    """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw,
+    and the other raw evidence columns (EVIDENCE)."""
+    with_cf = cf_scores(als, pairs.select(USER, MOVIE))
+    return cb_scores(forest, pair_features(with_cf, movie_feats, profiles)).select(USER, MOVIE, *EVIDENCE.values())
+
+
+def user_scales(raw: DataFrame) -> DataFrame:
+    """Per user: mean and population standard deviation of each piece of evidence over the
+    user's candidates (columns <name>_mean, <name>_std: cf_mean, cf_std, cb_mean, …)."""
+    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
+    stats = [agg(F.col(col)).alias(f"{name}_{stat}") for name, col in present.items()
+             for stat, agg in (("mean", F.avg), ("std", F.stddev_pop))]
+    defaults = {f"{name}_{stat}": value for name in present for stat, value in (("mean", 0.0), ("std", 1.0))}
+    return raw.groupBy(USER).agg(*stats).fillna(defaults)
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The weights and each component's calibration (module docstring): slopes per piece of evidence."""
+    cf_weight: float
+    cb_weight: float
+    cf_slopes: dict[str, float]          # name in CF_EVIDENCE → slope
+    cf_intercept: float
+    cb_slopes: dict[str, float]          # name in CB_EVIDENCE → slope
+    cb_intercept: float
+
+    @classmethod
+    def from_settings(cls, settings) -> "Blend":
+        slopes = lambda names: {name: getattr(settings, setting) for name, setting in names.items()}
+        return cls(settings.cf_weight, settings.cb_weight, slopes(CF_SLOPE_SETTINGS), settings.cf_intercept,
+                   slopes(CB_SLOPE_SETTINGS), settings.cb_intercept)
+
+    @classmethod
+    def plain(cls, cf_weight: float, cb_weight: float) -> "Blend":
+        """logistic(z_cf) and logistic(z_cb): no calibration, the forest's prediction alone (for tests)."""
+        return cls(cf_weight, cb_weight, {"cf": 1.0}, 0.0, {"cb": 1.0}, 0.0)
+
+
+def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
+    """raw + z_<name> for each piece of evidence in both raw and scales: standardised on the user's
+    scale, 0 where the value is missing.  (Evidence a run's scales lack, e.g. a run scored before
+    that evidence was added, gets no column: `blend` counts it as z = 0.)"""
+    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns and f"{name}_mean" in scales.columns}
+    z = [F.coalesce((F.col(col) - F.col(f"{name}_mean")) / F.greatest(F.col(f"{name}_std"), F.lit(MIN_STD)),
+                    F.lit(0.0)).alias(z_name(name)) for name, col in present.items()]
+    return raw.join(scales, USER).select(*raw.columns, *z)
+
+
+def calibrated_chance(z: Mapping[str, Any], slopes: Mapping[str, float], intercept: Any, exp: Callable = F.exp):
+    """logistic(intercept + Σ slope × z[name]): the evidence as the chance the user likes the movie.
+
+    The one definition of the formula: with Spark columns (exp = F.exp) in the batch, with
+    floats (exp = math.exp) in the live fallback's driver-side path (movierec.ranking.online)."""
+    logit = intercept
+    for name, slope in slopes.items():
+        if slope:
+            logit = logit + slope * z[name]
+    return 1.0 / (1.0 + exp(-logit))
+
+
+def hybrid_score(cf_score: Any, cb_score: Any, params: Blend):
+    """cf_weight × cf_score + cb_weight × cb_score (Spark columns or floats)."""
+    return params.cf_weight * cf_score + params.cb_weight * cb_score
+
+
+def likelihood(slopes: dict[str, float], intercept: float):
+    """calibrated_chance as a Spark column over the z_<name> columns."""
+    return calibrated_chance({name: F.col(z_name(name)) for name in slopes}, slopes, F.lit(intercept))
+
+
+def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
+    """raw scores + cf_score, cb_score (each a calibrated chance, 0..1) and the hybrid score."""
+    z = z_scores(raw, scales)
+    known = lambda slopes: {name: slope for name, slope in slopes.items() if z_name(name) in z.columns}
+    scaled = z.select(
+        *raw.columns,
+        likelihood(known(params.cf_slopes), params.cf_intercept).alias(CF_SCORE),
+        likelihood(known(params.cb_slopes), params.cb_intercept).alias(CB_SCORE),
+    )
+    return scaled.withColumn(SCORE, hybrid_score(F.col(CF_SCORE), F.col(CB_SCORE), params))
+
+
+def top_k(scored: DataFrame, k: int, by: str = SCORE) -> DataFrame:
+    """The best k rows per user by `by` (ties: lower movie id first), numbered rank 1..k."""
+    window = Window.partitionBy(USER).orderBy(F.col(by).desc(), F.col(MOVIE).asc())
+    return scored.withColumn(RANK, F.row_number().over(window)).where(F.col(RANK) <= k)
+
+
+def content_pool(movie_feats: DataFrame, size: int) -> DataFrame:
+    """The movies content candidates are drawn from: the most rated, plus every unrated (new) one."""
+    window = Window.orderBy(F.col(N_RATINGS).desc(), F.col(MEAN_RATING).desc(), F.col(MOVIE).asc())
+    ranked = movie_feats.withColumn("_pop_rank", F.row_number().over(window))
+    return ranked.where((F.col("_pop_rank") <= size) | (F.col(N_RATINGS) == 0)).drop("_pop_rank")
+
+
+def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame, n: int) -> DataFrame:
+    """(user_id, movie_id): each user's n unrated pool movies closest to their genre profile
+    (ties: more rated first, then lower movie id).
+
+    Genres only: a user's tag profile can hold hundreds of buckets, and matching it against
+    every pool movie cost more than all the other scoring; the forest weighs tags later.
+    """
+    # Many movies share one genre vector, a "kind" (about 400 distinct among 2000 pool
+    # movies): the affinity is computed once per user and kind, then handed to its movies.
+    kind = F.map_entries(GENRE_MAP).alias("_kind")
+    kinds = pool.groupBy(kind).agg(F.first(GENRE_MAP).alias(GENRE_MAP), F.count("*").alias("_size"))
+    # map_dot's value, read from the profiles as arrays (movierec.features.dense): a map lookup scans keys
+    affinity = dense_dot(GENRE_MAP, GENRE_EXPOSURE) + dense_dot(GENRE_MAP, GENRE_TASTE)
+    rated = ratings.groupBy(USER).agg(F.count("*").alias("_rated"))
+    tastes = profiles.select(USER, dense(GENRE_TASTE).alias(GENRE_TASTE), dense(GENRE_EXPOSURE).alias(GENRE_EXPOSURE))
+    per_kind = tastes.crossJoin(F.broadcast(kinds)).select(
+        USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
+    # Only the best kinds can hold a user's top n: keep a kind while the movies of strictly
+    # closer kinds number fewer than n + the user's ratings (at most that many of them are
+    # rated, so at least n unrated ones remain, and every dropped movie ranks below them).
+    # The same n movies as ranking the whole pool, with a fifth of the rows on ml-latest-small.
+    closer_or_tied = F.sum("_size").over(Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc())
+                                         .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    tied = F.sum("_size").over(Window.partitionBy(USER, CONTENT_AFFINITY))
+    best_kinds = (per_kind.join(F.broadcast(rated), USER, "left")
+                  .withColumn("_closer", closer_or_tied - tied)
+                  .where(F.col("_closer") < F.lit(n) + F.coalesce(F.col("_rated"), F.lit(0)))
+                  .select(USER, "_kind", CONTENT_AFFINITY))
+    scored = best_kinds.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
+        USER, MOVIE, CONTENT_AFFINITY, N_RATINGS)
+    unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
+    window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))
+    return unrated.withColumn("_n", F.row_number().over(window)).where(F.col("_n") <= n).select(USER, MOVIE)
+
+
+def candidates(als: ALSModel, ratings: DataFrame, movie_feats: DataFrame, profiles: DataFrame,
+               als_n: int, content_n: int, pool_size: int, users: DataFrame | None = None) -> DataFrame:
+    """Each user's candidate movies (every user's, or those in `users`): ALS top-n ∪ content
+    top-n, none of them already rated."""
+    from_als = als_candidates(als, ratings, als_n, users).select(USER, MOVIE)
+    from_content = content_candidates(profiles, content_pool(movie_feats, pool_size), ratings, content_n)
+    return from_als.unionByName(from_content).distinct()
+
+
+def popular_movies(movie_feats: DataFrame, n: int) -> DataFrame:
+    """rank, movie_id, score: the n most rated movies (ties: higher mean rating), for cold starts."""
+    window = Window.orderBy(F.col(N_RATINGS).desc(), F.col(MEAN_RATING).desc(), F.col(MOVIE).asc())
+    return (movie_feats.where(F.col(N_RATINGS) > 0)
+            .select(MOVIE, F.col(N_RATINGS).cast("double").alias(SCORE), N_RATINGS, MEAN_RATING)
+            .withColumn(RANK, F.row_number().over(window)).where(F.col(RANK) <= n)
+            .select(RANK, MOVIE, SCORE))

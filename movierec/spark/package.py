@@ -1,0 +1,104 @@
+"""Zip the `movierec` package for spark-submit's `--py-files`.
+
+    python -m movierec.spark.package var/dist/movierec.zip
+
+The stage scripts (jobs/*.py) import `movierec.*`.  On a local master the installed package
+makes that work; on a cluster the executors (and, in cluster deploy modes, the driver) only
+see what spark-submit ships, so the Airflow DAG passes this zip as `py_files`.  It is built
+once, with the code (`make jobs-zip`, the Dockerfile), never by a task.
+
+The zip holds `movierec/` at its root (so `import movierec.config` resolves inside it),
+every file of the package except caches.  It is reproducible: entries are sorted and stamped
+with one fixed time, so the same sources give the same bytes (and the same checksum), and it
+is written to a temporary file first and renamed, so a spark-submit that reads it while it
+is rebuilt sees the old zip or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# 1980-01-01, the earliest time a zip entry can carry: a fixed stamp makes the bytes reproducible
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+SKIP_SUFFIXES = {".pyc", ".pyo", ".swp"}
+
+
+def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The package's files, relative to the folder holding the package, in a stable order."""
+    root = package_dir.parent
+    found = []
+    for dirpath, dirnames, filenames in os.walk(package_dir):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.suffix in SKIP_SUFFIXES or name.startswith("."):
+                continue
+            found.append(path.relative_to(root))
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def zip_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
+    """The zip of the package, in memory."""
+    files = package_files(package_dir)
+    if not any(p.name == "__init__.py" and len(p.parts) == 2 for p in files):
+        raise FileNotFoundError(f"{package_dir} has no __init__.py: not a package")
+    root = package_dir.parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel in files:
+            info = zipfile.ZipInfo(rel.as_posix(), date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, (root / rel).read_bytes())
+    return buffer.getvalue()
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
+    """Write the package to `out` (a .zip path) and return the path."""
+    out = Path(out).resolve()
+    data = zip_bytes(package_dir)
+    _write_atomically(out, data)
+    log.info("wrote %s: %d bytes, sha256 %s", out, len(data), hashlib.sha256(data).hexdigest()[:12])
+    return out
+
+
+def sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m movierec.spark.package", description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the zip to write, e.g. var/dist/movierec.zip")
+    args = parser.parse_args(argv)
+    path = build_zip(args.out)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

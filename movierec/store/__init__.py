@@ -1,0 +1,1 @@
+"""The store: its tables and the lifecycle of a published run."""

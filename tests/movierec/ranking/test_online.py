@@ -1,0 +1,127 @@
+"""movierec.ranking.online's request-time path against the batch's own Spark code on the same run.
+
+`RunModels.score` keeps the run on the driver and scores small local DataFrames; these
+tests hold it to what the batch's functions give over the run's tables (bit for bit where
+the arithmetic is the same, within 1e-12 otherwise)."""
+import math
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from movierec.ranking import scoring
+from movierec.spark.paths import RunPaths
+from movierec.spark.warehouse import read_table
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def models(spark, pipeline_run):
+    from movierec.ranking.online import RunModels
+
+    settings, run_id = pipeline_run
+    return RunModels.load(spark, settings, run_id)
+
+
+def test_als_prediction_is_alsmodel_transform_bit_for_bit(spark, models):
+    from movierec.ranking.online import als_prediction
+
+    users = sorted(models.user_factors)[:5]
+    items = sorted(models.item_factors)
+    pairs = spark.createDataFrame([(u, m) for u in users for m in items], "user_id int, movie_id int")
+    expected = {(r.user_id, r.movie_id): r.prediction for r in models.als.transform(pairs).collect()}
+    for user in users:
+        got = als_prediction(models.user_factors[user], np.stack([models.item_factors[m] for m in items]))
+        assert got == [expected[(user, m)] for m in items]
+
+
+def test_als_prediction_adds_in_single_precision_in_factor_order():
+    from movierec.ranking.online import als_prediction
+
+    # 1 + 2^-24 is not a float32: adding the small term first or last rounds differently
+    user = np.array([1.0, 2.0 ** -24, 2.0 ** -24], dtype=np.float32)
+    items = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)
+    assert als_prediction(user, items) == [1.0, 2.0 ** -23]
+
+
+def test_pair_features_and_forest_on_the_driver_are_the_batchs_bit_for_bit(spark, models):
+    """Forest splits sit exactly on training values: a feature one bit off could change a tree's
+    answer, so the driver's features must equal Spark's exactly, not approximately."""
+    from movierec import features as FE
+    from movierec.models.forest import cb_scores
+    from movierec.ranking.online import pair_feature_values
+
+    users = sorted(models.profile_values)[:4]
+    movies = sorted(models.movie_values)[::3]
+    pairs = spark.createDataFrame([(u, m) for u in users for m in movies], "user_id int, movie_id int")
+    batch = cb_scores(models.forest, FE.pair_features(pairs, models.movie_feats, models.profiles)).collect()
+    assert len(batch) == len(users) * len(movies)
+    for row in batch:
+        values = pair_feature_values(models.profile_values[row.user_id], models.movie_values[row.movie_id])
+        assert values == pytest.approx(row.features.toArray().tolist(), abs=0, nan_ok=True)
+        assert models.forest.predict(row.features) == row.cb_raw
+
+
+def test_blend_values_is_scoring_blend(spark, pipeline_run):
+    import math
+    import random
+
+    from movierec.ranking.online import blend_values
+
+    settings, _ = pipeline_run
+    rng = random.Random(5)
+    names = list(scoring.EVIDENCE)
+    columns = list(scoring.EVIDENCE.values())
+    rows = [(1, i, *[None if (i + j) % 7 == 0 else rng.uniform(-1, 5) for j in range(len(names))]) for i in range(200)]
+    scale_row = (1, *[v for j, _ in enumerate(names) for v in (rng.uniform(0, 3), 0.0 if j == 1 else rng.uniform(0.1, 2))])
+    raw = spark.createDataFrame(rows, "user_id int, movie_id int, " + ", ".join(f"{c} double" for c in columns))
+    scale = spark.createDataFrame([scale_row], "user_id int, " + ", ".join(
+        f"{n}_{stat} double" for n in names for stat in ("mean", "std")))   # one zero spread: the MIN_STD floor
+    scales = {n: (scale_row[1 + 2 * j], scale_row[2 + 2 * j]) for j, n in enumerate(names)}
+    for params in (scoring.Blend.from_settings(settings), scoring.Blend.plain(0.2, 0.8),
+                   scoring.Blend(0.5, 0.5, {"cf": 40.0}, -3.0, {"cb": 30.0, "taste": -2.0}, 1.0)):   # exp overflows
+        batch = {r.movie_id: r for r in scoring.blend(raw, scale, params).collect()}
+        for row in rows:
+            got = blend_values(dict(zip(names, row[2:])), scales, params)
+            for column in ("score", "cf_score", "cb_score"):
+                assert math.isclose(got[column], batch[row[1]][column], rel_tol=0, abs_tol=1e-12), (row[1], column)
+
+
+def test_score_is_the_batch_scoring_of_the_same_pairs(spark, pipeline_run, models):
+    settings, run_id = pipeline_run
+    paths = RunPaths(settings.warehouse, run_id)
+    rated = {r.movie_id for r in read_table(spark, paths.ratings).where("user_id = 3").collect()}
+    known = sorted(models.movie_ids - rated)
+    without_factors = [m for m in known if m not in models.item_factors][:3]
+    movie_ids = known[:25] + without_factors
+    assert without_factors, "the run should have catalogue movies that ALS never saw"
+
+    pairs = spark.createDataFrame([(3, m) for m in movie_ids], "user_id int, movie_id int")
+    user = F.col("user_id") == 3
+    raw = scoring.raw_scores(pairs, models.als, models.forest, models.movie_feats, models.profiles.where(user))
+    batch = scoring.blend(raw, models.scales.where(user), scoring.Blend.from_settings(settings))
+    expected = {r.movie_id: r.asDict() for r in batch.collect()}
+
+    live = models.score(3, movie_ids)
+    assert [r["movie_id"] for r in live] == sorted(movie_ids, key=lambda m: (-expected[m]["score"], m))
+    for row in live:
+        want = expected[row["movie_id"]]
+        for column in ("score", "cf_score", "cb_score"):
+            assert row[column] == pytest.approx(want[column], abs=1e-12), (row["movie_id"], column)
+    average = 1 / (1 + math.exp(-settings.cf_intercept))   # ALS never saw them: z_cf = 0
+    assert all(row["cf_score"] == pytest.approx(average) for row in live if row["movie_id"] in without_factors)
+
+
+def test_score_of_a_new_movie_uses_the_genres_given(models):
+    from movierec.ranking.online import UnknownMovie, UnknownUser
+
+    known = sorted(models.movie_ids)[:2]
+    live = {r["movie_id"]: r for r in models.score(3, known + [999_999], {999_999: ["Comedy"]})}
+    assert set(live) == {*known, 999_999}
+    assert live[999_999]["cf_score"] == pytest.approx(1 / (1 + math.exp(-models.settings.cf_intercept)))
+    assert 0 < live[999_999]["cb_score"] < 1
+    with pytest.raises(UnknownMovie):
+        models.score(3, [999_999])
+    with pytest.raises(UnknownUser):
+        models.score(10 ** 8, known)
