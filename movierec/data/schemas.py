@@ -66,5 +66,3 @@ RECOMMENDATIONS = T.StructType([
     T.StructField(CF_SCORE, T.DoubleType(), False),
     T.StructField(CB_SCORE, T.DoubleType(), False),
 ])
-
-NO_GENRES = "(no genres listed)"

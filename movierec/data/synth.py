@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from movierec.data.movielens import NO_GENRES
+
 log = logging.getLogger(__name__)
 
 # the 19 MovieLens genres and how many ml-latest-small movies carry each
@@ -45,8 +47,6 @@ GENRE_COUNTS = {
     "Sci-Fi": 980, "Thriller": 1894, "War": 382, "Western": 167,
 }
 GENRES = list(GENRE_COUNTS)
-# same text as movierec.data.schemas.NO_GENRES; not imported from there so `movierec synth` never loads pyspark
-NO_GENRES = "(no genres listed)"
 
 # share of movies with 1, 2, ... 6 genres (ml-latest-small, rounded)
 GENRES_PER_MOVIE = np.array([0.29, 0.33, 0.24, 0.10, 0.03, 0.01])

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec.data.schemas import GENRES, MOVIE, NO_GENRES, RATING, REASON, TAG, TIMESTAMP, TITLE, USER
+from movierec.data.movielens import MAX_ID, NO_GENRES
+from movierec.data.schemas import GENRES, MOVIE, RATING, REASON, TAG, TIMESTAMP, TITLE, USER
 
 CORRUPT = "_corrupt_record"
-MAX_INT = 2**31 - 1
 
 
 class DataQualityError(RuntimeError):
@@ -28,7 +28,7 @@ class DataQualityError(RuntimeError):
 
 def _positive_int(col: str):
     value = F.expr(f"try_cast(trim({col}) as bigint)")
-    return F.when((value > 0) & (value <= MAX_INT), value.cast("int"))
+    return F.when((value > 0) & (value <= MAX_ID), value.cast("int"))
 
 
 def _blank(col: str):

@@ -21,9 +21,10 @@ import io
 import logging
 import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from movierec.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +65,11 @@ def zip_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomically(out: Path, data: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
     """Write the package to `out` (a .zip path) and return the path."""
     out = Path(out).resolve()
     data = zip_bytes(package_dir)
-    _write_atomically(out, data)
+    write_atomically(out, data)
     log.info("wrote %s: %d bytes, sha256 %s", out, len(data), hashlib.sha256(data).hexdigest()[:12])
     return out
 
