@@ -135,7 +135,7 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
     model = Path(settings_env["MOVIEREC_WAREHOUSE"]) / "runs" / RUN_ID / "train_als" / "model"
     assert (model / "metadata").is_dir() and (model / "userFactors").is_dir() and (model / "itemFactors").is_dir()
 
-    # --py-files on the cluster: an executor Python without site-packages finds `jobs` in the zip
+    # --py-files on the cluster: an executor Python without site-packages finds `movierec` in the zip
     no_site_python = tmp_path / "python-no-site"
     no_site_python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
     no_site_python.chmod(0o755)
@@ -150,6 +150,6 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
                             env=env_probe, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     lines = [line for line in answer.stdout.splitlines() if line.startswith("PROBE ")]
     assert answer.returncode == 0 and lines, answer.stdout[-3000:] + answer.stderr[-3000:]
-    assert "movierec_jobs.zip/jobs/config.py" in lines[0], lines[0]
+    assert "movierec.zip/movierec/config.py" in lines[0], lines[0]
     assert "1)" in lines[0] or ", 1)" in lines[0], "the executor's Python ran without site-packages"
     assert master in lines[0]
