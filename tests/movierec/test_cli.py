@@ -337,6 +337,20 @@ def test_config_markdown_is_the_readme_table(capsys):
     assert table in (ROOT / "README.md").read_text()
 
 
+def test_readme_commands_table_matches_the_help():
+    """README's Commands table: every command of `movierec --help`, in its order, and only options it has."""
+    import re
+
+    section = (ROOT / "README.md").read_text().split("## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `movierec ")]
+    assert [row.split("`")[1].split()[1] for row in rows] == COMMANDS
+    for row in rows:
+        command = row.split("`")[1].split()[1]
+        flags = {word.rstrip(",") for word in help_of(command).split() if word.startswith("--")}
+        named = set(re.findall(r"`(--[a-z0-9-]+)", row.split(" | ")[-1]))
+        assert named and named <= flags, f"README names {sorted(named - flags)} for `movierec {command}`"
+
+
 # ---------------------------------------------------------------- the stage scripts: the same flags
 
 def test_stage_scripts_take_the_batch_settings_and_the_dags_boolean_form():
