@@ -17,7 +17,7 @@ from typing import Sequence
 import click
 
 from movierec import __version__, config
-from movierec.cli import batch, data, serve, store
+from movierec.cli import batch, data, serve, settings, store
 from movierec.cli.common import Failed, UserError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -43,7 +43,7 @@ def cli(ctx: click.Context) -> int:
 
 
 for _command in (data.download, data.synth, batch.pipeline, batch.evaluate, batch.tune, batch.report,
-                 store.runs, store.rollback, store.schema, serve.serve, serve.config_command):
+                 store.runs, store.rollback, store.schema, serve.serve, settings.config_command):
     cli.add_command(_command)
 
 

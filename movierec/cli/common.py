@@ -7,7 +7,7 @@ Spark starts or a store is created.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import click
 
@@ -18,6 +18,9 @@ DATA_DIR = f"{env_name('data_dir')} / {flag_name('data_dir')}"
 STORE_BACKENDS = ("sqlite", "postgresql")
 URL_FORMS = "sqlite:///path/to/store.db or postgresql+psycopg://user:password@host/db"
 CONNECT_TIMEOUT_S = 10
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
 
 
 class UserError(click.ClickException):
@@ -71,7 +74,7 @@ def check_data_dir(data_dir: str) -> None:
                         f"directory, or run `movierec download`")
 
 
-def store_url(db_url: str):
+def store_url(db_url: str) -> URL:
     """The parsed URL, if its database is one the store runs on and its driver is installed."""
     import sqlalchemy as sa
 
@@ -130,7 +133,7 @@ def check_store(db_url: str, must_exist: bool = False) -> None:
         raise UserError(f"{shown} holds no movierec store (no runs table): check {DB_URL}, or {make_one}")
 
 
-def open_store(db_url: str):
+def open_store(db_url: str) -> Engine:
     """An engine for a store that must already exist (read-only commands, rollback)."""
     check_store(db_url, must_exist=True)
     from movierec.store.runs import engine_for
