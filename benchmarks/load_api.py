@@ -119,7 +119,7 @@ def run_pipeline(data_dir: str, db_url: str, warehouse: str) -> None:
 
     stages = "ingest,featurize,train_als,train_rf,score,publish"
     command = [sys.executable, "-m", "movierec.cli", "pipeline", "--run-id", "bench-1", "--stages", stages,
-               "--data-dir", data_dir, "--db-url", db_url, "--warehouse", warehouse, "--skip-quality-gate", "true"]
+               "--data-dir", data_dir, "--db-url", db_url, "--warehouse", warehouse, "--skip-quality-gate"]
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     print(f"pipeline on {data_dir}: {time.perf_counter() - started:.0f} s -> {db_url}")

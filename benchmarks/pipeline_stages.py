@@ -12,7 +12,6 @@ runs one stage at a time and gives each stage's CPU seconds.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import platform
@@ -23,8 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs import config  # noqa: E402
+import click  # noqa: E402
+
+from movierec import config  # noqa: E402
 from movierec.stages.pipeline import BESIDE, STAGES, run_pipeline  # noqa: E402
+from movierec.text import format_table  # noqa: E402
 
 
 def cpu_seconds(spark) -> float:
@@ -44,16 +46,15 @@ def spark_work(spark, group: str) -> tuple[int, int]:
     return len(jobs), sum(s.numTasks for s in stages if s is not None)
 
 
-def main() -> int:
+@click.command(help=__doc__.splitlines()[0])
+@click.option("--sequential", is_flag=True,
+              help="one stage at a time, evaluate included (as spark-submit per stage would), with "
+                   "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others")
+@config.setting_options(*config.BATCH_SETTINGS)
+def main(sequential: bool, settings: config.Settings) -> int:
     logging.basicConfig(level=logging.WARNING)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", action="store_true",
-                        help="one stage at a time, evaluate included (as spark-submit per stage would), with "
-                             "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others")
-    config.add_flags(parser)
-    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
-    settings = config.from_args(args).replace(warehouse=str(tmp / "warehouse"), db_url=f"sqlite:///{tmp / 'store.db'}")
+    settings = settings.replace(warehouse=str(tmp / "warehouse"), db_url=f"sqlite:///{tmp / 'store.db'}")
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
@@ -63,7 +64,7 @@ def main() -> int:
     session_seconds = time.perf_counter() - started
     cpu_before = cpu_seconds(spark)
     cpu = {}
-    if args.sequential:
+    if sequential:
         reports = {}
         for stage in STAGES:
             stage_cpu = cpu_seconds(spark)
@@ -76,19 +77,18 @@ def main() -> int:
     work = {stage: spark_work(spark, stage) for stage in STAGES}     # run_pipeline's job group per stage
     spark.stop()
 
-    mode = "one stage at a time" if args.sequential else f"{BESIDE} beside the other stages"
+    mode = "one stage at a time" if sequential else f"{BESIDE} beside the other stages"
     print(f"\ndata: {settings.data_dir}   machine: {os.cpu_count()} cores, {platform.machine()}, "
           f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}; {mode}")
     print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'stage':<12} {'seconds':>8} {'cpu s':>7} {'jobs':>6} {'tasks':>7}")
-    print(f"{'session':<12} {session_seconds:8.1f}")
-    for stage in STAGES:
-        stage_cpu = f"{cpu[stage]:7.1f}" if stage in cpu else f"{'':7}"
-        print(f"{stage:<12} {reports[stage]['seconds']:8.1f} {stage_cpu} {work[stage][0]:6d} {work[stage][1]:7d}")
-    print(f"{'total':<12} {total:8.1f} {total_cpu:7.1f} {sum(w[0] for w in work.values()):6d} "
-          f"{sum(w[1] for w in work.values()):7d}")
+    rows = [("session", f"{session_seconds:.1f}", None, None, None)]
+    rows += [(stage, f"{reports[stage]['seconds']:.1f}", f"{cpu[stage]:.1f}" if stage in cpu else None,
+              work[stage][0], work[stage][1]) for stage in STAGES]
+    rows.append(("total", f"{total:.1f}", f"{total_cpu:.1f}", sum(w[0] for w in work.values()),
+                 sum(w[1] for w in work.values())))
+    print(format_table(("stage", "seconds", "cpu s", "jobs", "tasks"), rows, right=(1, 2, 3, 4)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main.main(standalone_mode=False))

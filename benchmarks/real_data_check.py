@@ -6,7 +6,6 @@ user, none already rated, ranks 1..K.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -14,9 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import click  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from jobs import config, store  # noqa: E402
+from movierec import config  # noqa: E402
+from movierec.store import runs as store  # noqa: E402
 from movierec.stages.pipeline import STAGES, run_pipeline  # noqa: E402
 from movierec.spark.paths import RunPaths  # noqa: E402
 from movierec.spark.session import build_session  # noqa: E402
@@ -42,10 +43,9 @@ def check_store(url: str, run_id: str, rated: set[tuple[int, int]], k: int) -> d
             "ranks_1_to_k": ranks_ok}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    config.add_flags(parser)
-    settings = config.from_args(parser.parse_args())
+@click.command(help=__doc__.splitlines()[0])
+@config.setting_options(*config.BATCH_SETTINGS)
+def main(settings: config.Settings) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="movierec-check-"))
     settings = settings.replace(warehouse=str(tmp / "warehouse"), db_url=f"sqlite:///{tmp / 'store.db'}")
     run_id = "check"
@@ -74,4 +74,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main.main(standalone_mode=False))

@@ -25,16 +25,15 @@ still fails stops the run there: `publish` never runs, and the store keeps servi
 active run. `publish` itself refuses a run whose quality is clearly below the active one's.
 
 Deployment settings read when this file is parsed (environment of the DAG processor and
-the workers): `MOVIEREC_DAG_SCHEDULE` (cron, default `0 2 * * *` UTC; `none` for manual
-runs only), `MOVIEREC_DAG_RETRIES` (default 2), `MOVIEREC_JOBS_DIR` (the stage scripts,
-default `jobs/` beside this folder), `MOVIEREC_JOBS_ZIP` (default
-`var/dist/movierec.zip` in the project; empty: ship nothing), and the `MOVIEREC_*`
-settings whose values are the trigger form's defaults.
+the workers), through `movierec.config` like every other setting: `MOVIEREC_DAG_SCHEDULE`
+(cron, default `0 2 * * *` UTC; `none` for manual runs only), `MOVIEREC_DAG_RETRIES`
+(default 2), `MOVIEREC_JOBS_DIR` (the stage scripts, default `jobs/` of the project),
+`MOVIEREC_JOBS_ZIP` (default `var/dist/movierec.zip` in the project; empty: ship nothing),
+and the `MOVIEREC_*` settings whose values are the trigger form's defaults.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -49,7 +48,6 @@ from movierec.spark.paths import RUN_ID_PATTERN
 DAG_ID = "movie_recommender"
 PROJECT = Path(__file__).resolve().parents[1]   # dags/ beside jobs/
 CONN_ID = "spark_default"
-DEFAULT_SCHEDULE = "0 2 * * *"
 
 # stage -> how long one attempt may take before Airflow kills it
 STAGE_TIMEOUTS = {
@@ -63,15 +61,19 @@ STAGE_TIMEOUTS = {
 }
 
 
-def schedule_from_env(environ=os.environ) -> str | None:
-    text = environ.get("MOVIEREC_DAG_SCHEDULE", DEFAULT_SCHEDULE).strip()
+def schedule_of(settings: config.Settings) -> str | None:
+    text = settings.dag_schedule.strip()
     return None if text.lower() in {"", "none", "manual"} else text
 
 
-def jobs_zip_from_env(environ=os.environ) -> str | None:
-    default = PROJECT / "var" / "dist" / "movierec.zip"
-    text = environ.get("MOVIEREC_JOBS_ZIP", str(default)).strip()
-    return text or None
+def project_path(text: str) -> Path:
+    """A path setting: relative ones are inside the project."""
+    return PROJECT / text if not Path(text).is_absolute() else Path(text)
+
+
+def jobs_zip_of(settings: config.Settings) -> str | None:
+    text = settings.jobs_zip.strip()
+    return str(project_path(text)) if text else None
 
 
 def run_folder(run_id: str) -> str:
@@ -93,8 +95,8 @@ def run_folder(run_id: str) -> str:
 
 
 _settings = config.from_env()
-JOBS_DIR = Path(os.environ.get("MOVIEREC_JOBS_DIR") or PROJECT / "jobs")
-JOBS_ZIP = jobs_zip_from_env()
+JOBS_DIR = project_path(_settings.jobs_dir)
+JOBS_ZIP = jobs_zip_of(_settings)
 
 PARAMS = {
     "data_dir": Param(
@@ -124,7 +126,8 @@ PARAMS = {
     ),
 }
 
-# the same arguments for every stage, so all of them agree on the run's settings
+# the same arguments for every stage, so all of them agree on the run's settings; a boolean goes as
+# `--flag true|false` (one template per value), which the stages read as `--flag` / `--no-flag`
 STAGE_ARGS = [
     "--run-id", "{{ run_id | run_folder }}",
     "--data-dir", "{{ params.data_dir }}",
@@ -138,7 +141,7 @@ STAGE_ARGS = [
 default_args = {
     "owner": "movierec",
     "depends_on_past": False,
-    "retries": int(os.environ.get("MOVIEREC_DAG_RETRIES", "2")),
+    "retries": _settings.dag_retries,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
@@ -163,7 +166,7 @@ with DAG(
     dag_id=DAG_ID,
     description="Nightly movierec batch: ingest, features, ALS + random forest, score, evaluate, publish",
     doc_md=__doc__,
-    schedule=schedule_from_env(),
+    schedule=schedule_of(_settings),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,

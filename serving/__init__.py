@@ -7,7 +7,6 @@ replaces the settings and whose other entries override Flask's config.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any, Mapping
 
@@ -18,8 +17,6 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     # POST /recommend bodies above this are refused with 413 (500 movies with genres fit easily)
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    # where `movierec report` writes the evaluation report the page links to
-    "REPORTS_DIR": "var/reports",
     "JSON_SORT_KEYS": False,
 }
 
@@ -108,10 +105,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
-    if os.environ.get("MOVIEREC_REPORTS_DIR"):
-        app.config["REPORTS_DIR"] = os.environ["MOVIEREC_REPORTS_DIR"]
     test_config = dict(test_config or {})
     settings = test_config.pop("SETTINGS", None) or from_env()
+    # where `movierec report` writes the evaluation report the page links to (MOVIEREC_REPORTS_DIR)
+    app.config["REPORTS_DIR"] = settings.reports_dir
     app.config.from_mapping(test_config)
     app.json.sort_keys = app.config["JSON_SORT_KEYS"]
 

@@ -1,13 +1,12 @@
 """`movierec serve`: the API under gunicorn (or Flask's dev server with --dev).
 
-Every setting can be given as a flag or a MOVIEREC_* variable; the command hands the
-effective settings to gunicorn's workers as MOVIEREC_* variables, so every worker serves
-with exactly what this command was given.  Prometheus counters are kept in files (one
+The command (movierec/cli/serve.py) parses the flags; this is what it does with them.  It
+hands the effective settings to gunicorn's workers as MOVIEREC_* variables, so every worker
+serves with exactly what the command was given.  Prometheus counters are kept in files (one
 fresh folder per start) so that any worker's /metrics adds up all of them.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -16,11 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from movierec.config import Settings, add_flags, env_name, from_args
+from movierec.config import Settings, env_name, redact_url
 
 log = logging.getLogger(__name__)
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_THREADS = 4
 
 
 def default_workers() -> int:
@@ -29,20 +30,6 @@ def default_workers() -> int:
     Not gunicorn's 2×cores+1: the worker class is gthread, so the threads carry the
     concurrency, and a worker that needs live scoring starts a JVM of its own."""
     return max(2, min(8, os.cpu_count() or 1))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bind", default="127.0.0.1:8000", help="host:port to listen on (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help=f"gunicorn worker processes (default: one per core, 2..8; here {default_workers()})")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread; default %(default)s)")
-    parser.add_argument("--metrics-dir", default=None,
-                        help=f"folder for Prometheus multiprocess files (default ${METRICS_ENV} or a fresh temp folder); "
-                             "emptied at start")
-    parser.add_argument("--dev", action="store_true",
-                        help="Flask's development server in one process instead of gunicorn (development only)")
-    parser.add_argument("--dry-run", action="store_true", help="print the gunicorn command and exit")
-    add_flags(parser)
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -64,36 +51,42 @@ def prepare_metrics_dir(folder: str | None) -> str:
     return str(path)
 
 
-def gunicorn_command(args: argparse.Namespace, settings: Settings) -> list[str]:
-    workers = args.workers or default_workers()
-    if workers < 1 or args.threads < 1:
-        raise SystemExit("--workers and --threads must be at least 1")
+def gunicorn_command(settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None,
+                     threads: int = DEFAULT_THREADS) -> list[str]:
+    workers = workers or default_workers()
     # a worker busy with a live call for live_timeout seconds must not be killed as stuck
     timeout = int(max(30, settings.live_timeout + 15))
     return [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
-            "--bind", args.bind, "--workers", str(workers), "--threads", str(args.threads),
+            "--bind", bind, "--workers", str(workers), "--threads", str(threads),
             "--worker-class", "gthread", "--timeout", str(timeout), "serving.wsgi:app"]
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    settings = from_args(args)
+class ServeError(RuntimeError):
+    """The server cannot start; the message says why and what to do."""
+
+
+def serve(settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None, threads: int = DEFAULT_THREADS,
+          metrics_dir: str | None = None, dev: bool = False, dry_run: bool = False) -> int:
+    """Replace this process with gunicorn serving the API (or run Flask's dev server, or, with
+    `dry_run`, only print the gunicorn command)."""
     env = {**os.environ, **settings_environment(settings)}
-    if args.dev:
+    if dev:
         os.environ.update(settings_environment(settings))
-        host, _, port = args.bind.rpartition(":")
+        host, _, port = bind.rpartition(":")
         from serving import create_app
 
         log.warning("Flask's development server: for development only, use gunicorn to serve")
+        log.info("serving %s on %s (development server)", redact_url(settings.db_url), bind)
         create_app().run(host=host or "127.0.0.1", port=int(port), threaded=True)
         return 0
-    command = gunicorn_command(args, settings)
-    if args.dry_run:
+    command = gunicorn_command(settings, bind, workers, threads)
+    if dry_run:
         print(" ".join(command))
         return 0
-    env[METRICS_ENV] = prepare_metrics_dir(args.metrics_dir)
     if shutil.which("gunicorn") is None and not _has_module("gunicorn"):
-        raise SystemExit("gunicorn is not installed (pip install gunicorn)")
-    log.info("serving %s on %s: %s", settings.db_url, args.bind, " ".join(command[1:]))
+        raise ServeError("gunicorn is not installed: pip install gunicorn, or serve with --dev")
+    env[METRICS_ENV] = prepare_metrics_dir(metrics_dir)
+    log.info("serving %s on %s: %s", redact_url(settings.db_url), bind, " ".join(command[1:]))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)

@@ -11,13 +11,11 @@ verified copy of ml-latest-small); `--sha256` pins the archive too.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
 import os
 import re
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -167,29 +165,3 @@ def _swap_in(new: Path, target: Path, previous: Path) -> None:
         if had_previous:
             os.rename(previous, target)
         raise
-
-
-# ---------------------------------------------------------------- command line
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"archive to fetch (default {DEFAULT_URL})")
-    parser.add_argument("--dest", default="data", help=f"folder to unpack {DATASET}/ into (default data/)")
-    parser.add_argument("--force", action="store_true", help="download again even when a verified copy is present")
-    parser.add_argument("--sha256", default=None, metavar="HEX", help="also require this SHA-256 of the archive itself")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        path = download(args.url, args.dest, force=args.force, zip_sha256=args.sha256, progress=_print_progress)
-    except DownloadError as err:
-        print(f"movierec download: error: {err}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
-
-
-def _print_progress(done: int, total: int | None) -> None:
-    mb = done / 1e6
-    line = f"downloading: {mb:.1f} of {total / 1e6:.1f} MB ({100 * done / total:.0f}%)" if total else f"downloading: {mb:.1f} MB"
-    end = "\n" if total is not None and done >= total else ""
-    print("\r" + line, end=end, file=sys.stderr, flush=True)

@@ -24,12 +24,10 @@ depends only on the arguments: the same seed gives the same bytes.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -426,25 +424,3 @@ def _write_tags(writer, rng: np.random.Generator, first_user: int, rows: dict, c
 
 def _open_part(path: Path):
     return open(str(path) + ".part", "w", encoding="utf-8", newline="")
-
-
-# ---------------------------------------------------------------- command line
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=int, required=True, help="number of users")
-    parser.add_argument("--movies", type=int, required=True, help="number of movies in movies.csv")
-    parser.add_argument("--ratings", type=int, required=True, help="number of ratings, exactly")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same bytes")
-    parser.add_argument("--out", required=True, help="directory to write the CSV files into")
-    parser.add_argument("--tags", type=int, default=None,
-                        help=f"number of tags (default {DEFAULT_TAG_SHARE * 100:.1f}%% of the ratings)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        summary = synthesize(args.out, args.users, args.movies, args.ratings, args.seed, tags=args.tags)
-    except ValueError as err:
-        print(f"movierec synth: error: {err}", file=sys.stderr)
-        return 2
-    print(" ".join(f"{key}={value}" for key, value in summary.items()))
-    return 0

@@ -46,6 +46,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from movierec.data.schemas import MOVIE, RANK, RATING, USER
+from movierec.text import format_table
 
 log = logging.getLogger(__name__)
 
@@ -261,12 +262,4 @@ def metrics_table(results: Mapping[str, Mapping[str, object]]) -> str:
 
     header = ["model", *columns]
     body = [[model, *(format_value(metrics.get(c)) for c in columns)] for model, metrics in results.items()]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:]))
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in body)])
+    return format_table(header, body, right=range(1, len(header)))

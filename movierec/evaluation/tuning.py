@@ -18,12 +18,11 @@ hybrid's coverage are reported beside it.  Content features are built once; an A
 model or forest is fitted once per distinct setting combination and reused.  Every fit uses
 `settings.seed`, so the same seed gives the same trials.
 
-    movierec tune [--max-minutes 30] [--min-coverage 0.056] [--space JSON] [--json FILE]
-                  [--data-dir DIR] [--seed 42] [any other setting flag]
+    movierec tune [--max-minutes 30] [--min-coverage 0.065] [--space JSON] [--json FILE]
+                  [--data-dir DIR] [--seed 42] [any other model setting's flag]
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -40,10 +39,11 @@ from movierec.evaluation import protocol as E
 from movierec import features as FE
 from movierec.evaluation import metrics as M
 from movierec.ranking import scoring
-from movierec.ranking.calibration import CALIBRATION, calibrate
+from movierec.ranking.calibration import calibrate
 from movierec.config import Settings
 from movierec.data.schemas import USER
 from movierec.data.split import temporal_split, validation_split
+from movierec.text import format_table
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +264,7 @@ def results_table(result: SearchResult, markdown: bool = False) -> str:
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
+    return format_table(header, rows, right=range(2, len(header)))
 
 
 def parse_space(text: str) -> Space:
@@ -276,44 +274,20 @@ def parse_space(text: str) -> Space:
     return tuple((str(stage), {str(k): list(v) for k, v in grid.items()}) for stage, grid in items)
 
 
-# `movierec tune`
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-minutes", type=float, default=30.0,
-                        help="start no new trial after this many minutes (default 30)")
-    parser.add_argument("--min-coverage", type=float, default=MIN_COVERAGE,
-                        help=f"choose only among trials whose hybrid top-10 coverage is at least this (default {MIN_COVERAGE})")
-    parser.add_argument("--space", default=None,
-                        help="the search space as JSON: [[stage, {setting: [values]}], ...] (default: DEFAULT_SPACE)")
-    parser.add_argument("--json", dest="json_out", default=None, help="also write every trial as JSON to this file")
-    parser.add_argument("--run-id", default=None, help="run id the data is ingested under (default: tune-<UTC time>)")
-    config.add_flags(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from movierec.stages.ingest import ingest
+def run_search(settings: Settings, run_id: str, space: Space = DEFAULT_SPACE, max_minutes: float | None = None,
+               min_coverage: float = MIN_COVERAGE, progress: Callable[[str], None] = log.info) -> SearchResult:
+    """`movierec tune`: ingest the data directory into run `run_id` (own session), then `search`."""
     from movierec.spark.paths import RunPaths
-    from movierec.stages.pipeline import new_run_id
     from movierec.spark.session import build_session
-    from movierec.stages.runner import run_stage
     from movierec.spark.warehouse import read_table
+    from movierec.stages.ingest import ingest
+    from movierec.stages.runner import run_stage
 
-    settings = config.from_args(args)
-    space = parse_space(args.space) if args.space else DEFAULT_SPACE
-    run_id = args.run_id or new_run_id("tune")
     spark = build_session("tune", settings)
     try:
         run_stage("ingest", ingest, spark, settings, run_id)
         paths = RunPaths(settings.warehouse, run_id)
         movies, ratings, tags = (read_table(spark, p) for p in (paths.movies, paths.ratings, paths.tags))
-        result = search(movies, ratings, tags, settings, space, args.max_minutes, args.min_coverage,
-                        progress=lambda line: print(line, flush=True))
+        return search(movies, ratings, tags, settings, space, max_minutes, min_coverage, progress=progress)
     finally:
         spark.stop()
-    print(results_table(result), flush=True)
-    print(f"best (trial {result.best.number}): hybrid NDCG@10 {result.best.hybrid:.4f} on validation; settings:")
-    for name in TUNED + CALIBRATION:
-        print(f"  {config.env_name(name)}={getattr(result.settings, name)}")
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
-            json.dump(result.to_dict(), f, indent=2)
-    return 0

@@ -22,14 +22,12 @@ input is missing (a `movierec evaluate` run has no score stage, for example).
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 import json
 import logging
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,8 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from movierec import config
-from movierec.config import Settings
+from movierec.config import Settings, redact_url
 from movierec.spark.paths import RunPaths, check_run_id
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, USER
 
@@ -197,16 +194,6 @@ def score_summary(recommendations, columns: Sequence[str] = (CF_SCORE, CB_SCORE)
     row = recommendations.agg(*aggs).first()
     return pd.DataFrame([(c, int(row[f"{c}_pairs"]), row[f"{c}_mean"], row[f"{c}_min"], row[f"{c}_max"])
                          for c in columns], columns=[COMPONENT, "pairs", "mean", "min", "max"])
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    try:
-        import sqlalchemy as sa
-
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can read: show nothing of it
-        return "(unreadable URL)"
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -562,47 +549,3 @@ def make_report(spark, settings: Settings, run_id: str | None = None,
     path = write_report(render_html(data), out_dir, data.run_id)
     log.info("report for run %s: %s", data.run_id, path)
     return path
-
-
-# ---------------------------------------------------------------- command line
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", default=None, help="the run to report on (default: the store's active run)")
-    parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
-                        help=f"folder of the pages: <run_id>.html and {LATEST} (default: {DEFAULT_OUT_DIR})")
-    config.add_flags(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from movierec.spark.paths import BadRunId
-    from movierec.store.runs import StoreError
-
-    try:
-        settings = config.from_args(args)
-        if args.run_id:
-            check_run_id(args.run_id)
-    except (config.ConfigError, BadRunId) as err:
-        print(f"movierec report: {err}", file=sys.stderr)
-        return 2
-    from pyspark.sql import SparkSession
-
-    from movierec.spark.session import build_session
-
-    owned = SparkSession.getActiveSession() is None     # stop only a session this command started
-    spark = build_session("report", settings)
-    try:
-        path = make_report(spark, settings, args.run_id, args.out_dir)
-    except (ReportError, StoreError) as err:
-        print(f"movierec report: {err}", file=sys.stderr)
-        return 1
-    finally:
-        if owned:
-            spark.stop()
-    print(f"report: {path} (also {path.parent / LATEST})")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from movierec.cli import main
-
-    sys.exit(main(["report", *sys.argv[1:]]))

@@ -1,16 +1,14 @@
 """Stage `evaluate`: refit the pipeline on each user's earlier ratings, measure on their latest 20%.
 
     spark-submit jobs/evaluate.py --run-id ID
-    movierec evaluate [--data-dir DIR]          (ingest + evaluate, prints the metrics table)
+    movierec evaluate [--data-dir DIR]          (ingest + evaluate, prints the metrics table: movierec/cli/batch.py)
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from pyspark.sql import SparkSession
 
-from movierec import config
 from movierec.config import Settings
 from movierec.evaluation.protocol import evaluate as evaluate_models
 from movierec.evaluation.metrics import metrics_table
@@ -30,17 +28,3 @@ def evaluate(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     return stage_main("evaluate", evaluate, argv)
-
-
-# `movierec evaluate`: ingest the data directory into a fresh run and evaluate it
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", default=None, help="run id (default: eval-<UTC time>)")
-    config.add_flags(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from movierec.stages.pipeline import new_run_id, run_stages
-
-    settings = config.from_args(args)
-    run_stages(settings, args.run_id or new_run_id("eval"), ["ingest", "evaluate"])
-    return 0

@@ -4,14 +4,12 @@ The Airflow DAG runs the same stage functions, one spark-submit each; this is th
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import threading
 import time
 from datetime import datetime, timezone
 
-from movierec import config
 from movierec.config import Settings
 from movierec.stages.runner import run_stage
 
@@ -146,20 +144,3 @@ def run_stages(settings: Settings, run_id: str, stages=STAGES) -> dict:
         return run_pipeline(spark, settings, run_id, stages)
     finally:
         spark.stop()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", default=None, help="run id (default: local-<UTC time>)")
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help=f"comma-separated stages to run, in order (default: all: {','.join(STAGES)})")
-    config.add_flags(parser)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    settings = config.from_args(args)
-    run_id = args.run_id or new_run_id()
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    reports = run_stages(settings, run_id, stages)
-    if "publish" in reports:
-        print(f"published run {run_id} to {settings.db_url}")
-    return 0

@@ -1,6 +1,6 @@
 """Stage `publish`: the whole run into the store, then one transaction makes it the active run.
 
-    spark-submit jobs/publish.py --run-id ID [--db-url URL] [--skip-quality-gate true]
+    spark-submit jobs/publish.py --run-id ID [--db-url URL] [--skip-quality-gate]
 
 A run that fails the quality gate is marked rejected and the active run keeps serving.
 A retry after a successful publish finds the run active and does nothing.
@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec.store import runs as store
-from movierec.config import Settings
+from movierec.config import Settings, run_params
 from movierec.spark.paths import RunPaths
 from movierec.evaluation.quality import quality_gate
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, SIMILAR_MOVIE, TITLE, USER, YEAR
@@ -78,13 +78,14 @@ def publish(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     decision = quality_gate(metrics, active["metrics"] if active else None, settings.quality_tolerance)
     log.info("publish: quality gate %s: %s", "accepts" if decision.accept else "refuses", decision.reason)
     started = store.utc_now()
-    store.begin_run(engine, run_id, settings.to_dict(), started)
+    # the run's model settings and warehouse, no credentials: a deployment setting says nothing of the run
+    store.begin_run(engine, run_id, run_params(settings), started)
     if not decision.accept and not settings.skip_quality_gate:
         store.reject_run(engine, run_id, decision.reason, metrics)
         write_json(spark, paths.publish_report, {"status": "rejected", "reason": decision.reason})
         serving = f"run {active_id} keeps serving" if active_id else "no run was serving and none serves now"
         raise RunRejected(f"run {run_id} rejected: {decision.reason}; {serving} "
-                          f"(--skip-quality-gate true publishes it anyway)")
+                          f"(--skip-quality-gate publishes it anyway)")
     if not decision.accept:
         log.warning("publish: quality gate overridden (skip_quality_gate): %s", decision.reason)
     try:

@@ -1,26 +1,48 @@
 """The shape every stage entry point shares: parse args, build the session, run, report time."""
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from movierec import config
-from movierec.spark.paths import RunPaths
+from movierec.spark.paths import BadRunId, RunPaths, check_run_id
+
+if TYPE_CHECKING:
+    import click
 
 log = logging.getLogger(__name__)
 
 StageFn = Callable[..., dict]
 
 
+def stage_command(stage: str) -> "click.Command":
+    """The click command of `spark-submit jobs/<stage>.py`: --run-id and every batch setting's flag
+    (all stages take the same ones, so a scheduler can pass one argument list to each)."""
+    import click
+
+    @click.command(name=f"jobs/{stage}.py", help=f"movierec stage: {stage}.")
+    @click.option("--run-id", required=True, help="the pipeline run this stage belongs to")
+    @config.setting_options(*config.BATCH_SETTINGS)
+    def command(run_id: str, settings: config.Settings) -> tuple[str, config.Settings]:
+        try:
+            return check_run_id(run_id), settings
+        except BadRunId as err:
+            raise click.BadParameter(str(err), param_hint="--run-id") from None
+
+    return command
+
+
 def parse_stage_args(stage: str, argv: list[str] | None) -> tuple[str, config.Settings]:
-    parser = argparse.ArgumentParser(prog=f"spark-submit jobs/{stage}.py", description=f"movierec stage: {stage}")
-    parser.add_argument("--run-id", required=True, help="the pipeline run this stage belongs to")
-    config.add_flags(parser)
-    args = parser.parse_args(argv)
-    return args.run_id, config.from_args(args)
+    """(run id, settings) from a stage's arguments.  `--flag true/false` is accepted for booleans
+    beside `--flag/--no-flag`, as the DAG templates them.  Raises click.UsageError or
+    config.ConfigError on bad arguments; `--help` prints the help and exits."""
+    argv = config.bool_values_as_flags(sys.argv[1:] if argv is None else list(argv), config.BATCH_SETTINGS)
+    result = stage_command(stage).main(args=argv, prog_name=f"spark-submit jobs/{stage}.py", standalone_mode=False)
+    if not isinstance(result, tuple):    # --help
+        raise SystemExit(result or 0)
+    return result
 
 
 def run_stage(stage: str, fn: StageFn, spark, settings: config.Settings, run_id: str) -> dict:
@@ -37,12 +59,15 @@ def run_stage(stage: str, fn: StageFn, spark, settings: config.Settings, run_id:
 def stage_main(stage: str, fn: StageFn, argv: list[str] | None = None) -> int:
     """Entry point for `spark-submit jobs/<stage>.py --run-id ID`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import click
+
     from movierec.spark.session import build_session
 
     try:
         run_id, settings = parse_stage_args(stage, argv)
-    except config.ConfigError as err:
-        log.error("stage %s: %s", stage, err)
+    except (config.ConfigError, click.ClickException) as err:
+        message = err.format_message() if isinstance(err, click.ClickException) else str(err)
+        log.error("stage %s: %s (spark-submit jobs/%s.py --help lists the arguments)", stage, message, stage)
         return 2
     spark = build_session(stage, settings)
     try:

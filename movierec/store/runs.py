@@ -22,10 +22,8 @@ reader's statements share one snapshot and a writer takes the write lock at BEGI
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +32,6 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from movierec import config
 from movierec.spark.paths import check_run_id
 from movierec.store.tables import MOVIE_COLUMNS, RUN_TABLES, active_run, metadata, movies, recommendations, runs
 
@@ -408,84 +405,3 @@ def _published(conn: Connection, run_id: str) -> str:
     if status != "published":
         raise WrongStatus(f"run {run_id} is {status}; only a published run can serve")
     return run_id
-
-
-# ---------------------------------------------------------------- command line
-
-def add_rollback_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--to", dest="to_run_id", metavar="RUN_ID",
-                        help="the published run to serve (default: the one published before the active run)")
-    config.add_flags(parser)
-
-
-def run_rollback(args: argparse.Namespace) -> int:
-    try:
-        engine = engine_for(config.from_args(args).db_url)
-    except config.ConfigError as err:
-        print(f"movierec rollback: {err}", file=sys.stderr)
-        return 2
-    try:
-        with engine.connect() as conn:
-            before = active_run_id(conn)
-        target = rollback(engine, args.to_run_id)
-    except StoreError as err:
-        print(f"movierec rollback: {err}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    print(f"active run: {target} (was {before})")
-    return 0
-
-
-def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print every run as JSON, with all metrics")
-    config.add_flags(parser)
-
-
-def run_runs(args: argparse.Namespace) -> int:
-    try:
-        engine = engine_for(config.from_args(args).db_url)
-    except config.ConfigError as err:
-        print(f"movierec runs: {err}", file=sys.stderr)
-        return 2
-    try:
-        with engine.connect() as conn:
-            all_runs = list_runs(conn)
-    finally:
-        engine.dispose()
-    print(json.dumps(all_runs, indent=2) if args.json else format_runs(all_runs))
-    return 0
-
-
-def format_runs(all_runs: list[dict[str, Any]]) -> str:
-    """A text table: `*` marks the active run; metrics shows the NDCG figures."""
-    header = ("", "run_id", "status", "started", "finished", "published", "metrics / message")
-    lines = [header] + [(
-        "*" if run["active"] else "", run["run_id"], run["status"], _time(run["started_at"]),
-        _time(run["finished_at"]), _time(run["published_at"]),
-        run["message"] if run["status"] in ("rejected", "failed") else key_metrics(run["metrics"]),
-    ) for run in all_runs]
-    widths = [max(len(str(line[i] or "")) for line in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(str(v or "").ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
-    return text if all_runs else text + "\n(no runs)"
-
-
-def _time(value: str | None) -> str:
-    return (value or "")[:19]
-
-
-def key_metrics(metrics: Mapping[str, Any] | None, limit: int = 3) -> str:
-    """The first few NDCG figures of (possibly nested) metrics, e.g. `hybrid.ndcg@10=0.3012`."""
-    flat = _flatten(metrics or {})
-    shown = [(k, v) for k, v in flat if "ndcg" in k.lower()][:limit] or flat[:limit]
-    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
-
-
-def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    flat = []
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            flat += _flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat.append((f"{prefix}{key}", value))
-    return flat

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from movierec.config import from_env
 
@@ -46,17 +49,46 @@ def test_workers_get_exactly_the_commands_settings():
     assert from_env(env) == settings
 
 
-def test_bad_settings_are_refused_before_gunicorn_starts():
-    result = serve("--dry-run", "--live-timeout", "soon")
-    assert result.returncode != 0
-    assert "MOVIEREC_LIVE_TIMEOUT / --live-timeout" in result.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--live-timeout", "soon"], "MOVIEREC_LIVE_TIMEOUT / --live-timeout: could not convert"),
+    (["--workers", "0"], "--workers"),
+    (["--bind", "localhost"], "is not host:port"),
+    (["--db-url", "mysql://movierec:pw@db/movierec"], "mysql is not supported"),
+    (["--top-k", "5"], "No such option '--top-k'"),     # the API reads the run's own model settings
+])
+def test_bad_arguments_are_refused_in_one_line_before_gunicorn_starts(args, message):
+    result = serve("--dry-run", *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("movierec serve: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
-def test_the_metrics_folder_starts_empty(tmp_path):
-    from serving.cli import prepare_metrics_dir
+def test_the_start_line_names_the_store_without_its_password():
+    """A real start under gunicorn: the first line names the store, password hidden; then it is stopped."""
+    import threading
 
-    (tmp_path / "counter_123.db").write_bytes(b"stale")
-    (tmp_path / "keep.txt").write_text("not ours")
-    assert prepare_metrics_dir(str(tmp_path)) == str(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    from tests.postgres import free_port
 
+    url = f"postgresql+psycopg://movierec:s3cret-pw@127.0.0.1:{free_port()}/movierec"
+    process = subprocess.Popen([sys.executable, "-m", "movierec.cli", "serve", "--bind", f"127.0.0.1:{free_port()}",
+                                "--workers", "1", "--db-url", url], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stop = lambda: os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+    deadline = threading.Timer(60, stop)
+    deadline.start()
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if "Booting worker" in line or len(seen) > 200:
+                break
+    finally:
+        deadline.cancel()
+        stop()
+        out, err = process.communicate()
+    err = "".join(seen) + err
+    start = [line for line in err.splitlines() if "serving.cli: serving " in line]
+    assert start and "serving postgresql+psycopg://movierec:***@127.0.0.1:" in start[0], err[-2000:]
+    assert "gunicorn" in start[0]
+    assert "s3cret-pw" not in out + err

@@ -3,12 +3,9 @@ part (never a test or validation rating), picks the best trial by the objective,
 the same trials for the same seed."""
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from movierec.ranking import calibration
-from movierec import config
 from movierec.evaluation import protocol as E
 from movierec import features as FE
 from movierec.evaluation import tuning
@@ -119,10 +116,3 @@ def test_space_parsing_and_unknown_settings(data, settings):
     movies, ratings, tags = data
     with pytest.raises(ValueError, match="cannot tune top_k"):
         tuning.search(movies, ratings, tags, settings, (("x", {"top_k": [5]}),))
-
-
-def test_cli_arguments():
-    parser = argparse.ArgumentParser()
-    tuning.add_arguments(parser)
-    args = parser.parse_args(["--max-minutes", "5", "--als-rank", "12"])
-    assert args.max_minutes == 5.0 and config.from_args(args, environ={}).als_rank == 12

@@ -58,10 +58,10 @@ MOVIES = [(356, "Forrest Gump (1994)", 1994, "Comedy|Drama|Romance|War"),
           (296, "Pulp Fiction (1994)", None, "")]
 
 
-def publish(engine, run_id: str, rows: list[tuple], keep_runs: int = 3, **tables) -> list[str]:
+def publish(engine, run_id: str, rows: list[tuple], keep_runs: int = 3, metrics=None, **tables) -> list[str]:
     store.begin_run(engine, run_id, {"top_k": 20, "seed": 42}, "2025-01-01T00:00:00")
     store.load_run(engine, run_id, {"recommendations": batched(rows, 1000), **tables})
-    return store.activate_run(engine, run_id, {"hybrid": {"ndcg@10": 0.25}}, "2025-01-01T01:00:00",
+    return store.activate_run(engine, run_id, metrics or {"hybrid": {"ndcg@10": 0.25}}, "2025-01-01T01:00:00",
                               keep_runs=keep_runs)
 
 
@@ -363,18 +363,19 @@ def test_reader_never_sees_half_a_run_or_a_mix(engine):
 
 def test_cli_runs_and_rollback(db_url, capsys):
     engine = store.engine_for(db_url)
-    publish(engine, "night-1", recs(1, 1, salt=1))
-    publish(engine, "night-2", recs(1, 1, salt=2))
+    evaluated = {"protocol": {"k": 10}, "models": {"als": {"ndcg": 0.2}, "hybrid": {"ndcg": 0.25}}}
+    publish(engine, "night-1", recs(1, 1, salt=1), metrics=evaluated)
+    publish(engine, "night-2", recs(1, 1, salt=2), metrics=evaluated)
     store.fail_run(engine, "night-3", "score: out of memory")
     engine.dispose()
 
     assert cli.main(["runs", "--db-url", db_url]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run_id", "status", "started", "finished", "published", "metrics", "/", "message"]
-    assert lines[1].split()[:2] == ["night-3", "failed"] and lines[1].endswith("  score: out of memory")
-    assert lines[2].split()[:3] == ["*", "night-2", "published"]
-    assert lines[2].split()[-1] == "hybrid.ndcg@10=0.2500"
-    assert lines[3].split()[:2] == ["night-1", "published"]
+    assert lines[0].split() == ["run_id", "status", "started", "finished", "published", "hybrid", "NDCG@10", "message"]
+    assert lines[2].split()[:2] == ["night-3", "failed"] and lines[2].endswith("  score: out of memory")
+    assert lines[3].split()[:3] == ["*", "night-2", "published"]
+    assert lines[3].split()[-1] == "0.2500"
+    assert lines[4].split()[:2] == ["night-1", "published"]
 
     assert cli.main(["rollback", "--db-url", db_url]) == 0
     assert capsys.readouterr().out.strip() == "active run: night-1 (was night-2)"
