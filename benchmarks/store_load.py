@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs import store  # noqa: E402
+from movierec.store import runs as store  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
 PER_USER = 20

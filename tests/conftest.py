@@ -80,7 +80,7 @@ def postgres_url(postgres_server):
     return postgres_server.create_database("movierec")
 
 
-# --- data sets (jobs/synth.py) ------------------------------------------------------------
+# --- data sets (movierec/data/synth.py) ------------------------------------------------------------
 SMALL_DATA = dict(users=150, movies=400, ratings=8000, seed=7, tags=300)
 
 
@@ -130,7 +130,7 @@ def make_dataset(tmp_path):
     return make
 
 
-# --- one full pipeline run (jobs/pipeline.py) --------------------------------------------
+# --- one full pipeline run (movierec/stages/pipeline.py) --------------------------------------------
 PIPELINE_RUN_ID = "test-run-1"
 
 

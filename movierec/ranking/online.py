@@ -8,7 +8,7 @@ and a precomputed one can be compared directly.
 `score` is the request-time path (POST /recommend, 20 pairs or so), and building Spark
 plans for it cost about a second however small the data (PySpark's per-operation round
 trips, planning, four jobs).  So it runs on the driver, over copies of the run's tables
-taken at load, and every step is held to the batch's Spark code by tests/jobs/test_online.py:
+taken at load, and every step is held to the batch's Spark code by tests/movierec/test_online.py:
 
 - cf_raw: ALS's own prediction, the single-precision dot product in factor order
   (`als_prediction`), bit for bit what ALSModel.transform gives;
@@ -167,7 +167,7 @@ def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
 
     Spark computes it in single precision, one product added at a time in factor order
     (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
-    tests/jobs/test_online.py checks against ALSModel.transform."""
+    tests/movierec/test_online.py checks against ALSModel.transform."""
     total = np.zeros(items.shape[0], dtype=np.float32)
     for i in range(items.shape[1]):
         total += items[:, i] * user[i]

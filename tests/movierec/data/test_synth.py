@@ -16,7 +16,7 @@ from movierec import cli
 from movierec.data import synth
 
 ROOT = Path(__file__).resolve().parents[3]
-# written out here, not imported, so a wrong list in jobs/synth.py fails the test
+# written out here, not imported, so a wrong list in movierec/data/synth.py fails the test
 MOVIELENS_GENRES = {"Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
                     "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
                     "Sci-Fi", "Thriller", "War", "Western"}

@@ -1,4 +1,4 @@
-"""jobs/store.py against a real SQLite file and a real PostgreSQL server (tests/postgres.py).
+"""movierec/store/runs.py against a real SQLite file and a real PostgreSQL server (tests/postgres.py).
 
 Expected values are written out by hand or built by small generators whose output is known
 from their formula, never read back from the store.
