@@ -303,7 +303,7 @@ def _option_help(f: dataclasses.Field) -> str:
     if isinstance(f.default, bool):
         default = "on" if f.default else "off"
     else:
-        default = f.default if f.default != "" else '""'
+        default = str(f.default) if f.default != "" else '""'
     return f"{f.metadata['doc']} [{env_name(f.name)}; default: {default}]"
 
 

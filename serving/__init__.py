@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from serving.live import LiveScorer
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class Services:
         self.pages = PageCache(page_cache_size)
         self.engine = engine
         self.metrics = metrics
-        self._live = None
+        self._live: LiveScorer | None = None
         self._lock = threading.Lock()
         self._genres: tuple[str | None, dict[str, str]] = (None, {})
 
@@ -110,7 +113,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # where `movierec report` writes the evaluation report the page links to (MOVIEREC_REPORTS_DIR)
     app.config["REPORTS_DIR"] = settings.reports_dir
     app.config.from_mapping(test_config)
-    app.json.sort_keys = app.config["JSON_SORT_KEYS"]
+    app.json.sort_keys = app.config["JSON_SORT_KEYS"]  # type: ignore[attr-defined]
 
     # settings.page_cache_size (MOVIEREC_PAGE_CACHE_SIZE), or the test config's PAGE_CACHE_SIZE
     cache_size = app.config.get("PAGE_CACHE_SIZE", settings.page_cache_size)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -81,7 +81,7 @@ class _Forward(Collector):
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterable[Any]:
         return self.registry.collect()
 
 

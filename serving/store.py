@@ -92,13 +92,14 @@ class CompiledQuery:
     cache and opening a transaction around one SELECT cost several times more than SQLite
     takes to answer it.  Driver errors are raised as SQLAlchemy's, like any other query."""
 
-    def __init__(self, statement: sa.Executable):
+    def __init__(self, statement: sa.ClauseElement):
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
     def _compile(self, dialect: sa.Dialect):
         compiled = self.statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup) if compiled.positional else None
+        assert isinstance(compiled, sa.sql.compiler.SQLCompiler)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else None
         entry = (compiled.string, names, dict(compiled.params))
         self._compiled[dialect.name] = entry
         return entry
@@ -113,7 +114,7 @@ class CompiledQuery:
                 cursor = connection.cursor()
                 try:
                     cursor.execute(sql, args)
-                    return cursor.fetchall()
+                    return list(cursor.fetchall())
                 finally:
                     cursor.close()
             finally:

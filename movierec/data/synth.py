@@ -30,6 +30,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def _write_ratings_and_tags(out: Path, seed: int, cat: dict, counts: np.ndarray,
     """Make and write one chunk of users at a time; return running statistics."""
     ratings = int(counts.sum())
     rated = np.zeros(len(cat["ids"]), dtype=bool)
-    stats = {"rating_sum": 0.0, "first": None, "last": None, "written": 0}
+    stats: dict[str, Any] = {"rating_sum": 0.0, "first": None, "last": None, "written": 0}
     with _open_part(out / "ratings.csv") as rf, _open_part(out / "tags.csv") as tf:
         rf.write("userId,movieId,rating,timestamp\n")
         tag_writer = csv.writer(tf, lineterminator="\n")

@@ -15,7 +15,7 @@ class GateDecision:
 
 def _ndcg(metrics: Mapping[str, Any] | None, model: str) -> float | None:
     try:
-        return float(metrics["models"][model][GATE_METRIC])
+        return float((metrics or {})["models"][model][GATE_METRIC])
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import PurePosixPath
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -33,7 +34,8 @@ def read_csv(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:
 
 
 def data_file(data_dir: str, name: str) -> str:
-    return str(PurePosixPath(data_dir) / name) if "://" in data_dir else str(local_path(data_dir).resolve() / name)
+    local = local_path(data_dir)
+    return str(PurePosixPath(data_dir) / name) if local is None else str(local.resolve() / name)
 
 
 def require_inputs(data_dir: str) -> None:
@@ -65,14 +67,15 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     ratings = V.check_ratings(read_csv(spark, data_file(settings.data_dir, "ratings.csv"), S.RATINGS_CSV))
     ratings = V.dedupe_ratings(V.mark_unknown_movies(ratings, good_movies)).persist(level)
 
-    report = {"data_dir": settings.data_dir}
+    report: dict[str, Any] = {"data_dir": settings.data_dir}
     for name, checked in (("movies", movies), ("ratings", ratings)):
         total, reasons = V.row_counts(checked)
         report[name] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
         log.info("ingest %s: %d rows, rejected %s", name, total, reasons or "none")
 
     tags_path = data_file(settings.data_dir, "tags.csv")
-    has_tags = local_path(settings.data_dir) is None or local_path(tags_path).is_file()
+    local_tags = local_path(tags_path)
+    has_tags = local_tags is None or local_tags.is_file()
     if has_tags:
         tags = V.check_tags(read_csv(spark, tags_path, S.TAGS_CSV))
         tags = V.mark_duplicates(V.mark_unknown_movies(tags, good_movies), [S.USER, S.MOVIE, S.TAG], [F.col("_line")])

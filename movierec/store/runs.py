@@ -146,7 +146,7 @@ def active_run_id(conn: Connection) -> str | None:
     return conn.execute(sa.select(active_run.c.run_id).where(active_run.c.id == 1)).scalar()
 
 
-def _run_dict(row: Mapping[str, Any], active: str | None) -> dict[str, Any]:
+def _run_dict(row: sa.RowMapping, active: str | None) -> dict[str, Any]:
     run = dict(row)
     run["params"] = json.loads(run["params"]) if run["params"] else {}
     run["metrics"] = json.loads(run["metrics"]) if run["metrics"] else {}
@@ -257,7 +257,7 @@ def _load_table(conn: Connection, table: str, run_id: str, batches: Iterable[Bat
 
         # COPY through the driver, inside the transaction SQLAlchemy opened
         try:
-            with conn.connection.dbapi_connection.cursor() as cursor:
+            with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for rows in _with_run_id(table, run_id, batches):
                         for row in rows:
@@ -363,7 +363,7 @@ def _close_run(engine: Engine, run_id: str, status: str, message: str, metrics: 
             raise RunIsActive(f"run {run_id} is the active run and cannot be marked {status}; "
                               f"`movierec rollback` to another run first")
         _delete_run_rows(conn, run_id)
-        values = {"status": status, "finished_at": utc_now(), "message": message}
+        values: dict[str, str | None] = {"status": status, "finished_at": utc_now(), "message": message}
         if metrics is not None:
             values["metrics"] = _json(dict(metrics))
         if _status_for_update(conn, run_id) is None:
