@@ -89,9 +89,10 @@ def publish(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     if not decision.accept:
         log.warning("publish: quality gate overridden (skip_quality_gate): %s", decision.reason)
     try:
-        store.upsert_movies(engine, catalogue(spark, paths))
+        movies = list(catalogue(spark, paths))     # read before the switch, which then holds its lock briefly
         counts = store.load_run(engine, run_id, run_tables(spark, paths))
-        removed = store.activate_run(engine, run_id, metrics or {}, store.utc_now(), settings.keep_runs)
+        removed = store.activate_run(engine, run_id, metrics or {}, store.utc_now(), settings.keep_runs,
+                                     movies=movies)
     except Exception as err:
         store.fail_run(engine, run_id, f"publish failed: {err}")
         raise

@@ -8,9 +8,8 @@ ones are deleted.  Rejected and failed runs keep their `runs` row (the reason) a
 
     engine = engine_for(settings.db_url)
     begin_run(engine, run_id, params, started_at)
-    upsert_movies(engine, movie_batches)
     load_run(engine, run_id, {"recommendations": batches, "run_users": ..., ...})
-    activate_run(engine, run_id, metrics, finished_at)      # or reject_run / fail_run
+    activate_run(engine, run_id, metrics, finished_at, movies=movie_batches)   # or reject_run / fail_run
 
 Batches are lists of tuples in the schema's column order without run_id (`RUN_TABLES`).
 PostgreSQL takes them through COPY, SQLite through executemany; all tables of a run load in
@@ -279,13 +278,17 @@ def _load_table(conn: Connection, table: str, run_id: str, batches: Iterable[Bat
 
 def upsert_movies(engine: Engine, batches: Iterable[Batch]) -> int:
     """Add or correct catalogue rows (movie_id, title, year, genres); genres a string or a list."""
-    count = 0
     with _writing(engine) as conn:
-        for number, batch in enumerate(batches):
-            params = [_movie_params(number, row) for row in batch]
-            if params:
-                conn.execute(UPSERT_MOVIE, params)
-            count += len(params)
+        return _upsert_movies(conn, batches)
+
+
+def _upsert_movies(conn: Connection, batches: Iterable[Batch]) -> int:
+    count = 0
+    for number, batch in enumerate(batches):
+        params = [_movie_params(number, row) for row in batch]
+        if params:
+            conn.execute(UPSERT_MOVIE, params)
+        count += len(params)
     log.info("catalogue: %d movies upserted", count)
     return count
 
@@ -303,9 +306,11 @@ def _movie_params(number: int, row: Sequence[Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- ending a run
 
 def activate_run(engine: Engine, run_id: str, metrics: Mapping[str, Any], finished_at: str,
-                 keep_runs: int = 3) -> list[str]:
+                 keep_runs: int = 3, movies: Iterable[Batch] = ()) -> list[str]:
     """Publish a loaded run and make it the active one (one transaction), then apply retention.
 
+    `movies`, the run's catalogue rows, are upserted in the same transaction: the catalogue the
+    serving run shows changes at the switch, not before (a publish that fails leaves it as it was).
     Returns the run ids that retention deleted.  A failure of retention is logged, not raised:
     by then the run serves, and a publish retry would be refused (the run is active).
     """
@@ -315,6 +320,7 @@ def activate_run(engine: Engine, run_id: str, metrics: Mapping[str, Any], finish
         if conn.execute(sa.select(sa.literal(1)).select_from(recommendations)
                         .where(recommendations.c.run_id == run_id).limit(1)).first() is None:
             raise EmptyRun(f"run {run_id} has no recommendations; it would serve nothing")
+        _upsert_movies(conn, movies)
         conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(
             status="published", finished_at=finished_at, published_at=utc_now(),
             metrics=_json(dict(metrics)), message=None))

@@ -385,3 +385,30 @@ def test_cli_runs_and_rollback(db_url, capsys):
     assert capsys.readouterr().out.strip() == "active run: night-2 (was night-1)"
     assert cli.main(["runs", "--json", "--db-url", db_url]) == 0
     assert '"run_id": "night-2"' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the catalogue changes at the switch
+
+def _titles(engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT movie_id, title FROM movies")).all())
+
+
+def test_the_catalogue_changes_only_when_the_run_becomes_active(engine):
+    store.upsert_movies(engine, [MOVIES])
+    publish(engine, "r1", recs(2, 2, salt=1))
+    renamed = [(356, "Forrest Gump (Director's Cut) (1994)", 1994, "Comedy|Drama"), (999, "New (2025)", 2025, "Drama")]
+
+    # loaded but not yet active: readers still see the old catalogue
+    store.begin_run(engine, "r2", {"top_k": 20}, "2025-01-02T00:00:00")
+    store.load_run(engine, "r2", {"recommendations": [recs(2, 2, salt=2)]})
+    assert _titles(engine)[356] == "Forrest Gump (1994)" and 999 not in _titles(engine)
+
+    # a switch that fails (a run with no recommendations) changes nothing
+    store.begin_run(engine, "empty", {"top_k": 20}, "2025-01-02T00:00:00")
+    with pytest.raises(store.EmptyRun):
+        store.activate_run(engine, "empty", {}, "2025-01-02T01:00:00", movies=[renamed])
+    assert _titles(engine)[356] == "Forrest Gump (1994)" and 999 not in _titles(engine)
+
+    store.activate_run(engine, "r2", {}, "2025-01-02T01:00:00", movies=[renamed])
+    assert _titles(engine)[356] == "Forrest Gump (Director's Cut) (1994)" and _titles(engine)[999] == "New (2025)"
