@@ -118,6 +118,8 @@ def read_json_body() -> Any:
         return json.loads(raw)
     except ValueError:   # includes bodies that are not UTF-8
         raise bad_request(f"the body must be a JSON object like {BODY_EXAMPLE}") from None
+    except RecursionError:   # "[[[[…" a few thousand deep: the decoder's stack, not ours to give a 500
+        raise bad_request(f"the body is nested too deeply; it must be a JSON object like {BODY_EXAMPLE}") from None
 
 
 # ---------------------------------------------------------------- routes without inputs, declared here

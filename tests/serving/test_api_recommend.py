@@ -117,6 +117,13 @@ def test_malformed_json_is_400(sqlite_client, raw):
     assert "must be a JSON object" in response.get_json()["message"]
 
 
+def test_a_body_nested_too_deeply_is_400_not_500(sqlite_client):
+    deep = b'{"userId": 1, "movieIds": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"   # valid JSON, under 64 KiB
+    response = sqlite_client.post("/recommend", data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.get_json()["message"]
+
+
 def test_oversized_body_is_413(sqlite_client):
     body = json.dumps({"userId": 1, "movieIds": [1], "padding": "x" * 70_000})
     response = sqlite_client.post("/recommend", data=body, content_type="application/json")
