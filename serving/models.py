@@ -239,6 +239,12 @@ def _bounds(model: type[BaseModel], field: str) -> tuple[int | None, int | None]
     return low, high
 
 
+def _shown(value: Any) -> str:
+    """A value as the client sent it, cut short: a message never echoes a whole body back."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
     kind, loc, value = error["type"], error["loc"], error.get("input")
     if kind in {"unique_items", "genres_lists_length"} or not loc:
@@ -255,17 +261,17 @@ def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
         if where == "query":
             # the number as read for a range error ("got 0"), the text as sent when it is no number
             readable = kind in _RANGE_ERRORS and isinstance(value, str) and len(value) <= 20
-            shown = int(value) if readable else repr(value)
+            shown = int(value) if readable else _shown(value)
             return f"{name} must be an integer from {low} to {high}, got {shown}"
         if kind in _RANGE_ERRORS:
-            return f"{name} must be between {low} and {high}, got {value!r}"
-        return f"{name} must be a non-negative integer, got {value!r}"
+            return f"{name} must be between {low} and {high}, got {_shown(value)}"
+        return f"{name} must be a non-negative integer, got {_shown(value)}"
     if kind == "too_long":
         context = error.get("ctx", {})
         return f"{name} has {context.get('actual_length')} entries; at most {context.get('max_length')} per call"
     expected = EXPECTED.get(field + "[]" * depth)
     if expected:
-        return f"{name} must be {expected}, got {value!r}"
+        return f"{name} must be {expected}, got {_shown(value)}"
     return f"{name}: {error['msg']}"
 
 
