@@ -84,7 +84,9 @@ class SimilarQuery(BaseModel):
 # ---------------------------------------------------------------- inputs: the seed's body
 
 class RecommendRequest(BaseModel):
-    """POST /recommend, the seed's call: `{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}`."""
+    """POST /recommend, the seed's call.
+
+    `{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}`"""
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "example": {"userId": 1, "movieIds": [1, 3, 6],
