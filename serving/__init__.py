@@ -103,7 +103,7 @@ class Services:
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from movierec.config import from_env
-    from serving import api, errors, ops, page, store
+    from serving import api, errors, openapi, ops, page, store
     from serving.metrics import Metrics
 
     app = Flask(__name__)
@@ -122,6 +122,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(page.bp)
 
     if settings.warm_spark:

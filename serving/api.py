@@ -1,22 +1,26 @@
-"""The JSON API: recommendations, the seed's POST /recommend, movies, the active run."""
+"""The JSON API: recommendations, the seed's POST /recommend, movies, the active run.
+
+Each view's inputs and answers are declared with `@operation` (serving/openapi.py) over the
+models of serving/models.py: the wrapper validates the request with them before the view
+runs, and /openapi.json is made from the same declarations.
+"""
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable
 
-from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, current_app, jsonify
 
-from serving import store
-from serving.errors import ApiError, bad_request, int_arg, not_found, parse_id, unavailable
+from serving import models, store
+from serving.errors import bad_request, not_found, unavailable
+from serving.models import MAX_K
+from serving.openapi import document_response, operation
 
 bp = Blueprint("api", __name__)
 
-MAX_K = 500            # deepest list served: the store holds the run's top_k, deeper is scored live
-MAX_SIMILAR_K = 100
-MAX_BODY_MOVIES = 500  # movies in one POST /recommend
 NO_RUN_RETRY_AFTER = 60
+BAD = "bad input: the message says which field and what was expected"
+NO_RUN = "no run has been published yet"
 
 
 # ---------------------------------------------------------------- helpers
@@ -66,11 +70,13 @@ def live_call(kind: str, call: Callable[[Any], Any]):
 # ---------------------------------------------------------------- users
 
 @bp.get("/users/<user_id>/recommendations")
-def user_recommendations(user_id: str):
-    uid = parse_id(user_id, "user id")
-    k = int_arg(request.args, "k", 10, 1, MAX_K)
-    offset = int_arg(request.args, "offset", 0, 0, MAX_K - 1)
-    genre_text = request.args.get("genre")
+@operation("userRecommendations", "A user's recommendations from the active run", {
+    200: (models.UserRecommendations, "the page of the user's list"),
+    400: (None, BAD + "; also an unknown genre"),
+    503: (None, "no active run, or live scoring is needed and unavailable or timed out")},
+    path=models.UserPath, query=models.RecommendationsQuery)
+def user_recommendations(path: models.UserPath, query: models.RecommendationsQuery):
+    uid, k, offset, genre_text = path.user_id, query.k, query.offset, query.genre
     engine = services().engine
     genre = None
     if genre_text is not None:
@@ -132,9 +138,17 @@ def _user_answer(user_id: int, run_id: str, source: str, items: list[dict]):
 # ---------------------------------------------------------------- the seed's call
 
 @bp.post("/recommend")
-def recommend():
-    body = _json_body()
-    user_id, movie_ids, given_genres = _parse_recommend_body(body)
+@operation("recommend", "Score given movies for a user (the seed's call)", {
+    200: (models.RecommendResult, "the movies, best first"),
+    400: (None, BAD + "; also an unknown genre, or a movie neither in the catalogue nor given genres"),
+    413: (None, "the body is too large"),
+    503: (None, "no active run, or live scoring unavailable or timed out")},
+    body=models.RecommendRequest,
+    description="Pairs in the active run's recommendations come from the store; the rest are scored "
+                "live by the batch's hybrid function; a movie the models never saw is scored from its "
+                "genres by the content model alone.")
+def recommend(body: models.RecommendRequest):
+    user_id, movie_ids, given_genres = body.userId, body.movieIds, body.genres_given()
     with services().engine.connect() as conn:
         run_id = require_active_run(conn)
         if given_genres:
@@ -163,60 +177,6 @@ def recommend():
     return jsonify(results)
 
 
-def _json_body() -> Any:
-    """The body as JSON, whatever its Content-Type (the seed's clients did not always set it)."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    too_large = ApiError(413, f"the body is larger than {limit} bytes; at most {limit} are accepted")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    try:
-        raw = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise too_large from None
-    if len(raw) >= limit:   # a body without Content-Length (chunked) is cut off at the limit
-        raise too_large
-    try:
-        return json.loads(raw)
-    except ValueError:   # includes bodies that are not UTF-8
-        raise bad_request("the body must be a JSON object like "
-                          '{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}') from None
-
-
-def _parse_recommend_body(body: Any) -> tuple[int, list[int], dict[int, list[str]]]:
-    if not isinstance(body, dict):
-        raise bad_request(f"the body must be a JSON object, got a JSON {type(body).__name__}")
-    extra = set(body) - {"userId", "movieIds", "genres_lists"}
-    if extra:
-        raise bad_request(f"unknown field(s) {sorted(extra)}; expected userId, movieIds, genres_lists")
-    if "userId" not in body:
-        raise bad_request("userId is missing")
-    user_id = parse_id(body["userId"], "userId")
-    movie_ids_raw = body.get("movieIds")
-    if not isinstance(movie_ids_raw, list) or not movie_ids_raw:
-        raise bad_request("movieIds must be a non-empty list of movie ids")
-    if len(movie_ids_raw) > MAX_BODY_MOVIES:
-        raise bad_request(f"movieIds has {len(movie_ids_raw)} entries; at most {MAX_BODY_MOVIES} per call")
-    movie_ids = [parse_id(value, f"movieIds[{i}]") for i, value in enumerate(movie_ids_raw)]
-    if len(set(movie_ids)) != len(movie_ids):
-        repeated = sorted({m for m in movie_ids if movie_ids.count(m) > 1})
-        raise bad_request(f"movieIds repeats {repeated}: each movie once")
-    genres: dict[int, list[str]] = {}
-    lists = body.get("genres_lists")
-    if lists is not None:
-        if not isinstance(lists, list):
-            raise bad_request("genres_lists must be a list with one list of genre names per movie id")
-        if len(lists) != len(movie_ids):
-            raise bad_request(f"genres_lists has {len(lists)} entries but movieIds has {len(movie_ids)}: "
-                              f"give one list per movie (null or [] where none)")
-        for i, (movie_id, names) in enumerate(zip(movie_ids, lists)):
-            if names is None or names == []:
-                continue
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise bad_request(f"genres_lists[{i}] must be a list of genre names, got {names!r}")
-            genres[movie_id] = names
-    return user_id, movie_ids, genres
-
-
 def _known_genres(known: dict[str, str], names: list[str], movie_id: int) -> list[str]:
     resolved = []
     for name in names:
@@ -232,8 +192,11 @@ def _known_genres(known: dict[str, str], names: list[str], movie_id: int) -> lis
 # ---------------------------------------------------------------- movies and runs
 
 @bp.get("/movies/<movie_id>")
-def movie(movie_id: str):
-    mid = parse_id(movie_id, "movie id")
+@operation("movie", "A movie from the catalogue", {
+    200: (models.Movie, "the movie"), 400: (None, BAD), 404: (None, "not in the catalogue")},
+    path=models.MoviePath)
+def movie(path: models.MoviePath):
+    mid = path.movie_id
     with services().engine.connect() as conn:
         found = store.get_movie(conn, mid)
     if found is None:
@@ -242,9 +205,12 @@ def movie(movie_id: str):
 
 
 @bp.get("/movies/<movie_id>/similar")
-def similar(movie_id: str):
-    mid = parse_id(movie_id, "movie id")
-    k = int_arg(request.args, "k", 10, 1, MAX_SIMILAR_K)
+@operation("similarMovies", "The nearest movies by ALS item factors, from the active run", {
+    200: (models.SimilarMovies, "the similar movies, best first"), 400: (None, BAD),
+    404: (None, "not in the catalogue"), 503: (None, NO_RUN)},
+    path=models.MoviePath, query=models.SimilarQuery)
+def similar(path: models.MoviePath, query: models.SimilarQuery):
+    mid, k = path.movie_id, query.k
     with services().engine.connect() as conn:
         run_id = require_active_run(conn)
         found = store.get_movie(conn, mid)
@@ -255,6 +221,8 @@ def similar(movie_id: str):
 
 
 @bp.get("/runs/active")
+@operation("activeRun", "The run being served, its parameters and metrics", {
+    200: (models.ActiveRun, "the active run"), 503: (None, NO_RUN)})
 def active_run():
     with services().engine.connect() as conn:
         active = store.get_active_run(conn)
@@ -265,7 +233,6 @@ def active_run():
 
 
 @bp.get("/openapi.json")
+@operation("openapi", "This document", {200: (None, "the OpenAPI document")})
 def openapi():
-    from serving.openapi import document
-
-    return jsonify(document())
+    return document_response()

@@ -1,7 +1,9 @@
 """Every error becomes one JSON shape: {"status": 400, "error": "Bad Request", "message": "..."}.
 
 Bad input is a 4xx that says what is wrong; an unexpected failure is a 500 that says
-nothing about the code (the traceback goes to the log, not to the client).
+nothing about the code (the traceback goes to the log, not to the client).  What a request
+may contain is declared in serving/models.py; `models.explain` turns a model's complaint
+into the message of a 400 (see serving/openapi.py).
 """
 from __future__ import annotations
 
@@ -14,9 +16,6 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 log = logging.getLogger(__name__)
-
-# the largest id the models can hold (Spark ALS ids are 32-bit) and the store's INTEGER
-MAX_ID = 2**31 - 1
 
 
 class ApiError(Exception):
@@ -72,32 +71,3 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(err: BaseException):
         log.error("unhandled error", exc_info=err)
         return error_response(500, "internal error; the server log has the details")
-
-
-def parse_id(text: str, what: str) -> int:
-    """A path or body id: a non-negative integer that fits the models' 32-bit ids."""
-    if isinstance(text, bool) or not isinstance(text, (str, int)):
-        raise bad_request(f"{what} must be a non-negative integer, got {text!r}")
-    if isinstance(text, str):
-        if not text.isascii() or not text.isdigit():
-            raise bad_request(f"{what} must be a non-negative integer, got {text!r}")
-        value = int(text)
-    else:
-        value = text
-    if value < 0 or value > MAX_ID:
-        raise bad_request(f"{what} must be between 0 and {MAX_ID}, got {text!r}")
-    return value
-
-
-def int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high]."""
-    text = args.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise bad_request(f"{name} must be an integer from {low} to {high}, got {text!r}") from None
-    if not low <= value <= high:
-        raise bad_request(f"{name} must be an integer from {low} to {high}, got {value}")
-    return value

@@ -1,253 +1,285 @@
-"""The OpenAPI 3.1 document of the JSON routes, served at /openapi.json.
+"""Each route's inputs and answers declared once: validated with serving.models, documented from them.
 
-Schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect), so the tests check real answers
-against them with jsonschema: the document cannot drift from what the API says.
+`@operation(...)` on a view names its path, query and body models and its answers.  Before
+the view runs, the wrapper validates the request with those models (a 400 from
+`models.explain` on bad input) and passes the results as `path=`, `query=`, `body=`; the
+OpenAPI 3.1 document at /openapi.json is generated from the same declarations (the
+models' JSON Schema, 2020-12, which is OpenAPI 3.1's dialect), and /docs serves Swagger UI
+over it.  The document therefore cannot say one thing while the code checks another.
+
+Why not a library.  flask-openapi3 4.x is the closest (pydantic 2, its Swagger UI plugin
+bundles the assets), but it was measured at about 1,100 requests/s on a path + query route
+against 4,000 for the same route with the same pydantic model called directly: it
+regenerates the query model's JSON Schema on every request (about 0.5 ms); it also reads
+bodies with `get_json(silent=True)`, which drops the seed's clients that send no
+Content-Type, and it needs its own Flask subclass and documents validation errors as a
+list, not our error body.  spectree 3.x links its pages to a CDN unless offapi is installed,
+reads bodies the same way and does not model path parameters; APIFlask is built on
+marshmallow and its docs default to a CDN too.  Working around each would leave the library
+doing little but the document, which is this module's ~150 lines.
+
+Offline: the Swagger UI files come from the `swagger-ui-bundle-v2` package (the Swagger UI
+release as package data, no Python code of its own besides the path) and are served by this
+app under /docs/assets/; the page references nothing outside this server.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
-from serving.api import MAX_BODY_MOVIES, MAX_K, MAX_SIMILAR_K
-from serving.errors import MAX_ID
+from flask import Blueprint, Flask, current_app, request, send_from_directory, url_for
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+
+from serving import models
+from serving.errors import ApiError, bad_request
+
+bp = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/"
+# routes that are not part of the JSON API: the page and its files, the reports, these docs
+NOT_DOCUMENTED = {"static", "page.index", "page.report", "openapi.docs", "openapi.docs_asset"}
+BODY_EXAMPLE = '{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}'
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF + name}
+@dataclass(frozen=True)
+class Operation:
+    """One route's declaration: what it takes and what it answers (status -> model, description)."""
+
+    operation_id: str
+    summary: str
+    answers: Mapping[int, tuple[type[BaseModel] | None, str]]
+    description: str = ""
+    path: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    media_type: str = "application/json"
+    retry_after: frozenset[int] = field(default_factory=lambda: frozenset({503}))
 
 
-def _json(schema: dict, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+# ---------------------------------------------------------------- declaring and validating
+
+def operation(operation_id: str, summary: str, answers: Mapping[int, tuple[type[BaseModel] | None, str]],
+              **details: Any) -> Callable[[Callable], Callable]:
+    """Declare a view's inputs and answers; its request is validated with the same models.
+
+    The view is called with `path=`, `query=` and `body=` model instances for what was
+    declared, instead of Flask's raw path arguments."""
+    op = Operation(operation_id, summary, answers, **details)
+
+    def decorate(view: Callable) -> Callable:
+        if op.path is None and op.query is None and op.body is None:
+            view.openapi = op
+            return view
+
+        @functools.wraps(view)
+        def validated(**path_args: str):
+            given: dict[str, BaseModel] = {}
+            if op.path is not None:
+                given["path"] = _validate(op.path, path_args, "path")
+            if op.query is not None:
+                given["query"] = _validate(op.query, request.args.to_dict(), "query")
+            if op.body is not None:
+                given["body"] = _validate(op.body, read_json_body(), "body")
+            return view(**given)
+
+        validated.openapi = op
+        return validated
+
+    return decorate
 
 
-def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
-    answer = _json(_ref("Error"), description)
-    if retry_after:
+def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise bad_request(models.explain(err, model, where)) from None
+
+
+def read_json_body() -> Any:
+    """The body as JSON, whatever its Content-Type (the seed's clients did not always set it).
+
+    A body over MAX_CONTENT_LENGTH is a 413, also when it comes chunked without a length."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    too_large = ApiError(413, f"the body is larger than {limit} bytes; at most {limit} are accepted")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) >= limit:   # a body without Content-Length (chunked) is cut off at the limit
+        raise too_large
+    try:
+        return json.loads(raw)
+    except ValueError:   # includes bodies that are not UTF-8
+        raise bad_request(f"the body must be a JSON object like {BODY_EXAMPLE}") from None
+    except RecursionError:   # "[[[[…" a few thousand deep: the decoder's stack, not ours to give a 500
+        raise bad_request(f"the body is nested too deeply; it must be a JSON object like {BODY_EXAMPLE}") from None
+
+
+# ---------------------------------------------------------------- routes without inputs, declared here
+
+EXTERNAL: dict[str, Operation] = {   # the views of serving/ops.py
+    "ops.healthz": Operation("healthz", "The process is alive", {200: (models.Health, "alive")}),
+    "ops.readyz": Operation("readyz", "The store answers and has an active run", {
+        200: (models.Ready, "ready"), 503: (None, "store unreachable or nothing published")}),
+    "ops.metrics": Operation("metrics", "Prometheus metrics (text exposition format, not JSON)",
+                             {200: (None, "metrics")}, media_type="text/plain"),
+}
+
+
+# ---------------------------------------------------------------- the document
+
+def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        description = prop.pop("description", "")
+        if "anyOf" in prop:   # Optional[X]: a query parameter is left out, never null
+            branches = [branch for branch in prop.pop("anyOf") if branch.get("type") != "null"]
+            prop.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        parameters.append({"name": name, "in": where, "required": where == "path" or name in required,
+                           "description": description, "schema": prop})
+    return parameters
+
+
+def _answer(op: Operation, status: int, model: type[BaseModel] | None, description: str,
+            refs: Mapping[type[BaseModel], dict[str, str]]) -> dict[str, Any]:
+    if status >= 400:
+        schema: dict[str, Any] = refs[models.Error]
+    elif model is not None:
+        schema = refs[model]
+    else:
+        schema = {"type": "string"} if op.media_type != "application/json" else {"type": "object"}
+    answer: dict[str, Any] = {"description": description, "content": {
+        "application/json" if status >= 400 else op.media_type: {"schema": schema}}}
+    if status in op.retry_after:
         answer["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
                                              "schema": {"type": "integer", "minimum": 1}}}
     return answer
 
 
-NULLABLE_NUMBER = {"type": ["number", "null"]}
-ID = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["status", "error", "message"],
-        "properties": {
-            "status": {"type": "integer", "description": "the HTTP status again"},
-            "error": {"type": "string", "description": "the status's name"},
-            "message": {"type": "string", "description": "what is wrong, for a person"},
-        },
-    },
-    "Movie": {
-        "type": "object",
-        "required": ["movie_id", "title", "year", "genres"],
-        "properties": {
-            "movie_id": ID,
-            "title": {"type": ["string", "null"]},
-            "year": {"type": ["integer", "null"], "description": "release year parsed from the title"},
-            "genres": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "RecommendationItem": {
-        "type": "object",
-        "required": ["rank", "movie_id", "title", "year", "genres", "score", "cf_score", "cb_score"],
-        "properties": {
-            "rank": {"type": "integer", "minimum": 1, "description": "position in the user's whole list (before a genre filter)"},
-            "movie_id": ID,
-            "title": {"type": ["string", "null"]},
-            "year": {"type": ["integer", "null"]},
-            "genres": {"type": "array", "items": {"type": "string"}},
-            "score": {"type": "number", "description": "cf_weight × cf_score + cb_weight × cb_score; popularity for cold starts"},
-            "cf_score": {**NULLABLE_NUMBER, "description": "collaborative (ALS) component, 0..1; null for cold starts"},
-            "cb_score": {**NULLABLE_NUMBER, "description": "content (random forest) component, 0..1; null for cold starts"},
-        },
-    },
-    "UserRecommendations": {
-        "type": "object",
-        "required": ["user_id", "run_id", "source", "items"],
-        "properties": {
-            "user_id": ID,
-            "run_id": {"type": "string"},
-            "source": {"type": "string", "enum": ["precomputed", "live", "cold_start"],
-                       "description": "precomputed: the store; live: scored now by Spark (no stored rows, "
-                                      "or the page reaches past them); cold_start: a user the run has no "
-                                      "ratings of, answered with the run's most popular movies"},
-            "items": {"type": "array", "items": _ref("RecommendationItem")},
-        },
-    },
-    "RecommendRequest": {
-        "type": "object",
-        "required": ["userId", "movieIds"],
-        "additionalProperties": False,
-        "properties": {
-            "userId": ID,
-            "movieIds": {"type": "array", "items": ID, "minItems": 1, "maxItems": MAX_BODY_MOVIES, "uniqueItems": True},
-            "genres_lists": {
-                "type": "array",
-                "description": "one entry per movie id: its genres (needed only for movies not in the catalogue), or null / []",
-                "items": {"type": ["array", "null"], "items": {"type": "string"}},
-            },
-        },
-        "example": {"userId": 1, "movieIds": [1, 3, 6],
-                    "genres_lists": [["Adventure", "Animation"], ["Comedy"], ["Action"]]},
-    },
-    "RecommendResult": {
-        "type": "array",
-        "description": "one entry per movie asked for, best score first",
-        "items": {
-            "type": "object",
-            "required": ["movieId", "score", "source"],
-            "properties": {
-                "movieId": ID,
-                "score": {"type": "number"},
-                "source": {"type": "string", "enum": ["precomputed", "live", "cold_start"],
-                           "description": "cold_start: a user the run has no ratings of; the score is then "
-                                          "the movie's popularity in the run (0 outside its popular list)"},
-            },
-        },
-    },
-    "SimilarMovies": {
-        "type": "object",
-        "required": ["movie_id", "title", "run_id", "items"],
-        "properties": {
-            "movie_id": ID,
-            "title": {"type": ["string", "null"]},
-            "run_id": {"type": "string"},
-            "items": {"type": "array", "items": {
-                "type": "object",
-                "required": ["rank", "movie_id", "title", "year", "genres", "score"],
-                "properties": {
-                    "rank": {"type": "integer", "minimum": 1},
-                    "movie_id": ID,
-                    "title": {"type": ["string", "null"]},
-                    "year": {"type": ["integer", "null"]},
-                    "genres": {"type": "array", "items": {"type": "string"}},
-                    "score": {"type": "number", "description": "cosine similarity of ALS item factors"},
-                },
-            }},
-        },
-    },
-    "Run": {
-        "type": "object",
-        "required": ["run_id", "status", "params", "metrics", "activated_at"],
-        "properties": {
-            "run_id": {"type": "string"},
-            "status": {"type": ["string", "null"]},
-            "started_at": {"type": ["string", "null"]},
-            "finished_at": {"type": ["string", "null"]},
-            "published_at": {"type": ["string", "null"]},
-            "activated_at": {"type": ["string", "null"]},
-            "params": {"type": "object", "description": "the settings the run used"},
-            "metrics": {"type": "object", "description": "the run's evaluation metrics"},
-            "message": {"type": ["string", "null"]},
-        },
-    },
-    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
-    "Ready": {
-        "type": "object",
-        "required": ["status", "run_id"],
-        "properties": {"status": {"const": "ready"}, "run_id": {"type": "string"},
-                       "activated_at": {"type": ["string", "null"]}},
-    },
-}
+def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
+    found = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint in NOT_DOCUMENTED:
+            continue
+        op = getattr(app.view_functions[rule.endpoint], "openapi", None) or EXTERNAL.get(rule.endpoint)
+        if op is None:
+            continue   # an undeclared route stays out; tests/serving/test_openapi.py fails on it
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        declared = set(op.path.model_fields) if op.path else set()
+        if declared != set(rule.arguments):
+            raise ValueError(f"{rule.rule}: the path model declares {sorted(declared)}")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((path, method.lower(), op))
+    return found
 
 
-def _int_param(name: str, where: str, description: str, low: int, high: int | None = None,
-               default: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer", "minimum": low}
-    if high is not None:
-        schema["maximum"] = high
-    if default is not None:
-        schema["default"] = default
-    return {"name": name, "in": where, "required": where == "path", "description": description, "schema": schema}
+def document(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the app's declared routes, built from their models."""
+    operations = _operations(app)
+    used = {models.Error}
+    for _, _, op in operations:
+        used.update(m for m, _ in op.answers.values() if m is not None)
+    inputs = {op.body for _, _, op in operations if op.body is not None}
+    keyed = [(m, "serialization") for m in sorted(used, key=lambda m: m.__name__)]
+    keyed += [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
+    refs_by_mode, definitions = models_json_schema(keyed, ref_template=REF + "{model}")
+    refs = {m: refs_by_mode[(m, mode)] for m, mode in keyed}
 
-
-USER_ID = _int_param("user_id", "path", "a user id", 0, MAX_ID)
-MOVIE_ID = _int_param("movie_id", "path", "a movie id", 0, MAX_ID)
-NO_RUN = _error("no run has been published yet", retry_after=True)
-BAD = _error("bad input: the message says what is wrong")
-
-PATHS: dict[str, Any] = {
-    "/users/{user_id}/recommendations": {"get": {
-        "operationId": "userRecommendations",
-        "summary": "A user's recommendations from the active run",
-        "parameters": [
-            USER_ID,
-            _int_param("k", "query", f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live)", 1, MAX_K, 10),
-            _int_param("offset", "query", "skip this many of the (filtered) list: pages never repeat within a run", 0, MAX_K - 1, 0),
-            {"name": "genre", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "only movies of this genre (case-insensitive); unknown genres are a 400"},
-        ],
-        "responses": {
-            "200": _json(_ref("UserRecommendations"), "the page of the user's list"),
-            "400": BAD,
-            "503": _error("no active run, or live scoring is needed and unavailable or timed out", retry_after=True),
-        },
-    }},
-    "/recommend": {"post": {
-        "operationId": "recommend",
-        "summary": "Score given movies for a user (the seed's call)",
-        "description": "Pairs in the active run's recommendations come from the store; the rest are scored "
-                       "live by the batch's hybrid function; a movie the models never saw is scored from its "
-                       "genres by the content model alone.",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RecommendRequest")}}},
-        "responses": {
-            "200": _json(_ref("RecommendResult"), "the movies, best first"),
-            "400": BAD,
-            "413": _error("the body is too large"),
-            "503": _error("no active run, or live scoring unavailable or timed out", retry_after=True),
-        },
-    }},
-    "/movies/{movie_id}": {"get": {
-        "operationId": "movie",
-        "summary": "A movie from the catalogue",
-        "parameters": [MOVIE_ID],
-        "responses": {"200": _json(_ref("Movie"), "the movie"), "400": BAD,
-                      "404": _error("not in the catalogue")},
-    }},
-    "/movies/{movie_id}/similar": {"get": {
-        "operationId": "similarMovies",
-        "summary": "The nearest movies by ALS item factors, from the active run",
-        "parameters": [MOVIE_ID, _int_param("k", "query", f"how many (1..{MAX_SIMILAR_K})", 1, MAX_SIMILAR_K, 10)],
-        "responses": {"200": _json(_ref("SimilarMovies"), "the similar movies, best first"), "400": BAD,
-                      "404": _error("not in the catalogue"), "503": NO_RUN},
-    }},
-    "/runs/active": {"get": {
-        "operationId": "activeRun",
-        "summary": "The run being served, its parameters and metrics",
-        "responses": {"200": _json(_ref("Run"), "the active run"), "503": NO_RUN},
-    }},
-    "/healthz": {"get": {
-        "operationId": "healthz", "summary": "The process is alive",
-        "responses": {"200": _json(_ref("Health"), "alive")},
-    }},
-    "/readyz": {"get": {
-        "operationId": "readyz", "summary": "The store answers and has an active run",
-        "responses": {"200": _json(_ref("Ready"), "ready"),
-                      "503": _error("store unreachable or nothing published", retry_after=True)},
-    }},
-    "/metrics": {"get": {
-        "operationId": "metrics", "summary": "Prometheus metrics (text exposition format, not JSON)",
-        "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-    }},
-    "/openapi.json": {"get": {
-        "operationId": "openapi", "summary": "This document",
-        "responses": {"200": {"description": "the OpenAPI document",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}},
-    }},
-}
-
-
-def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, op in operations:
+        entry: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary}
+        if op.description:
+            entry["description"] = op.description
+        parameters = (_parameters(op.path, "path") if op.path else []) + (
+            _parameters(op.query, "query") if op.query else [])
+        if parameters:
+            entry["parameters"] = parameters
+        if op.body is not None:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
+        entry["responses"] = {str(status): _answer(op, status, model, text, refs)
+                              for status, (model, text) in sorted(op.answers.items())}
+        paths.setdefault(path, {})[method] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "movierec", "version": "1.0.0",
                  "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
-                                "Errors are JSON: {status, error, message}."},
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+                                "Every answer other than 200 is JSON: {status, error, message}. "
+                                "Interactive docs: /docs."},
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
     }
+
+
+# ---------------------------------------------------------------- serving it
+
+def document_response():
+    """/openapi.json (a route of the api blueprint, which the page links as `api.openapi`)."""
+    cached = current_app.extensions.get("movierec.openapi")
+    if cached is None:   # routes are fixed once the app serves: build the document once
+        cached = current_app.extensions["movierec.openapi"] = json.dumps(document(current_app)).encode()
+    return current_app.response_class(cached, mimetype="application/json")
+
+
+DOCS_ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+               "favicon-32x32.png", "favicon-16x16.png"}
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>movierec API</title>
+  <link rel="stylesheet" href="{css}">
+  <link rel="icon" type="image/png" href="{icon}" sizes="32x32">
+  <style>body {{ margin: 0; }}</style>
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{bundle}"></script>
+  <script src="{preset}"></script>
+  <script>
+    window.onload = function () {{
+      window.ui = SwaggerUIBundle({{
+        url: {spec}, dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null,
+        presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"
+      }});
+    }};
+  </script>
+</body>
+</html>
+"""
+
+
+def _assets_dir() -> str:
+    from swagger_ui_bundle import swagger_ui_path   # imported when the docs are asked for
+
+    return str(swagger_ui_path)
+
+
+@bp.get("/docs")
+def docs():
+    """Swagger UI over /openapi.json, every file from this server (it works offline)."""
+    def asset(name: str) -> str:
+        return url_for("openapi.docs_asset", name=name)
+
+    page = DOCS_PAGE.format(css=asset("swagger-ui.css"), icon=asset("favicon-32x32.png"),
+                            bundle=asset("swagger-ui-bundle.js"), preset=asset("swagger-ui-standalone-preset.js"),
+                            spec=json.dumps(url_for("api.openapi")))
+    return current_app.response_class(page, mimetype="text/html")
+
+
+@bp.get("/docs/assets/<name>")
+def docs_asset(name: str):
+    if name not in DOCS_ASSETS:
+        raise NotFound(f"no such docs file: {name}")
+    return send_from_directory(_assets_dir(), name, max_age=24 * 3600)

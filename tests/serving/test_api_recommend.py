@@ -31,6 +31,14 @@ def test_the_seeds_body_with_genres_is_accepted(client):
     assert {item["source"] for item in answer} == {"precomputed"}
 
 
+@pytest.mark.parametrize("genres_lists", [None, [None, []]])
+def test_null_genres_mean_none_given(client, genres_lists):
+    # what the seed's clients send when they have no genres: null for the field or for an entry
+    response = post(client, {"userId": 1, "movieIds": [5, 20], "genres_lists": genres_lists})
+    assert response.status_code == 200, response.get_json()
+    assert [item["movieId"] for item in response.get_json()] == [20, 5]
+
+
 def test_a_user_without_history_gets_the_runs_popularity(client):
     # user 3 is not among run-new's users: popular ranks 5 -> 1, 32 -> 11, 1 -> 12 (score 100 - rank)
     answer = post(client, {"userId": 3, "movieIds": [1, 31, 5, 32]}).get_json()
@@ -65,10 +73,14 @@ BAD_BODIES = [
     ({"userId": True, "movieIds": [1]}, "userId must be a non-negative integer"),
     ({"userId": 1.5, "movieIds": [1]}, "userId must be a non-negative integer"),
     ({"userId": 2**40, "movieIds": [1]}, "userId must be between 0 and 2147483647"),
-    ({"userId": 1}, "movieIds must be a non-empty list"),
+    ({"userId": 2.0, "movieIds": [1]}, "userId must be a non-negative integer, got 2.0"),   # JSON integers only
+    ({"userId": "2", "movieIds": [1]}, "userId must be a non-negative integer, got '2'"),
+    ({"userId": 1}, "movieIds is missing: it must be a non-empty list"),
     ({"userId": 1, "movieIds": []}, "movieIds must be a non-empty list"),
     ({"userId": 1, "movieIds": 5}, "movieIds must be a non-empty list"),
     ({"userId": 1, "movieIds": [1, "a"]}, "movieIds[1] must be a non-negative integer"),
+    ({"userId": 1, "movieIds": [1, 3.0]}, "movieIds[1] must be a non-negative integer, got 3.0"),
+    ({"userId": 1, "movieIds": [False]}, "movieIds[0] must be a non-negative integer, got False"),
     ({"userId": 1, "movieIds": [1, -3]}, "movieIds[1] must be between 0 and"),
     ({"userId": 1, "movieIds": [1, 2, 1]}, "movieIds repeats [1]"),
     ({"userId": 1, "movieIds": list(range(1, 502))}, "movieIds has 501 entries; at most 500"),
@@ -76,17 +88,23 @@ BAD_BODIES = [
      "genres_lists has 1 entries but movieIds has 2"),
     ({"userId": 1, "movieIds": [1], "genres_lists": "Comedy"}, "genres_lists must be a list"),
     ({"userId": 1, "movieIds": [1], "genres_lists": ["Comedy"]}, "genres_lists[0] must be a list of genre names"),
-    ({"userId": 1, "movieIds": [1], "genres_lists": [[1]]}, "genres_lists[0] must be a list of genre names"),
+    ({"userId": 1, "movieIds": [1], "genres_lists": [[1]]},
+     "genres_lists[0][0] must be a genre name (a string), got 1"),
     ({"userId": 1, "movieIds": [1], "genres_lists": [["Cmedy"]]}, "unknown genre 'Cmedy' for movie 1"),
     ({"userId": 1, "movieIds": [999]}, "movie 999 is not in the catalogue: give its genres"),
     ({"userId": 1, "movieIds": [1], "genre_lists": [["Comedy"]]}, "unknown field(s) ['genre_lists']"),
     ([1, 2, 3], "the body must be a JSON object, got a JSON list"),
+    (None, "the body must be a JSON object, got a JSON null"),
+    # every wrong field is named, unknown ones first
+    ({"userId": "a", "movieIds": [], "extra": 1},
+     "unknown field(s) ['extra']; expected userId, movieIds, genres_lists; userId must be a non-negative integer, "
+     "got 'a'; movieIds must be a non-empty list of movie ids (at most 500, each once), got []"),
 ]
 
 
 @pytest.mark.parametrize("body,message", BAD_BODIES)
 def test_bad_bodies_are_400_saying_what_is_wrong(sqlite_client, body, message):
-    response = post(sqlite_client, body)
+    response = sqlite_client.post("/recommend", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 400, response.get_json()
     answer = response.get_json()
     assert answer["status"] == 400 and answer["error"] == "Bad Request"
@@ -98,6 +116,13 @@ def test_malformed_json_is_400(sqlite_client, raw):
     response = sqlite_client.post("/recommend", data=raw, content_type="application/json")
     assert response.status_code == 400
     assert "must be a JSON object" in response.get_json()["message"]
+
+
+def test_a_body_nested_too_deeply_is_400_not_500(sqlite_client):
+    deep = b'{"userId": 1, "movieIds": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"   # valid JSON, under 64 KiB
+    response = sqlite_client.post("/recommend", data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.get_json()["message"]
 
 
 def test_oversized_body_is_413(sqlite_client):

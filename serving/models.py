@@ -1,0 +1,296 @@
+"""The API's requests and answers, declared once as pydantic 2 models.
+
+The same models validate what a client sends (serving.openapi.operation runs them before
+a view) and make the OpenAPI document (serving.openapi.document reads their JSON Schema),
+so a limit written here is the limit enforced and the limit documented.  Bad input becomes
+one 400 message that names the field and what was expected (`explain`), never pydantic's
+own wording or a 500.
+
+Path and query values arrive as text: they must be plain ASCII digits (no "1.5", "1e3",
+"1_000" or Arabic-Indic digits, which Python's int() or pydantic's lax mode would take).
+The POST /recommend body is strict JSON: ids are JSON integers, so `2.0`, `"2"` and `true`
+are refused (JSON Schema's "integer" would let 2.0 through: the descriptions say so).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import annotated_types
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, RootModel, ValidationError,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
+
+# the largest id the models can hold (Spark ALS ids are 32-bit) and the store's INTEGER
+MAX_ID = 2**31 - 1
+DEFAULT_K = 10
+MAX_K = 500            # deepest list served: the store holds the run's top_k, deeper is scored live
+MAX_SIMILAR_K = 100
+MAX_BODY_MOVIES = 500  # movies in one POST /recommend
+
+Source = Literal["precomputed", "live", "cold_start"]
+
+
+# ---------------------------------------------------------------- text to integers
+
+def _digits(value: Any) -> Any:
+    """Path ids: only ASCII digits (a sign, a dot, spaces or other scripts' digits are refused)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError("int_parsing", "not a decimal integer")
+    return value
+
+
+def _signed_digits(value: Any) -> Any:
+    """Query integers: ASCII digits after an optional minus, so "-1" is out of range, not garbage."""
+    if isinstance(value, str):
+        text = value.strip()
+        unsigned = text[1:] if text.startswith("-") else text
+        if not (unsigned.isascii() and unsigned.isdigit()):
+            raise PydanticCustomError("int_parsing", "not a decimal integer")
+        return text
+    return value
+
+
+PathId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_digits)]   # constraints first: in the schema
+QueryInt = Annotated[int, BeforeValidator(_signed_digits)]
+JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID)]
+AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+# ---------------------------------------------------------------- inputs: path and query
+
+class UserPath(BaseModel):
+    user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}")
+
+
+class MoviePath(BaseModel):
+    movie_id: PathId = Field(description=f"a movie id, 0..{MAX_ID}")
+
+
+class RecommendationsQuery(BaseModel):
+    """Unknown query parameters are ignored (a cache buster does no harm)."""
+
+    k: QueryInt = Field(DEFAULT_K, ge=1, le=MAX_K, description=(
+        f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live)"))
+    offset: QueryInt = Field(0, ge=0, le=MAX_K - 1, description=(
+        "skip this many of the (filtered) list: pages never repeat within a run"))
+    genre: str | None = Field(None, min_length=1, description=(
+        "only movies of this genre (case-insensitive); unknown genres are a 400, and so is an empty one"))
+
+
+class SimilarQuery(BaseModel):
+    k: QueryInt = Field(DEFAULT_K, ge=1, le=MAX_SIMILAR_K, description=f"how many (1..{MAX_SIMILAR_K})")
+
+
+# ---------------------------------------------------------------- inputs: the seed's body
+
+class RecommendRequest(BaseModel):
+    """POST /recommend, the seed's call.
+
+    `{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}`"""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "example": {"userId": 1, "movieIds": [1, 3, 6],
+                    "genres_lists": [["Adventure", "Animation"], ["Comedy"], ["Action"]]}})
+
+    userId: JsonId = Field(description=f"a user id, 0..{MAX_ID}; a JSON integer (2.0, \"2\" and true are refused)")
+    movieIds: list[JsonId] = Field(
+        min_length=1, max_length=MAX_BODY_MOVIES, json_schema_extra={"uniqueItems": True},
+        description=f"the movies to score: 1..{MAX_BODY_MOVIES} JSON integers, each movie once")
+    genres_lists: list[list[str] | None] | None = Field(None, description=(
+        "one entry per movie id: its genres (needed only for movies not in the catalogue), or null / []; "
+        "null or left out for the whole field means none given"))
+
+    @field_validator("movieIds")
+    @classmethod
+    def _each_movie_once(cls, movie_ids: list[int]) -> list[int]:
+        if len(set(movie_ids)) != len(movie_ids):
+            seen: set[int] = set()
+            repeated = sorted({m for m in movie_ids if m in seen or seen.add(m)})
+            raise PydanticCustomError("unique_items", "movieIds repeats {repeated}: each movie once",
+                                      {"repeated": repeated})
+        return movie_ids
+
+    @model_validator(mode="after")
+    def _one_genre_list_per_movie(self) -> RecommendRequest:
+        if self.genres_lists is not None and len(self.genres_lists) != len(self.movieIds):
+            raise PydanticCustomError(
+                "genres_lists_length",
+                "genres_lists has {given} entries but movieIds has {movies}: give one list per movie "
+                "(null or [] where none)", {"given": len(self.genres_lists), "movies": len(self.movieIds)})
+        return self
+
+    def genres_given(self) -> dict[int, list[str]]:
+        """movie id -> the genre names given for it, for the movies that have some."""
+        return {m: names for m, names in zip(self.movieIds, self.genres_lists or ()) if names}
+
+
+# ---------------------------------------------------------------- answers
+
+class Error(BaseModel):
+    """Every answer other than 200."""
+
+    status: int = Field(description="the HTTP status again")
+    error: str = Field(description="the status's name")
+    message: str = Field(description="what is wrong, for a person: the field and what was expected")
+
+
+class Movie(BaseModel):
+    movie_id: AnswerId
+    title: str | None
+    year: int | None = Field(description="release year parsed from the title")
+    genres: list[str]
+
+
+class RecommendationItem(BaseModel):
+    rank: int = Field(ge=1, description="position in the user's whole list (before a genre filter)")
+    movie_id: AnswerId
+    title: str | None
+    year: int | None
+    genres: list[str]
+    score: float = Field(description="cf_weight × cf_score + cb_weight × cb_score; popularity for cold starts")
+    cf_score: float | None = Field(description="collaborative (ALS) component, 0..1; null for cold starts")
+    cb_score: float | None = Field(description="content (random forest) component, 0..1; null for cold starts")
+
+
+class UserRecommendations(BaseModel):
+    user_id: AnswerId
+    run_id: str
+    source: Source = Field(description=(
+        "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them); "
+        "cold_start: a user the run has no ratings of, answered with the run's most popular movies"))
+    items: list[RecommendationItem]
+
+
+class ScoredMovie(BaseModel):
+    movieId: AnswerId
+    score: float
+    source: Source = Field(description=(
+        "cold_start: a user the run has no ratings of; the score is then the movie's popularity in the run "
+        "(0 outside its popular list)"))
+
+
+class RecommendResult(RootModel[list[ScoredMovie]]):
+    """One entry per movie asked for, best score first."""
+
+
+class SimilarItem(BaseModel):
+    rank: int = Field(ge=1)
+    movie_id: AnswerId
+    title: str | None
+    year: int | None
+    genres: list[str]
+    score: float = Field(description="cosine similarity of ALS item factors")
+
+
+class SimilarMovies(BaseModel):
+    movie_id: AnswerId
+    title: str | None
+    run_id: str
+    items: list[SimilarItem]
+
+
+class ActiveRun(BaseModel):
+    run_id: str
+    status: str | None = Field(description="loading | published | rejected | failed")
+    started_at: str | None = None
+    finished_at: str | None = None
+    published_at: str | None = None
+    activated_at: str | None
+    params: dict[str, Any] = Field(description="the settings the run used")
+    metrics: dict[str, Any] = Field(description="the run's evaluation metrics")
+    message: str | None = None
+    active: bool | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    run_id: str
+    activated_at: str | None = None
+
+
+# ---------------------------------------------------------------- what a validation error says
+
+# what a value should have been, by field and depth ("[]" per list level)
+EXPECTED = {
+    "genre": "a genre name of the catalogue (case-insensitive), not empty",
+    "movieIds": f"a non-empty list of movie ids (at most {MAX_BODY_MOVIES}, each once)",
+    "genres_lists": "a list with one list of genre names (or null) per movie id, or null",
+    "genres_lists[]": "a list of genre names, or null",
+    "genres_lists[][]": "a genre name (a string)",
+}
+_INTEGER_ERRORS = {"int_type", "int_parsing", "int_parsing_size", "int_from_float", "bool_type"}
+_RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+_JSON_TYPES = {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+_SHOWN_PROBLEMS = 3
+
+
+def _bounds(model: type[BaseModel], field: str) -> tuple[int | None, int | None]:
+    """The ge/le limits a field was declared with (its Field or its Annotated type)."""
+    info = model.model_fields.get(field)
+    low = high = None
+    for item in info.metadata if info else ():
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    return low, high
+
+
+def _shown(value: Any) -> str:
+    """A value as the client sent it, cut short: a message never echoes a whole body back."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    if kind in {"unique_items", "genres_lists_length"} or not loc:
+        return error["msg"]   # our own validators' messages, and errors of the whole body
+    field = str(loc[0])
+    name = field.replace("_", " ") if where == "path" else field
+    name += "".join(f"[{i}]" for i in loc[1:] if isinstance(i, int))
+    depth = sum(isinstance(i, int) for i in loc[1:])
+    if kind == "missing":
+        expected = EXPECTED.get(field + "[]" * depth)
+        return f"{name} is missing" + (f": it must be {expected}" if expected else "")
+    if kind in _INTEGER_ERRORS | _RANGE_ERRORS:
+        low, high = _bounds(model, field) if depth == 0 else (0, MAX_ID)
+        if where == "query":
+            # the number as read for a range error ("got 0"), the text as sent when it is no number
+            readable = kind in _RANGE_ERRORS and isinstance(value, str) and len(value) <= 20
+            shown = int(value) if readable else _shown(value)
+            return f"{name} must be an integer from {low} to {high}, got {shown}"
+        if kind in _RANGE_ERRORS:
+            return f"{name} must be between {low} and {high}, got {_shown(value)}"
+        return f"{name} must be a non-negative integer, got {_shown(value)}"
+    if kind == "too_long":
+        context = error.get("ctx", {})
+        return f"{name} has {context.get('actual_length')} entries; at most {context.get('max_length')} per call"
+    expected = EXPECTED.get(field + "[]" * depth)
+    if expected:
+        return f"{name} must be {expected}, got {_shown(value)}"
+    return f"{name}: {error['msg']}"
+
+
+def explain(err: ValidationError, model: type[BaseModel], where: str) -> str:
+    """One message for a client, naming each wrong field and what it should be.
+
+    `where` is "path", "query" or "body" (path names read "user id", not "user_id").  Unknown
+    body fields are listed together first; at most three problems are spelled out."""
+    errors = err.errors(include_url=False)
+    if where == "body" and any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        body = next(e["input"] for e in errors if not e["loc"])
+        return f"the body must be a JSON object, got a JSON {_JSON_TYPES.get(type(body), type(body).__name__)}"
+    problems = []
+    extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if extra:
+        problems.append(f"unknown field(s) {extra}; expected {', '.join(model.model_fields)}")
+    problems += [_problem(model, where, e) for e in errors if e["type"] != "extra_forbidden"]
+    shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+    more = len(problems) - _SHOWN_PROBLEMS
+    return shown + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
