@@ -16,7 +16,7 @@ def test_the_page_has_the_lookup_forms(sqlite_client):
     response = sqlite_client.get("/")
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    for needle in ('id="user-form"', 'id="user-id"', 'id="movie-form"', "/static/app.js", "/openapi.json"):
+    for needle in ('id="user-form"', 'id="user-id"', 'id="movie-form"', "/static/app.js", "/openapi.json", 'href="/docs"'):
         assert needle in html
     assert "evaluation report" not in html   # none written yet
     script = sqlite_client.get("/static/app.js")
