@@ -44,3 +44,21 @@ def test_active_run_with_parameters_and_metrics(client):
     assert answer["started_at"] == "2026-01-02T00:00:00+00:00"
     assert answer["finished_at"] == "2026-01-02T01:00:00+00:00"
     assert answer["activated_at"] and answer["published_at"]
+
+
+def test_active_run_shows_no_deployment_setting_of_an_older_run(make_app, fresh_store_url):
+    """A run published before runs stored model settings only kept every setting, the store's
+    URL with its password among them: the route shows the model's settings alone."""
+    from movierec.store import runs as writer
+
+    engine = writer.engine_for(fresh_store_url)
+    old_params = {**NEW_PARAMS, "db_url": "postgresql+psycopg://movierec:s3cret-pw@db/movierec",
+                  "warehouse": "s3a://key:s3cret-pw@bucket/wh", "spark_master": "spark://master:7077"}
+    writer.begin_run(engine, "legacy", old_params, "2026-01-03T00:00:00+00:00")
+    writer.load_run(engine, "legacy", {"recommendations": [[(1, 1, 1, 0.5, 0.5, 0.5)]]})
+    writer.activate_run(engine, "legacy", {}, "2026-01-03T01:00:00+00:00")
+    engine.dispose()
+    answer = make_app(fresh_store_url).test_client().get("/runs/active")
+    assert answer.status_code == 200
+    assert answer.get_json()["params"] == NEW_PARAMS
+    assert "s3cret-pw" not in answer.get_data(as_text=True)
