@@ -9,6 +9,10 @@ user's ratings of (rating - user's mean rating) × the movie's weight there ("ta
 the user rates above their own average), and the plain mean weight ("exposure": what
 the user chooses to watch).  A pair's features compare the two, so the content model
 ranks differently for different users (the seed's content model did not).
+
+Each pair feature is declared once (`PAIR_FEATURE_SPECS`): its Spark column for the batch
+beside its driver-side value for the live path (movierec.ranking.online), so the two cannot
+drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's order.
 """
 from __future__ import annotations
 
