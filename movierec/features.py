@@ -9,13 +9,21 @@ user's ratings of (rating - user's mean rating) × the movie's weight there ("ta
 the user rates above their own average), and the plain mean weight ("exposure": what
 the user chooses to watch).  A pair's features compare the two, so the content model
 ranks differently for different users (the seed's content model did not).
+
+Each pair feature is declared once (`PAIR_FEATURE_SPECS`): its Spark column for the batch
+beside its driver-side value for the live path (movierec.ranking.online), so the two cannot
+drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's order.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import IDF, HashingTF, Normalizer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from movierec.data.schemas import GENRES, MOVIE, RATING, TAG, TITLE, USER, YEAR
@@ -34,15 +42,12 @@ GENRE_EXPOSURE = "genre_exposure"
 TAG_TASTE = "tag_taste"
 TAG_EXPOSURE = "tag_exposure"
 FEATURES = "features"
+# a user's taste and exposure maps (one per content kind)
+TASTE_MAPS = (GENRE_TASTE, GENRE_EXPOSURE, TAG_TASTE, TAG_EXPOSURE)
 
 # a movie's mean rating is pulled towards the global mean as if it had this many extra ratings
 SHRINK_RATINGS = 10.0
 
-# the pair features the content model reads, in order
-PAIR_FEATURES = [
-    "f_user_mean", "f_user_log_n", "f_movie_mean", "f_movie_popularity", "f_year", "f_year_gap",
-    "f_genre_taste", "f_genre_exposure", "f_tag_taste", "f_tag_exposure", "f_genre_count",
-]
 
 def empty_map():
     return F.create_map().cast("map<int,double>")
@@ -95,13 +100,17 @@ def build_features(movies, ratings, tags, genre_buckets: int, tag_buckets: int):
     with_tokens = movie_tag_tokens(movies, tags)
     fitted = content_pipeline(genre_buckets, tag_buckets).fit(with_tokens)
     global_mean = global_mean_rating(ratings)
-    movie_feats = movie_features(movies, content_maps(fitted, with_tokens), rating_stats(ratings), global_mean)
+    stats = rating_stats(ratings, global_mean)
+    movie_feats = movie_features(movies, content_maps(fitted, with_tokens), stats, global_mean)
     return fitted, movie_feats, global_mean
 
 
-def rating_stats(ratings: DataFrame) -> DataFrame:
-    """movie_id, n_ratings, mean_rating (shrunk towards the global mean), popularity = log(1 + n)."""
-    global_mean = ratings.agg(F.avg(RATING)).first()[0]
+def rating_stats(ratings: DataFrame, global_mean: float | None = None) -> DataFrame:
+    """movie_id, n_ratings, mean_rating (shrunk towards the global mean), popularity = log(1 + n).
+
+    `global_mean`: global_mean_rating(ratings), when the caller has it already (one Spark job less)."""
+    if global_mean is None:
+        global_mean = global_mean_rating(ratings)
     return ratings.groupBy(MOVIE).agg(F.count("*").alias(N_RATINGS), F.sum(RATING).alias("_sum")).select(
         MOVIE, N_RATINGS,
         ((F.col("_sum") + F.lit(SHRINK_RATINGS * global_mean)) / (F.col(N_RATINGS) + SHRINK_RATINGS)).alias(MEAN_RATING),
@@ -164,7 +173,7 @@ def user_profiles(ratings: DataFrame, movie_feats: DataFrame) -> DataFrame:
     return (
         basics.join(genre, USER, "left").join(tag, USER, "left")
         .select(USER, USER_N, USER_MEAN, USER_YEAR,
-                *[F.coalesce(c, empty_map()).alias(c) for c in (GENRE_TASTE, GENRE_EXPOSURE, TAG_TASTE, TAG_EXPOSURE)])
+                *[F.coalesce(c, empty_map()).alias(c) for c in TASTE_MAPS])
     )
 
 
@@ -201,27 +210,144 @@ def dense_dot(a: str, b: str):
     )
 
 
+class UserTaste(NamedTuple):
+    """One user's profile on the driver (live scoring): what the pair features' `value`s read.
+
+    Loaded from Spark with `user_tastes`, so each number is the one the batch reads."""
+    user_mean: float
+    log_n: float                        # log1p(user_n), taken by Spark (see user_tastes)
+    mean_year: float | None
+    genre_taste: dict[int, float]
+    genre_exposure: dict[int, float]
+    tag_taste: dict[int, float]
+    tag_exposure: dict[int, float]
+
+    @classmethod
+    def from_row(cls, row) -> "UserTaste":
+        return cls(row[USER_MEAN], row[_LOG_N], row[USER_YEAR], *(dict(row[c] or {}) for c in TASTE_MAPS))
+
+
+class MovieContent(NamedTuple):
+    """One movie's content on the driver (live scoring): what the pair features' `value`s read.
+
+    Loaded from Spark with `movie_contents`.  The content maps are kept as their entries in
+    Spark's order: map_dot sums in that order, and an array keeps it on its way to Python."""
+    year: int | None
+    mean_rating: float
+    popularity: float
+    n_genres: int | None                # size(genres), as Spark counts it
+    genre_entries: tuple[tuple[int, float], ...]
+    tag_entries: tuple[tuple[int, float], ...]
+
+    @classmethod
+    def from_row(cls, row) -> "MovieContent":
+        entries = lambda col: tuple((e[0], e[1]) for e in row[col])
+        return cls(row[YEAR], row[MEAN_RATING], row[POPULARITY], row[_N_GENRES],
+                   entries(_GENRE_ENTRIES), entries(_TAG_ENTRIES))
+
+
+_LOG_N, _N_GENRES, _GENRE_ENTRIES, _TAG_ENTRIES = "_log_n", "_n_genres", "_genre_entries", "_tag_entries"
+
+
+def user_tastes(profiles: DataFrame) -> DataFrame:
+    """profiles with what UserTaste.from_row reads.  log1p(user_n) is taken here, by Spark: its
+    log1p is java.lang.StrictMath's, C's may differ in the last bit, and a forest split sits
+    exactly on a training value."""
+    return profiles.select(USER, USER_MEAN, F.log1p(USER_N).alias(_LOG_N), USER_YEAR, *TASTE_MAPS)
+
+
+def movie_contents(movie_feats: DataFrame) -> DataFrame:
+    """movie features with what MovieContent.from_row reads (the content maps as entry arrays)."""
+    return movie_feats.select(MOVIE, YEAR, MEAN_RATING, POPULARITY, F.size(GENRES).alias(_N_GENRES),
+                              F.map_entries(GENRE_MAP).alias(_GENRE_ENTRIES),
+                              F.map_entries(TAG_MAP).alias(_TAG_ENTRIES))
+
+
+def entries_dot(entries: tuple[tuple[int, float], ...], other: dict[int, float]) -> float:
+    """map_dot on the driver: Σ value × other[key] over `entries` in order, missing keys 0 (the
+    same products added in the same order as Spark's aggregate: the same double)."""
+    total = 0.0
+    for key, value in entries:
+        total = total + value * other.get(key, 0.0)
+    return total
+
+
+@dataclass(frozen=True)
+class PairFeature:
+    """One feature of a user-movie pair, both ways it is computed.
+
+    `column`: the Spark expression over a pair joined with its user's profile (taste maps as
+    `dense` arrays) and its movie's features, for the batch (training, scoring, evaluation).
+    `value`: the same number from a UserTaste and a MovieContent, for the live path, which
+    scores a few pairs on the driver.  Both must give the same double bit for bit (a forest
+    split sits exactly on a training value); tests/movierec/ranking/test_online.py checks every
+    feature by name."""
+    name: str
+    column: Callable[[], Column]
+    value: Callable[[UserTaste, MovieContent], float | None]
+
+
+def _year():
+    """The movie's release year; the user's mean year where the title has none (then 0)."""
+    return F.coalesce(F.col(YEAR).cast("double"), F.col(USER_YEAR), F.lit(0.0))
+
+
+def _year_value(user: UserTaste, movie: MovieContent) -> float:
+    return float(movie.year) if movie.year is not None else user.mean_year if user.mean_year is not None else 0.0
+
+
+def _year_gap_value(user: UserTaste, movie: MovieContent) -> float:
+    year = _year_value(user, movie)
+    return year - (user.mean_year if user.mean_year is not None else year)
+
+
+F_MOVIE_MEAN, F_MOVIE_POPULARITY, F_GENRE_TASTE = "f_movie_mean", "f_movie_popularity", "f_genre_taste"
+
+# The content model's features, in the order of its input vector: adding or changing one here
+# changes the batch and the live path together.
+PAIR_FEATURE_SPECS: tuple[PairFeature, ...] = (
+    PairFeature("f_user_mean", lambda: F.col(USER_MEAN), lambda u, m: u.user_mean),
+    PairFeature("f_user_log_n", lambda: F.log1p(USER_N), lambda u, m: u.log_n),
+    PairFeature(F_MOVIE_MEAN, lambda: F.col(MEAN_RATING), lambda u, m: m.mean_rating),
+    PairFeature(F_MOVIE_POPULARITY, lambda: F.col(POPULARITY), lambda u, m: m.popularity),
+    PairFeature("f_year", _year, _year_value),
+    PairFeature("f_year_gap", lambda: _year() - F.coalesce(F.col(USER_YEAR), _year()), _year_gap_value),
+    PairFeature(F_GENRE_TASTE, lambda: dense_dot(GENRE_MAP, GENRE_TASTE),
+                lambda u, m: entries_dot(m.genre_entries, u.genre_taste)),
+    PairFeature("f_genre_exposure", lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE),
+                lambda u, m: entries_dot(m.genre_entries, u.genre_exposure)),
+    PairFeature("f_tag_taste", lambda: dense_dot(TAG_MAP, TAG_TASTE),
+                lambda u, m: entries_dot(m.tag_entries, u.tag_taste)),
+    PairFeature("f_tag_exposure", lambda: dense_dot(TAG_MAP, TAG_EXPOSURE),
+                lambda u, m: entries_dot(m.tag_entries, u.tag_exposure)),
+    PairFeature("f_genre_count", lambda: F.size(GENRES).cast("double"),
+                lambda u, m: None if m.n_genres is None else float(m.n_genres)),
+)
+# the pair features the content model reads, in order
+PAIR_FEATURES = [feature.name for feature in PAIR_FEATURE_SPECS]
+
+
 def pair_features(pairs: DataFrame, movie_feats: DataFrame, profiles: DataFrame) -> DataFrame:
     """pairs (user_id, movie_id, …) + the content model's feature columns and `features` vector.
 
     Pairs whose user has no profile or whose movie is not in movie_feats are dropped.
     """
-    tastes = (GENRE_TASTE, GENRE_EXPOSURE, TAG_TASTE, TAG_EXPOSURE)
-    dense_profiles = profiles.select(*[dense(c).alias(c) if c in tastes else c for c in profiles.columns])
+    dense_profiles = profiles.select(*[dense(c).alias(c) if c in TASTE_MAPS else c for c in profiles.columns])
     joined = pairs.join(dense_profiles, USER).join(movie_feats.drop(TITLE), MOVIE)
-    year = F.coalesce(F.col(YEAR).cast("double"), F.col(USER_YEAR), F.lit(0.0))
-    with_cols = joined.select(
-        *pairs.columns,
-        F.col(USER_MEAN).alias("f_user_mean"),
-        F.log1p(USER_N).alias("f_user_log_n"),
-        F.col(MEAN_RATING).alias("f_movie_mean"),
-        F.col(POPULARITY).alias("f_movie_popularity"),
-        year.alias("f_year"),
-        (year - F.coalesce(F.col(USER_YEAR), year)).alias("f_year_gap"),
-        dense_dot(GENRE_MAP, GENRE_TASTE).alias("f_genre_taste"),
-        dense_dot(GENRE_MAP, GENRE_EXPOSURE).alias("f_genre_exposure"),
-        dense_dot(TAG_MAP, TAG_TASTE).alias("f_tag_taste"),
-        dense_dot(TAG_MAP, TAG_EXPOSURE).alias("f_tag_exposure"),
-        F.size(GENRES).cast("double").alias("f_genre_count"),
-    )
+    with_cols = joined.select(*pairs.columns, *[feature.column().alias(feature.name) for feature in PAIR_FEATURE_SPECS])
     return VectorAssembler(inputCols=PAIR_FEATURES, outputCol=FEATURES, handleInvalid="keep").transform(with_cols)
+
+
+def pair_feature_values(user: UserTaste, movie: MovieContent) -> dict[str, float | None]:
+    """pair_features of one pair on the driver: feature name -> value (None where Spark's is null)."""
+    values = {}
+    for feature in PAIR_FEATURE_SPECS:
+        value = feature.value(user, movie)
+        values[feature.name] = None if value is None else float(value)
+    return values
+
+
+def feature_vector(values: dict[str, float | None]) -> list[float]:
+    """The `features` vector of pair_feature_values: PAIR_FEATURES order, NaN for None (as
+    VectorAssembler's handleInvalid="keep" does)."""
+    return [math.nan if values[name] is None else values[name] for name in PAIR_FEATURES]

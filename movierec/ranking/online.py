@@ -1,24 +1,25 @@
 """Scoring a few pairs at request time, for the live fallback in serving/.
 
 `RunModels` loads one run's saved models and features once and keeps them cached; its
-`score` and `recommend` go through the same functions as the batch (`movierec.ranking.scoring`), and put
-every pair on the batch's per-user scale (the run's stored `user_scales`), so a live score
-and a precomputed one can be compared directly.
+`score` and `recommend` go through the same definitions as the batch, and put every pair on
+the batch's per-user scale (the run's stored `user_scales`), so a live score and a
+precomputed one can be compared directly.
 
 `score` is the request-time path (POST /recommend, 20 pairs or so), and building Spark
 plans for it cost about a second however small the data (PySpark's per-operation round
 trips, planning, four jobs).  So it runs on the driver, over copies of the run's tables
-taken at load, and every step is held to the batch's Spark code by tests/movierec/test_online.py:
+taken at load (`movierec.features.UserTaste`, `MovieContent`, `movierec.ranking.scoring.Scale`),
+and every step is one definition shared with the batch:
 
 - cf_raw: ALS's own prediction, the single-precision dot product in factor order
   (`als_prediction`), bit for bit what ALSModel.transform gives;
-- the content model's features: `pair_feature_values`, `movierec.features.pair_features` for
-  one user (the same sums in the same order; log1p(user_n) taken by Spark at load);
+- the content model's features: each `movierec.features.PairFeature`'s `value`, declared
+  beside the Spark `column` the batch computes (the same sums in the same order);
 - cb_raw: the run's own forest, `RandomForestRegressionModel.predict` on each feature vector;
-- the blend: `blend_values`, `movierec.ranking.scoring.blend` for one pair: its z-scores (with the
-  run's `MIN_STD`), then the same `scoring.calibrated_chance` and `scoring.hybrid_score`
-  the batch builds its columns from, with the run's `scoring.Blend`.
+- the blend: `scoring.evidence_of`, then `scoring.blend_values`, the batch's `z_score`,
+  `calibrated_chance` and `hybrid_score` over floats, with the run's `scoring.Blend`.
 
+tests/movierec/ranking/test_online.py holds each step to the batch's Spark code on a real run.
 A movie the run never saw still gets its content features from the run's content pipeline
 in Spark (one small job), then goes the same way.
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from movierec.models.als import CF_RAW
 from movierec.models.forest import CB_RAW
 from movierec.config import Settings
 from movierec.spark.paths import RunPaths
-from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER, YEAR
+from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
 from movierec.spark.warehouse import read_json, read_table
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ class UnknownMovie(KeyError):
 
 class UnknownUser(KeyError):
     """A user the run has no ratings for: a cold start, not something to score."""
+
+
+class LivePair(NamedTuple):
+    """One pair as the live path scores it: its pair features and its evidence, by name."""
+    movie_id: int
+    features: dict[str, float | None]      # movierec.features.PAIR_FEATURES name → value
+    evidence: dict[str, float | None]      # scoring.EVIDENCE name → raw value (None: missing)
 
 
 class RunModels:
@@ -81,9 +89,9 @@ class RunModels:
         # driver-side copies for `score`: a request then needs no Spark job
         self.user_factors = _factors(self.als.userFactors)
         self.item_factors = _factors(self.als.itemFactors)
-        self.movie_values = {row[MOVIE]: _movie_values(row) for row in _movie_value_rows(self.movie_feats).collect()}
-        self.profile_values = {row[USER]: _profile_values(row) for row in _profile_value_rows(self.profiles).collect()}
-        self.scale_values = {row[USER]: _scale_values(row) for row in self.scales.collect()}
+        self.movie_contents = _movie_contents(self.movie_feats)
+        self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
+        self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -105,33 +113,42 @@ class RunModels:
         return FE.movie_features(movies.drop(FE.TAG_TOKENS), FE.content_maps(self.content, movies), empty_stats,
                                  self.global_mean)
 
-    def score(self, user_id: int, movie_ids: Iterable[int], genres: dict[int, list[str]] | None = None) -> list[dict]:
-        """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
+    def pairs(self, user_id: int, movie_ids: Iterable[int],
+              genres: dict[int, list[str]] | None = None) -> list[LivePair]:
+        """The user's pairs with these movies, with their features and evidence, computed on the driver.
 
-        A movie the run does not know is scored from `genres[movie_id]` by the content model
-        (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
-        """
+        A movie the run does not know gets its content from `genres[movie_id]` (and no cf_raw);
+        without genres it raises UnknownMovie."""
         movie_ids = list(dict.fromkeys(int(m) for m in movie_ids))
         genres = genres or {}
         unknown = [m for m in movie_ids if m not in self.movie_ids]
         missing = [m for m in unknown if not genres.get(m)]
         if missing:
             raise UnknownMovie(f"movies {missing} are not in run {self.run_id}; give their genres to score them")
-        if user_id not in self.user_ids or user_id not in self.profile_values:
+        if user_id not in self.user_ids or user_id not in self.user_tastes or user_id not in self.user_scales:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
-        movies = self.movie_values
+        movies = self.movie_contents
         if unknown:   # content features of new movies: the run's content pipeline, in Spark
-            new = self._new_movie_features({m: genres[m] for m in unknown})
-            movies = {**movies, **{row[MOVIE]: _movie_values(row) for row in _movie_value_rows(new).collect()}}
-        profile, scale = self.profile_values[user_id], self.scale_values[user_id]
-        params = scoring.Blend.from_settings(self.settings)
-        rows = []
+            movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
+        taste = self.user_tastes[user_id]
+        pairs = []
         for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids)):
             if movie_id not in movies:
                 continue
-            values = pair_feature_values(profile, movies[movie_id])
-            cb = float(self.forest.predict(Vectors.dense(values)))
-            rows.append({MOVIE: movie_id, **blend_values(evidence(cf, cb, values), scale, params)})
+            features = FE.pair_feature_values(taste, movies[movie_id])
+            cb = float(self.forest.predict(Vectors.dense(FE.feature_vector(features))))
+            pairs.append(LivePair(movie_id, features, scoring.evidence_of({CF_RAW: cf, CB_RAW: cb, **features})))
+        return pairs
+
+    def score(self, user_id: int, movie_ids: Iterable[int], genres: dict[int, list[str]] | None = None) -> list[dict]:
+        """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
+
+        A movie the run does not know is scored from `genres[movie_id]` by the content model
+        (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
+        """
+        pairs = self.pairs(user_id, movie_ids, genres)
+        scales, params = self.user_scales[user_id], scoring.Blend.from_settings(self.settings)
+        rows = [{MOVIE: pair.movie_id, **scoring.blend_values(pair.evidence, scales, params)} for pair in pairs]
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
 
     def cf_raw(self, user_id: int, movie_ids: list[int]) -> list[float | None]:
@@ -141,7 +158,8 @@ class RunModels:
         if user is None or not found:
             return [None] * len(movie_ids)
         predicted = dict(zip(found, als_prediction(user, np.stack([self.item_factors[m] for m in found]))))
-        return [predicted.get(m) for m in movie_ids]
+        # NaN counts as no prediction, as movierec.models.als.cf_scores has it
+        return [None if m not in predicted or math.isnan(predicted[m]) else predicted[m] for m in movie_ids]
 
     def recommend(self, user_id: int, k: int) -> list[dict]:
         """The user's top-k, computed now the way the batch does (for k beyond what is stored)."""
@@ -167,94 +185,13 @@ def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
 
     Spark computes it in single precision, one product added at a time in factor order
     (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
-    tests/movierec/test_online.py checks against ALSModel.transform."""
+    tests/movierec/ranking/test_online.py checks against ALSModel.transform."""
     total = np.zeros(items.shape[0], dtype=np.float32)
     for i in range(items.shape[1]):
         total += items[:, i] * user[i]
     return [float(x) for x in total]
 
 
-# ---------------------------------------------------------------- the driver-side scoring of `score`
-
-GENRE_ENTRIES, TAG_ENTRIES = "_genre_entries", "_tag_entries"
-
-
-def _movie_value_rows(movie_feats: DataFrame) -> DataFrame:
-    """movie features with the content maps as entry arrays: map_dot sums in entry order, and
-    an array keeps that order on its way to Python (a map need not)."""
-    return movie_feats.select(MOVIE, YEAR, FE.MEAN_RATING, FE.POPULARITY, F.size(GENRES).alias("_n_genres"),
-                              F.map_entries(FE.GENRE_MAP).alias(GENRE_ENTRIES),
-                              F.map_entries(FE.TAG_MAP).alias(TAG_ENTRIES))
-
-
-def _movie_values(row) -> tuple:
-    return (row[YEAR], row[FE.MEAN_RATING], row[FE.POPULARITY], row["_n_genres"],
-            [(e[0], e[1]) for e in row[GENRE_ENTRIES]], [(e[0], e[1]) for e in row[TAG_ENTRIES]])
-
-
-def _profile_value_rows(profiles: DataFrame) -> DataFrame:
-    """profiles with log1p(user_n) taken by Spark: its log1p is java.lang.StrictMath's, C's may
-    differ in the last bit, and a forest split sits exactly on a training value."""
-    return profiles.select("*", F.log1p(FE.USER_N).alias("_log_n"))
-
-
-def _profile_values(row) -> tuple:
-    return (row[FE.USER_MEAN], row["_log_n"], row[FE.USER_YEAR],
-            *(dict(row[c] or {}) for c in (FE.GENRE_TASTE, FE.GENRE_EXPOSURE, FE.TAG_TASTE, FE.TAG_EXPOSURE)))
-
-
-def _map_dot(entries: list[tuple[int, float]], other: dict[int, float]) -> float:
-    """features.map_dot: Σ value × other[key] over `entries` in order, missing keys 0."""
-    total = 0.0
-    for key, value in entries:
-        total = total + value * other.get(key, 0.0)
-    return total
-
-
-def pair_feature_values(profile: tuple, movie: tuple) -> list[float]:
-    """movierec.features.pair_features of one pair, in PAIR_FEATURES order (None becomes NaN, as
-    VectorAssembler's handleInvalid="keep" does)."""
-    user_mean, user_log_n, user_year, genre_taste, genre_exposure, tag_taste, tag_exposure = profile
-    year_of_movie, mean_rating, popularity, n_genres, genre_entries, tag_entries = movie
-    year = float(year_of_movie) if year_of_movie is not None else user_year if user_year is not None else 0.0
-    values = [user_mean, user_log_n, mean_rating, popularity, year,
-              year - (user_year if user_year is not None else year),
-              _map_dot(genre_entries, genre_taste), _map_dot(genre_entries, genre_exposure),
-              _map_dot(tag_entries, tag_taste), _map_dot(tag_entries, tag_exposure), float(n_genres)]
-    return [math.nan if v is None else float(v) for v in values]
-
-
-def _scale_values(row) -> dict[str, tuple[float, float]]:
-    """A user_scales row as evidence name -> (mean, std)."""
-    fields = row.asDict()
-    return {name: (fields[f"{name}_mean"], fields[f"{name}_std"]) for name in scoring.EVIDENCE
-            if f"{name}_mean" in fields}
-
-
-def evidence(cf_raw: float | None, cb_raw: float, features: list[float]) -> dict[str, float | None]:
-    """scoring.EVIDENCE of one pair: ALS's and the forest's raw scores, the rest from its pair features."""
-    columns = {CF_RAW: cf_raw, CB_RAW: cb_raw}
-    values = {name: columns[col] if col in columns else features[FE.PAIR_FEATURES.index(col)]
-              for name, col in scoring.EVIDENCE.items()}
-    return {name: None if v is None or math.isnan(v) else v for name, v in values.items()}
-
-
-def _exp(x: float) -> float:
-    """math.exp, but infinity where it overflows, as the JVM's exp gives (and the chance is then 0)."""
-    try:
-        return math.exp(x)
-    except OverflowError:
-        return math.inf
-
-
-def blend_values(raw: dict[str, float | None], scales: dict[str, tuple[float, float]], params: scoring.Blend) -> dict:
-    """scoring.blend of one pair: z-scores on its user's scale (scoring.z_scores, 0 where the
-    evidence is missing), each component's calibrated chance and the weighted score."""
-    z = dict.fromkeys(scoring.EVIDENCE, 0.0)      # evidence the run's scales lack counts as z = 0, as in the batch
-    for name, value in raw.items():
-        if name in scales:
-            mean, std = scales[name]
-            z[name] = 0.0 if value is None else (value - mean) / max(std, scoring.MIN_STD)
-    cf_score = scoring.calibrated_chance(z, params.cf_slopes, params.cf_intercept, _exp)
-    cb_score = scoring.calibrated_chance(z, params.cb_slopes, params.cb_intercept, _exp)
-    return {SCORE: scoring.hybrid_score(cf_score, cb_score, params), CF_SCORE: cf_score, CB_SCORE: cb_score}
+def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:
+    """Movie id → its content on the driver (movierec.features.MovieContent)."""
+    return {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}

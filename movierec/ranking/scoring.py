@@ -29,8 +29,9 @@ chance of an average candidate, no evidence either way.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
@@ -39,7 +40,8 @@ from pyspark.sql import functions as F
 
 from movierec.models.als import CF_RAW, als_candidates, cf_scores
 from movierec.models.forest import CB_RAW, cb_scores
-from movierec.features import GENRE_EXPOSURE, GENRE_MAP, GENRE_TASTE, MEAN_RATING, N_RATINGS, dense, dense_dot, pair_features
+from movierec.features import (F_GENRE_TASTE, F_MOVIE_MEAN, F_MOVIE_POPULARITY, GENRE_EXPOSURE, GENRE_MAP,
+                               GENRE_TASTE, MEAN_RATING, N_RATINGS, dense, dense_dot, pair_features)
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 
 MIN_STD = 1e-6
@@ -47,20 +49,57 @@ CONTENT_AFFINITY = "content_affinity"
 
 # The evidence each component's calibration weighs: name → the raw column it is read from.
 # ALS's is its preference estimate; the content side's is the forest's predicted rating and
-# three of the pair features it was predicted from (movierec.features.pair_features).
+# three of the pair features it was predicted from (movierec.features.PAIR_FEATURE_SPECS).
 CF_EVIDENCE = {"cf": CF_RAW}
-CB_EVIDENCE = {"cb": CB_RAW, "popularity": "f_movie_popularity", "quality": "f_movie_mean", "taste": "f_genre_taste"}
+CB_EVIDENCE = {"cb": CB_RAW, "popularity": F_MOVIE_POPULARITY, "quality": F_MOVIE_MEAN, "taste": F_GENRE_TASTE}
 EVIDENCE = {**CF_EVIDENCE, **CB_EVIDENCE}
 # The setting (movierec.config) that holds each piece of evidence's slope, per component.
 CF_SLOPE_SETTINGS = {"cf": "cf_slope"}
 CB_SLOPE_SETTINGS = {"cb": "cb_slope", "popularity": "cb_popularity_slope", "quality": "cb_quality_slope",
                      "taste": "cb_taste_slope"}
-CF_MEAN, CF_STD, CB_MEAN, CB_STD = "cf_mean", "cf_std", "cb_mean", "cb_std"
-Z_CF, Z_CB = "z_cf", "z_cb"
 
 
 def z_name(name: str) -> str:
     return f"z_{name}"
+
+
+def mean_column(name: str) -> str:
+    """The user_scales column of a piece of evidence's per-user mean (cf_mean, cb_mean, …)."""
+    return f"{name}_mean"
+
+
+def std_column(name: str) -> str:
+    """The user_scales column of a piece of evidence's per-user standard deviation (cf_std, …)."""
+    return f"{name}_std"
+
+
+def _exp(x: float) -> float:
+    """math.exp, but infinity where it overflows, as the JVM's exp gives (and the chance is then 0)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+class Arithmetic(NamedTuple):
+    """The few operations of the formulas below that Spark columns and Python floats spell
+    differently.  The batch passes SPARK (its columns); the live fallback's driver-side path
+    (movierec.ranking.online) passes FLOATS, so both run the one definition of each formula."""
+    lit: Callable[[float], Any]
+    exp: Callable[[Any], Any]
+    greatest: Callable[[Any, Any], Any]
+    or_zero: Callable[[Any, Callable[[Any], Any]], Any]     # f(x), or 0.0 where x is missing (null / None)
+
+
+SPARK = Arithmetic(lit=F.lit, exp=F.exp, greatest=F.greatest,
+                   or_zero=lambda x, f: F.coalesce(f(x), F.lit(0.0)))
+FLOATS = Arithmetic(lit=float, exp=_exp, greatest=max, or_zero=lambda x, f: 0.0 if x is None else f(x))
+
+
+def evidence_of(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """A pair's evidence (EVIDENCE name → value) from its raw columns (column name → value or
+    Spark column); a column it lacks is missing evidence (None)."""
+    return {name: columns.get(col) for name, col in EVIDENCE.items()}
 
 
 def raw_scores(pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel,
@@ -73,12 +112,26 @@ def raw_scores(pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionMo
 
 def user_scales(raw: DataFrame) -> DataFrame:
     """Per user: mean and population standard deviation of each piece of evidence over the
-    user's candidates (columns <name>_mean, <name>_std: cf_mean, cf_std, cb_mean, …)."""
+    user's candidates (columns mean_column(name), std_column(name): cf_mean, cf_std, cb_mean, …)."""
     present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
-    stats = [agg(F.col(col)).alias(f"{name}_{stat}") for name, col in present.items()
-             for stat, agg in (("mean", F.avg), ("std", F.stddev_pop))]
-    defaults = {f"{name}_{stat}": value for name in present for stat, value in (("mean", 0.0), ("std", 1.0))}
+    stats = [agg(F.col(col)).alias(column(name)) for name, col in present.items()
+             for column, agg in ((mean_column, F.avg), (std_column, F.stddev_pop))]
+    defaults = {column(name): value for name in present for column, value in ((mean_column, 0.0), (std_column, 1.0))}
     return raw.groupBy(USER).agg(*stats).fillna(defaults)
+
+
+class Scale(NamedTuple):
+    """One user's mean and standard deviation of one piece of evidence (a user_scales pair of columns)."""
+    mean: float
+    std: float
+
+
+def scales_of(row) -> dict[str, Scale]:
+    """A user_scales row as evidence name → Scale (the live path's copy): only the evidence the
+    run's scales hold (a run scored before some evidence was added lacks its columns)."""
+    fields = row.asDict()
+    return {name: Scale(fields[mean_column(name)], fields[std_column(name)]) for name in EVIDENCE
+            if mean_column(name) in fields}
 
 
 @dataclass(frozen=True)
@@ -103,24 +156,38 @@ class Blend:
         return cls(cf_weight, cb_weight, {"cf": 1.0}, 0.0, {"cb": 1.0}, 0.0)
 
 
+def z_score(value: Any, mean: Any, std: Any, ops: Arithmetic = SPARK):
+    """(value - mean) / std on the user's scale, the spread floored at MIN_STD; 0 where the value is
+    missing (no evidence either way).  The one definition: Spark columns (SPARK) in the batch,
+    floats (FLOATS) in the live path."""
+    return ops.or_zero(value, lambda v: (v - mean) / ops.greatest(std, ops.lit(MIN_STD)))
+
+
 def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
     """raw + z_<name> for each piece of evidence in both raw and scales: standardised on the user's
     scale, 0 where the value is missing.  (Evidence a run's scales lack, e.g. a run scored before
     that evidence was added, gets no column: `blend` counts it as z = 0.)"""
-    present = {name: col for name, col in EVIDENCE.items() if col in raw.columns and f"{name}_mean" in scales.columns}
-    z = [F.coalesce((F.col(col) - F.col(f"{name}_mean")) / F.greatest(F.col(f"{name}_std"), F.lit(MIN_STD)),
-                    F.lit(0.0)).alias(z_name(name)) for name, col in present.items()]
+    present = {name: col for name, col in EVIDENCE.items()
+               if col in raw.columns and mean_column(name) in scales.columns}
+    z = [z_score(F.col(col), F.col(mean_column(name)), F.col(std_column(name))).alias(z_name(name))
+         for name, col in present.items()]
     return raw.join(scales, USER).select(*raw.columns, *z)
+
+
+def z_values(evidence: Mapping[str, float | None], scales: Mapping[str, Scale]) -> dict[str, float]:
+    """z_scores of one pair on the driver: evidence name → z, for the evidence its user's scales hold."""
+    return {name: z_score(evidence.get(name), scale.mean, scale.std, FLOATS) for name, scale in scales.items()}
 
 
 def calibrated_chance(z: Mapping[str, Any], slopes: Mapping[str, float], intercept: Any, exp: Callable = F.exp):
     """logistic(intercept + Σ slope × z[name]): the evidence as the chance the user likes the movie.
 
-    The one definition of the formula: with Spark columns (exp = F.exp) in the batch, with
-    floats (exp = math.exp) in the live fallback's driver-side path (movierec.ranking.online)."""
+    Evidence z lacks (the run's scales do not hold it) counts as z = 0, no term.  The one
+    definition of the formula: with Spark columns (exp = F.exp) in the batch, with floats
+    (exp = FLOATS.exp) in the live fallback's driver-side path (movierec.ranking.online)."""
     logit = intercept
     for name, slope in slopes.items():
-        if slope:
+        if slope and name in z:
             logit = logit + slope * z[name]
     return 1.0 / (1.0 + exp(-logit))
 
@@ -130,21 +197,25 @@ def hybrid_score(cf_score: Any, cb_score: Any, params: Blend):
     return params.cf_weight * cf_score + params.cb_weight * cb_score
 
 
-def likelihood(slopes: dict[str, float], intercept: float):
-    """calibrated_chance as a Spark column over the z_<name> columns."""
-    return calibrated_chance({name: F.col(z_name(name)) for name in slopes}, slopes, F.lit(intercept))
+def component_scores(z: Mapping[str, Any], params: Blend, ops: Arithmetic = SPARK) -> dict[str, Any]:
+    """cf_score and cb_score, each component's calibrated chance, from the z-scores (Spark columns or floats)."""
+    return {CF_SCORE: calibrated_chance(z, params.cf_slopes, ops.lit(params.cf_intercept), ops.exp),
+            CB_SCORE: calibrated_chance(z, params.cb_slopes, ops.lit(params.cb_intercept), ops.exp)}
 
 
 def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
     """raw scores + cf_score, cb_score (each a calibrated chance, 0..1) and the hybrid score."""
     z = z_scores(raw, scales)
-    known = lambda slopes: {name: slope for name, slope in slopes.items() if z_name(name) in z.columns}
-    scaled = z.select(
-        *raw.columns,
-        likelihood(known(params.cf_slopes), params.cf_intercept).alias(CF_SCORE),
-        likelihood(known(params.cb_slopes), params.cb_intercept).alias(CB_SCORE),
-    )
+    chances = component_scores({name: F.col(z_name(name)) for name in EVIDENCE if z_name(name) in z.columns}, params)
+    scaled = z.select(*raw.columns, *[chance.alias(column) for column, chance in chances.items()])
     return scaled.withColumn(SCORE, hybrid_score(F.col(CF_SCORE), F.col(CB_SCORE), params))
+
+
+def blend_values(evidence: Mapping[str, float | None], scales: Mapping[str, Scale], params: Blend) -> dict[str, float]:
+    """blend of one pair on the driver: score, cf_score, cb_score from its evidence (EVIDENCE name →
+    raw value, None where missing) and its user's scales, by the same formulas as the batch."""
+    chances = component_scores(z_values(evidence, scales), params, FLOATS)
+    return {SCORE: hybrid_score(chances[CF_SCORE], chances[CB_SCORE], params), **chances}
 
 
 def top_k(scored: DataFrame, k: int, by: str = SCORE) -> DataFrame:

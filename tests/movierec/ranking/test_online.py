@@ -1,8 +1,8 @@
 """movierec.ranking.online's request-time path against the batch's own Spark code on the same run.
 
-`RunModels.score` keeps the run on the driver and scores small local DataFrames; these
-tests hold it to what the batch's functions give over the run's tables (bit for bit where
-the arithmetic is the same, within 1e-12 otherwise)."""
+`RunModels.score` keeps the run on the driver and scores pairs without Spark; these tests
+hold it to what the batch's functions give over the run's tables (bit for bit where the
+arithmetic is the same, within 1e-12 otherwise: the JVM's exp and C's may differ in the last bit)."""
 import math
 
 import numpy as np
@@ -45,29 +45,73 @@ def test_als_prediction_adds_in_single_precision_in_factor_order():
     assert als_prediction(user, items) == [1.0, 2.0 ** -23]
 
 
+def same(a, b) -> bool:
+    """The same value: equal, or both missing (None), or both NaN."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def test_pair_features_and_forest_on_the_driver_are_the_batchs_bit_for_bit(spark, models):
-    """Forest splits sit exactly on training values: a feature one bit off could change a tree's
-    answer, so the driver's features must equal Spark's exactly, not approximately."""
+    """Every pair feature, by name: the driver's `value` against the batch's Spark `column`.
+
+    Forest splits sit exactly on training values: a feature one bit off could change a tree's
+    answer, so the driver's features must equal Spark's exactly, not approximately.  The names
+    are compared too: a feature the batch computes and the driver does not (or the other way
+    round) fails here."""
     from movierec import features as FE
     from movierec.models.forest import cb_scores
-    from movierec.ranking.online import pair_feature_values
 
-    users = sorted(models.profile_values)[:4]
-    movies = sorted(models.movie_values)[::3]
+    users = sorted(models.user_tastes)[:4]
+    movies = sorted(models.movie_contents)[::3]
     pairs = spark.createDataFrame([(u, m) for u in users for m in movies], "user_id int, movie_id int")
-    batch = cb_scores(models.forest, FE.pair_features(pairs, models.movie_feats, models.profiles)).collect()
+    frame = cb_scores(models.forest, FE.pair_features(pairs, models.movie_feats, models.profiles))
+    assert [c for c in frame.columns if c not in (*pairs.columns, FE.FEATURES, "cb_raw")] == FE.PAIR_FEATURES
+    assert models.forest.numFeatures == len(FE.PAIR_FEATURES)
+    batch = frame.collect()
     assert len(batch) == len(users) * len(movies)
     for row in batch:
-        values = pair_feature_values(models.profile_values[row.user_id], models.movie_values[row.movie_id])
-        assert values == pytest.approx(row.features.toArray().tolist(), abs=0, nan_ok=True)
+        values = FE.pair_feature_values(models.user_tastes[row.user_id], models.movie_contents[row.movie_id])
+        assert list(values) == FE.PAIR_FEATURES
+        for name in FE.PAIR_FEATURES:
+            assert same(values[name], row[name]), (row.user_id, row.movie_id, name, values[name], row[name])
+        assert FE.feature_vector(values) == pytest.approx(row.features.toArray().tolist(), abs=0, nan_ok=True)
         assert models.forest.predict(row.features) == row.cb_raw
 
 
-def test_blend_values_is_scoring_blend(spark, pipeline_run):
-    import math
-    import random
+def test_live_pairs_have_the_batchs_features_evidence_and_stored_scores(spark, pipeline_run, models):
+    """The live path's pairs against the batch on the run's own stored recommendations: every
+    pair feature and every piece of evidence by name, exactly, and the stored scores."""
+    from movierec import features as FE
 
-    from movierec.ranking.online import blend_values
+    settings, run_id = pipeline_run
+    paths = RunPaths(settings.warehouse, run_id)
+    stored = read_table(spark, paths.recommendations).where("user_id in (3, 7)").collect()
+    for user in (3, 7):
+        rows = {r.movie_id: r for r in stored if r.user_id == user}
+        assert rows, user
+        pairs = spark.createDataFrame([(user, m) for m in rows], "user_id int, movie_id int")
+        only = F.col("user_id") == user
+        raw = {r.movie_id: r for r in scoring.raw_scores(pairs, models.als, models.forest, models.movie_feats,
+                                                         models.profiles.where(only)).collect()}
+        feats = {r.movie_id: r
+                 for r in FE.pair_features(pairs, models.movie_feats, models.profiles.where(only)).collect()}
+        live = models.pairs(user, list(rows))
+        assert sorted(p.movie_id for p in live) == sorted(rows)
+        for pair in live:
+            assert list(pair.features) == FE.PAIR_FEATURES and list(pair.evidence) == list(scoring.EVIDENCE)
+            for name in FE.PAIR_FEATURES:
+                assert same(pair.features[name], feats[pair.movie_id][name]), (user, pair.movie_id, name)
+            for name, column in scoring.EVIDENCE.items():
+                assert same(pair.evidence[name], raw[pair.movie_id][column]), (user, pair.movie_id, name)
+        for got in models.score(user, list(rows)):
+            want = rows[got["movie_id"]]
+            for column in ("score", "cf_score", "cb_score"):
+                assert got[column] == pytest.approx(want[column], rel=0, abs=1e-12), (user, got["movie_id"], column)
+
+
+def test_blend_values_is_scoring_blend(spark, pipeline_run):
+    import random
 
     settings, _ = pipeline_run
     rng = random.Random(5)
@@ -78,12 +122,14 @@ def test_blend_values_is_scoring_blend(spark, pipeline_run):
     raw = spark.createDataFrame(rows, "user_id int, movie_id int, " + ", ".join(f"{c} double" for c in columns))
     scale = spark.createDataFrame([scale_row], "user_id int, " + ", ".join(
         f"{n}_{stat} double" for n in names for stat in ("mean", "std")))   # one zero spread: the MIN_STD floor
-    scales = {n: (scale_row[1 + 2 * j], scale_row[2 + 2 * j]) for j, n in enumerate(names)}
+    scales = scoring.scales_of(scale.first())
+    assert scales == {n: (scale_row[1 + 2 * j], scale_row[2 + 2 * j]) for j, n in enumerate(names)}
     for params in (scoring.Blend.from_settings(settings), scoring.Blend.plain(0.2, 0.8),
                    scoring.Blend(0.5, 0.5, {"cf": 40.0}, -3.0, {"cb": 30.0, "taste": -2.0}, 1.0)):   # exp overflows
         batch = {r.movie_id: r for r in scoring.blend(raw, scale, params).collect()}
         for row in rows:
-            got = blend_values(dict(zip(names, row[2:])), scales, params)
+            evidence = scoring.evidence_of(dict(zip(columns, row[2:])))
+            got = scoring.blend_values(evidence, scales, params)
             for column in ("score", "cf_score", "cb_score"):
                 assert math.isclose(got[column], batch[row[1]][column], rel_tol=0, abs_tol=1e-12), (row[1], column)
 

@@ -96,8 +96,9 @@ def test_evidence_a_runs_scales_lack_counts_as_average(spark):
     params = scoring.Blend(0.7, 0.3, {"cf": 1.0}, 0.0, {"cb": 1.0, "popularity": 5.0}, -1.0)
     row = scoring.blend(raw, scales, params).first()
     assert row["cb_score"] == pytest.approx(logistic(-1.0))            # z_cb = 0, z_popularity taken as 0
-    from movierec.ranking.online import blend_values
-    live = blend_values({"cf": 1.0, "cb": 3.0, "popularity": 1.0}, {"cf": (2.0, 1.0), "cb": (3.0, 1.0)}, params)
+    scale = scoring.Scale
+    live = scoring.blend_values({"cf": 1.0, "cb": 3.0, "popularity": 1.0}, {"cf": scale(2.0, 1.0), "cb": scale(3.0, 1.0)},
+                                params)
     assert live["cb_score"] == pytest.approx(row["cb_score"]) and live["score"] == pytest.approx(row["score"])
 
 
