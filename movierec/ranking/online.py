@@ -45,7 +45,7 @@ from movierec.models.forest import CB_RAW
 from movierec.config import Settings
 from movierec.spark.paths import RunPaths
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
-from movierec.spark.warehouse import read_json, read_table
+from movierec.spark.warehouse import load_model, read_json, read_table
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,12 @@ class RunModels:
     def __init__(self, spark: SparkSession, settings: Settings, run_id: str):
         self.spark, self.settings, self.run_id = spark, settings, run_id
         paths = RunPaths(settings.warehouse, run_id)
-        self.als = ALSModel.load(paths.als_model)
+        self.als = load_model(ALSModel, spark, paths.als_model)
         # ALS's transform joins with these factor tables: keep them in memory, not on disk
         self.als.userFactors.persist()
         self.als.itemFactors.persist()
-        self.forest = RandomForestRegressionModel.load(paths.rf_model)
-        self.content = PipelineModel.load(paths.content_pipeline)
+        self.forest = load_model(RandomForestRegressionModel, spark, paths.rf_model)
+        self.content = load_model(PipelineModel, spark, paths.content_pipeline)
         self.movie_feats = read_table(spark, paths.movie_features).persist()
         self.profiles = read_table(spark, paths.user_profiles).persist()
         self.scales = read_table(spark, paths.user_scales).persist()

@@ -21,7 +21,7 @@ from movierec.spark.paths import RunPaths
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 from movierec.models.similar import nearest_neighbours
 from movierec.stages.runner import stage_main
-from movierec.spark.warehouse import read_table, write_json, write_table
+from movierec.spark.warehouse import load_model, read_table, write_json, write_table
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def score(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     ratings = read_table(spark, paths.ratings)
     movie_feats = read_table(spark, paths.movie_features)
     profiles = read_table(spark, paths.user_profiles)
-    als = ALSModel.load(paths.als_model)
-    forest = RandomForestRegressionModel.load(paths.rf_model)
+    als = load_model(ALSModel, spark, paths.als_model)
+    forest = load_model(RandomForestRegressionModel, spark, paths.rf_model)
 
     recs, scales = recommend(als, forest, ratings, movie_feats, profiles, settings)
     write_table(scales, paths.user_scales)
