@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$")
+# \Z, not $: $ also matches before a final newline, and "abc\n" would pass as a folder name
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}\Z")
 
 
 class BadRunId(ValueError):
