@@ -80,6 +80,7 @@ def test_every_path_property_is_listed_here():
     ("file:///data/wh/", "file:///data/wh/runs/r1"),
     ("file:/data/wh", "file:/data/wh/runs/r1"),
     ("/data/wh/", "file:///data/wh/runs/r1"),
+    ("/data/my wh 100%", "file:///data/my wh 100%/runs/r1"),     # not percent-encoded: Hadoop reads it as is
 ])
 def test_uris_stay_as_given_and_plain_paths_become_file_uris(warehouse, root):
     paths = RunPaths(warehouse, "r1")
@@ -104,6 +105,7 @@ def test_local_path(uri, expected):
     assert local_path(uri) == expected
 
 
-def test_local_path_finds_the_folder_of_a_local_run(tmp_path):
-    paths = RunPaths(str(tmp_path), "r1")
-    assert local_path(paths.ratings) == tmp_path.resolve() / "runs" / "r1" / "ingest" / "ratings"
+@pytest.mark.parametrize("folder", ["wh", "my wh 100%"])
+def test_local_path_finds_the_folder_of_a_local_run(tmp_path, folder):
+    paths = RunPaths(str(tmp_path / folder), "r1")
+    assert local_path(paths.ratings) == tmp_path.resolve() / folder / "runs" / "r1" / "ingest" / "ratings"
