@@ -124,7 +124,7 @@ BAD = [
     # (argv, environment, a word the log must name; None: the parser's own message)
     (["--run-id", "r1", "--top-k", "0"], {}, "top_k"),
     (["--run-id", "r1", "--top-k", "many"], {}, "top"),
-    (["--run-id", "r1", "--skip-quality-gate", "maybe"], {}, "skip"),
+    (["--run-id", "r1", "--skip-quality-gate", "maybe"], {}, None),   # how it is worded is the parser's
     (["--run-id", "r1", "--als-feedback", "stars"], {}, "als_feedback"),
     (["--run-id", "r1"], {"MOVIEREC_RF_TREES": "forty"}, "RF_TREES"),
     (["--run-id", "r1"], {"MOVIEREC_CF_WEIGHT": "-1"}, "cf_weight"),
