@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$")
+# \Z, not $: $ also matches before a final newline, and "abc\n" would pass as a folder name
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}\Z")
 
 
 class BadRunId(ValueError):
@@ -19,10 +20,13 @@ def check_run_id(run_id: str) -> str:
 
 
 def _absolute(warehouse: str) -> str:
-    """Local paths become absolute file: URIs so Spark and Python agree; URIs stay as they are."""
+    """Local paths become absolute file: URIs so Spark and Python agree; URIs stay as they are.
+
+    The path goes in as it is, not percent-encoded (Path.as_uri): Hadoop reads the path part
+    of a URI string literally, so "/data/my wh" as_uri'd would be written to "/data/my%20wh"."""
     if "://" in warehouse or warehouse.startswith("file:"):
         return warehouse.rstrip("/")
-    return Path(warehouse).resolve().as_uri()
+    return "file://" + Path(warehouse).resolve().as_posix()
 
 
 @dataclass(frozen=True)
