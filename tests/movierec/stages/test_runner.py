@@ -130,6 +130,7 @@ BAD = [
     (["--run-id", "r1"], {"MOVIEREC_CF_WEIGHT": "-1"}, "cf_weight"),
     (["--run-id", "r1", "--no-such-setting", "1"], {}, None),
     (["--top-k", "5"], {}, None),                    # no run id
+    (["--run-id", "../x"], {}, "run id"),            # refused before Spark starts
 ]
 
 
