@@ -29,6 +29,7 @@ Targets (issue 4): recommendations keeps >= 70% of /healthz's peak throughput; p
 at half of its peak rate; live POST p50 < 500 ms once warm.
 Only 127.0.0.1 is ever contacted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.serving.server import Served  # noqa: E402  (the same `movierec serve` launcher as the tests)
 
-
 # ---------------------------------------------------------------- the store
+
 
 def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None, seed: int = 1) -> None:
     """A published run shaped like ml-latest-small: its catalogue, `users` users × `top_k` rows."""
@@ -70,8 +71,9 @@ def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None
             catalogue.append((int(row["movieId"]), row["title"], int(match.group(1)) if match else None, genres))
     else:
         names = ["Action", "Comedy", "Drama", "Romance", "Thriller", "Sci-Fi", "Horror", "Animation"]
-        catalogue = [(m, f"Movie {m} ({1950 + m % 70})", 1950 + m % 70, "|".join(rng.sample(names, 2)))
-                     for m in range(1, 9743)]
+        catalogue = [
+            (m, f"Movie {m} ({1950 + m % 70})", 1950 + m % 70, "|".join(rng.sample(names, 2))) for m in range(1, 9743)
+        ]
     movie_ids = [row[0] for row in catalogue]
     engine = store.engine_for(db_url)
     store.upsert_movies(engine, [catalogue])
@@ -83,12 +85,18 @@ def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None
         scores = sorted((rng.random() for _ in picked), reverse=True)
         recs += [(user, rank, movie, s, s, s) for rank, (movie, s) in enumerate(zip(picked, scores), start=1)]
         run_users.append((user, rng.randint(20, 500)))
-    store.load_run(engine, run_id, {
-        "recommendations": [recs], "run_users": [run_users],
-        "popular_movies": [[(r, m, 1000.0 - r) for r, m in enumerate(movie_ids[:500], start=1)]],
-        "similar_movies": [[(m, r, s, 0.9) for m in movie_ids[:1000]
-                            for r, s in enumerate(rng.sample(movie_ids, 20), start=1)]],
-    })
+    store.load_run(
+        engine,
+        run_id,
+        {
+            "recommendations": [recs],
+            "run_users": [run_users],
+            "popular_movies": [[(r, m, 1000.0 - r) for r, m in enumerate(movie_ids[:500], start=1)]],
+            "similar_movies": [
+                [(m, r, s, 0.9) for m in movie_ids[:1000] for r, s in enumerate(rng.sample(movie_ids, 20), start=1)]
+            ],
+        },
+    )
     store.activate_run(engine, run_id, {"synthetic": True}, store.utc_now())
     engine.dispose()
 
@@ -101,9 +109,12 @@ def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, s
 
     engine = engine_for(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id "
-            "WHERE a.id = 1")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id "
+                "WHERE a.id = 1"
+            )
+        ).all()
         movie_ids = [m for (m,) in conn.execute(sa.text("SELECT movie_id FROM movies")).all()]
     engine.dispose()
     stored: dict[int, set[int]] = {}
@@ -118,14 +129,30 @@ def run_pipeline(data_dir: str, db_url: str, warehouse: str) -> None:
     import subprocess
 
     stages = "ingest,featurize,train_als,train_rf,score,publish"
-    command = [sys.executable, "-m", "movierec.cli", "pipeline", "--run-id", "bench-1", "--stages", stages,
-               "--data-dir", data_dir, "--db-url", db_url, "--warehouse", warehouse, "--skip-quality-gate"]
+    command = [
+        sys.executable,
+        "-m",
+        "movierec.cli",
+        "pipeline",
+        "--run-id",
+        "bench-1",
+        "--stages",
+        stages,
+        "--data-dir",
+        data_dir,
+        "--db-url",
+        db_url,
+        "--warehouse",
+        warehouse,
+        "--skip-quality-gate",
+    ]
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     print(f"pipeline on {data_dir}: {time.perf_counter() - started:.0f} s -> {db_url}")
 
 
 # ---------------------------------------------------------------- the load generator
+
 
 def _client(port, paths, deadline, max_requests, interval, start_at, seed, out):
     """One client process: closed loop (interval None) or open loop (a request every `interval` s)."""
@@ -167,16 +194,21 @@ def _client(port, paths, deadline, max_requests, interval, start_at, seed, out):
     out.put((latencies, errors, time.perf_counter() - began))
 
 
-def run_load(port: int, paths: list[str], clients: int, duration: float, max_requests: int,
-             rate: float | None = None) -> dict:
+def run_load(
+    port: int, paths: list[str], clients: int, duration: float, max_requests: int, rate: float | None = None
+) -> dict:
     """Run `clients` processes for `duration` s (or `max_requests` in all); rate None = as fast as possible."""
     context = mp.get_context("fork")
     out = context.Queue()
     start_at = time.time() + 0.5
     deadline = start_at + duration
     interval = None if rate is None else clients / rate
-    processes = [context.Process(target=_client, args=(port, paths, deadline, max_requests // clients, interval,
-                                                       start_at, i, out)) for i in range(clients)]
+    processes = [
+        context.Process(
+            target=_client, args=(port, paths, deadline, max_requests // clients, interval, start_at, i, out)
+        )
+        for i in range(clients)
+    ]
     for process in processes:
         process.start()
     results = [out.get(timeout=duration + 120) for _ in processes]
@@ -187,8 +219,9 @@ def run_load(port: int, paths: list[str], clients: int, duration: float, max_req
     return summary(latencies, errors, max(seconds for _, _, seconds in results))
 
 
-async def _open_loop(port: int, paths: list[str], rate: float, duration: float, max_requests: int,
-                     connections: int, seed: int) -> dict:
+async def _open_loop(
+    port: int, paths: list[str], rate: float, duration: float, max_requests: int, connections: int, seed: int
+) -> dict:
     """Open loop in one asyncio process: request i is due at start + i/rate and goes out on the
     first free keep-alive connection; its latency counts from when it was due, so time spent
     waiting for a connection (queueing) is not hidden.  A few tens of microseconds of client
@@ -242,8 +275,9 @@ async def _open_loop(port: int, paths: list[str], rate: float, duration: float, 
     return summary(latencies, errors, time.perf_counter() - start)
 
 
-def run_open_loop(port: int, paths: list[str], rate: float, duration: float, max_requests: int,
-                  connections: int = 16, seed: int = 1) -> dict:
+def run_open_loop(
+    port: int, paths: list[str], rate: float, duration: float, max_requests: int, connections: int = 16, seed: int = 1
+) -> dict:
     """`rate` requests a second for `duration` s (at most `max_requests`), open loop (_open_loop)."""
     import asyncio
 
@@ -264,16 +298,25 @@ end
 """
 
 
-def run_wrk(port: int, paths: list[str], connections: int, duration: float, max_requests: int,
-            workdir: Path, seed: int = 1) -> dict:
+def run_wrk(
+    port: int, paths: list[str], connections: int, duration: float, max_requests: int, workdir: Path, seed: int = 1
+) -> dict:
     """Closed-loop peak load from `wrk` (one thread): as run_load, at a fraction of the client CPU."""
     import re
     import subprocess
 
     script = workdir / f"wrk-{seed}.lua"
     script.write_text(WRK_SCRIPT % (", ".join(json.dumps(p) for p in paths), max_requests, seed))
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script),
-               f"http://127.0.0.1:{port}"]
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+    ]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=duration + 60).stdout
 
     def ms(text: str) -> float:
@@ -290,19 +333,33 @@ def run_wrk(port: int, paths: list[str], connections: int, duration: float, max_
     if requests >= max_requests:
         # wrk's thread stops sending at the limit but wrk reports the whole --duration: no rate
         print(f"  (wrk stopped at --max-requests {max_requests} before {duration:g} s: its req/s understates the rate)")
-    return {"requests": requests, "errors": errors, "seconds": round(seconds, 2),
-            "rps": round(requests / seconds, 1), "p50_ms": ms(quantiles["50"]),
-            "p99_ms": ms(quantiles["99"]), "max_ms": ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out).group(1)),
-            "client": f"wrk -c{connections}"}
+    return {
+        "requests": requests,
+        "errors": errors,
+        "seconds": round(seconds, 2),
+        "rps": round(requests / seconds, 1),
+        "p50_ms": ms(quantiles["50"]),
+        "p99_ms": ms(quantiles["99"]),
+        "max_ms": ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out).group(1)),
+        "client": f"wrk -c{connections}",
+    }
 
 
 def summary(latencies: list[float], errors: int, seconds: float) -> dict:
     latencies = sorted(latencies)
+
     def q(p):
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
-    return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
-            "rps": round(len(latencies) / seconds, 1) if seconds else 0.0,
-            "p50_ms": round(q(0.50), 2), "p99_ms": round(q(0.99), 2), "max_ms": round(q(1.0), 2)}
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(seconds, 2),
+        "rps": round(len(latencies) / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(q(0.50), 2),
+        "p99_ms": round(q(0.99), 2),
+        "max_ms": round(q(1.0), 2),
+    }
 
 
 def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per_call: int, seed: int) -> dict:
@@ -312,7 +369,7 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
     state = {"connection": http.client.HTTPConnection("127.0.0.1", port, timeout=120)}
 
     def post(body):
-        for attempt in (1, 2):   # an idle keep-alive connection may have been closed by the server
+        for attempt in (1, 2):  # an idle keep-alive connection may have been closed by the server
             connection = state["connection"]
             try:
                 connection.request("POST", "/recommend", body=body, headers={"Content-Type": "application/json"})
@@ -336,7 +393,7 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
 
     # warm-up: the worker starts Spark and loads the run's models; a 503 says when to come back
     warm_started = time.perf_counter()
-    for attempt in range(20):
+    for attempt in range(20):  # noqa: B007  (read after the loop)
         took, status, live, answer = one()
         if status != 503:
             break
@@ -357,30 +414,49 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
 
 # ---------------------------------------------------------------- main
 
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db-url", help="an existing store; default: a synthetic one in a temp folder")
     parser.add_argument("--warehouse", help="the warehouse of the store's runs (needed by --live)")
     parser.add_argument("--users", type=int, default=610, help="synthetic store: users (default %(default)s)")
     parser.add_argument("--top-k", type=int, default=100, help="synthetic store: rows per user (default %(default)s)")
-    parser.add_argument("--movies-csv", default=str(ROOT.parent / "shared/data/ml-latest-small/movies.csv"),
-                        help="synthetic store: catalogue (default ml-latest-small's movies.csv when present)")
+    parser.add_argument(
+        "--movies-csv",
+        default=str(ROOT.parent / "shared/data/ml-latest-small/movies.csv"),
+        help="synthetic store: catalogue (default ml-latest-small's movies.csv when present)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: movierec serve's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: movierec serve's)")
     parser.add_argument("--clients", type=int, default=4, help="Python load generator processes (default %(default)s)")
-    parser.add_argument("--half-rate-client", choices=("asyncio", "processes"), default="asyncio",
-                        help="half-rate phase: one asyncio process (default) or --clients blocking Python processes")
-    parser.add_argument("--load-client", choices=("auto", "wrk", "python"), default="auto",
-                        help="peak phases: wrk (when installed, for auto) or the Python clients (default %(default)s)")
-    parser.add_argument("--connections", type=int, default=8,
-                        help="wrk: keep-alive connections (default %(default)s, the server's 2 workers x 4 threads)")
+    parser.add_argument(
+        "--half-rate-client",
+        choices=("asyncio", "processes"),
+        default="asyncio",
+        help="half-rate phase: one asyncio process (default) or --clients blocking Python processes",
+    )
+    parser.add_argument(
+        "--load-client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="peak phases: wrk (when installed, for auto) or the Python clients (default %(default)s)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="wrk: keep-alive connections (default %(default)s, the server's 2 workers x 4 threads)",
+    )
     parser.add_argument("--duration", type=float, default=10, help="seconds per phase (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each GET phase (default %(default)s)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="requests per phase at most")
     parser.add_argument("--live", action="store_true", help="also time POST /recommend scored live")
-    parser.add_argument("--pipeline-data", help="a MovieLens directory: run the pipeline on it first (stages without "
-                                                "evaluate, quality gate skipped; model settings from MOVIEREC_*) "
-                                                "and benchmark its store, live phase included")
+    parser.add_argument(
+        "--pipeline-data",
+        help="a MovieLens directory: run the pipeline on it first (stages without "
+        "evaluate, quality gate skipped; model settings from MOVIEREC_*) "
+        "and benchmark its store, live phase included",
+    )
     parser.add_argument("--live-only", action="store_true", help="only the live POST phase")
     parser.add_argument("--live-calls", type=int, default=30, help="live POST calls after the warm-up")
     parser.add_argument("--json", help="write the figures to this file as JSON too")
@@ -396,9 +472,11 @@ def main(argv=None) -> int:
         db_url = f"sqlite:///{workdir / 'bench.db'}"
         started = time.perf_counter()
         synthetic_store(db_url, args.users, args.top_k, Path(args.movies_csv))
-        print(f"synthetic store: {args.users} users x {args.top_k} rows, catalogue "
-              f"{'from ' + args.movies_csv if Path(args.movies_csv).exists() else 'generated'} "
-              f"({time.perf_counter() - started:.1f} s) -> {db_url}")
+        print(
+            f"synthetic store: {args.users} users x {args.top_k} rows, catalogue "
+            f"{'from ' + args.movies_csv if Path(args.movies_csv).exists() else 'generated'} "
+            f"({time.perf_counter() - started:.1f} s) -> {db_url}"
+        )
     users, stored = active_users(db_url)
     if not users:
         raise SystemExit(f"{db_url} has no active run with recommendations")
@@ -416,8 +494,14 @@ def main(argv=None) -> int:
     elif args.load_client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (scripts/install-system-deps.sh installs it)")
     args.workdir = workdir
-    figures: dict = {"db_url": db_url, "users": len(users), "clients": args.clients, "load_client": args.load_client,
-                     "server": extra or "defaults", "load_average_at_start": os.getloadavg()}
+    figures: dict = {
+        "db_url": db_url,
+        "users": len(users),
+        "clients": args.clients,
+        "load_client": args.load_client,
+        "server": extra or "defaults",
+        "load_average_at_start": os.getloadavg(),
+    }
     if not args.live_only:
         server = Served(db_url, workdir / "get", env=env, extra=extra).wait_ready()
         try:
@@ -436,8 +520,10 @@ def main(argv=None) -> int:
             print(f"POST /recommend (20 live movies): failed: {figures['live_post']}")
         else:
             report("POST /recommend, 20 movies scored live (sequential, warm)", figures["live_post"])
-            print(f"  first call (waiting for the boot-time Spark start and model load): "
-                  f"{figures['live_post']['warm']['first_call_s']} s; p50 target < 500 ms")
+            print(
+                f"  first call (waiting for the boot-time Spark start and model load): "
+                f"{figures['live_post']['warm']['first_call_s']} s; p50 target < 500 ms"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
@@ -446,12 +532,21 @@ def main(argv=None) -> int:
 def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
     """Peaks of /healthz and recommendations, interleaved over --rounds rounds (best round kept:
     on a shared machine other work only ever slows a round down), then the half-rate phase."""
-    peak_client = (f"wrk, {args.connections} connections" if args.load_client == "wrk"
-                   else f"{args.clients} Python client processes")
-    half_client = ("one asyncio process, 16 connections" if args.half_rate_client == "asyncio"
-                   else f"{args.clients} Python client processes")
-    print(f"gunicorn on 127.0.0.1:{server.port}; peak load from {peak_client}, half-rate load from {half_client}; {args.duration:g} s per phase, {args.rounds} rounds, at most "
-          f"{args.max_requests} requests a phase; load average {_load()}")
+    peak_client = (
+        f"wrk, {args.connections} connections"
+        if args.load_client == "wrk"
+        else f"{args.clients} Python client processes"
+    )
+    half_client = (
+        "one asyncio process, 16 connections"
+        if args.half_rate_client == "asyncio"
+        else f"{args.clients} Python client processes"
+    )
+    print(
+        f"gunicorn on 127.0.0.1:{server.port}; peak load from {peak_client}, half-rate load from {half_client}; "
+        f"{args.duration:g} s per phase, {args.rounds} rounds, at most "
+        f"{args.max_requests} requests a phase; load average {_load()}"
+    )
     rec_paths = [f"/users/{u}/recommendations?k=10" for u in users]
 
     def peak(paths: list[str], seed: int) -> dict:
@@ -471,7 +566,10 @@ def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
     for round_ in range(args.rounds):
         rounds["healthz_peak"].append(peak(["/healthz"], round_))
         rounds["recs_peak"].append(peak(rec_paths, round_))
-    for name, label in (("healthz_peak", "GET /healthz (peak)"), ("recs_peak", "GET /users/<id>/recommendations (peak)")):
+    for name, label in (
+        ("healthz_peak", "GET /healthz (peak)"),
+        ("recs_peak", "GET /users/<id>/recommendations (peak)"),
+    ):
         figures[name] = max(rounds[name], key=lambda r: r["rps"])
         figures[name]["rounds_rps"] = [r["rps"] for r in rounds[name]]
         report(label, figures[name])
@@ -480,11 +578,12 @@ def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
     print(f"  recommendations / healthz throughput: {ratio:.0%} (target >= 70%)")
     # other work on a shared machine moves the rates from round to round; the server's own CPU
     # time per request (its processes' user + system time over the requests answered) does not
-    cpu = {name: statistics.median(r["server_cpu_us"] for r in rounds[name] if "server_cpu_us" in r)
-           for name in rounds}
+    cpu = {name: statistics.median(r["server_cpu_us"] for r in rounds[name] if "server_cpu_us" in r) for name in rounds}
     figures["server_cpu_us"] = cpu
-    print(f"  server CPU per request (median of rounds): /healthz {cpu['healthz_peak']:.0f} us, recommendations "
-          f"{cpu['recs_peak']:.0f} us: healthz / recommendations {cpu['healthz_peak'] / cpu['recs_peak']:.0%}")
+    print(
+        f"  server CPU per request (median of rounds): /healthz {cpu['healthz_peak']:.0f} us, recommendations "
+        f"{cpu['recs_peak']:.0f} us: healthz / recommendations {cpu['healthz_peak'] / cpu['recs_peak']:.0%}"
+    )
     half = figures["recs_peak"]["rps"] / 2
     runs = []
     for _ in range(args.rounds):
@@ -495,12 +594,16 @@ def get_phases(server: Served, users: list[int], args, figures: dict) -> None:
             runs.append(run_load(server.port, rec_paths, args.clients, args.duration, args.max_requests, rate=half))
         runs[-1]["server_p99_ms_at_most"] = histogram_quantile(before, server_histogram(server.port), 0.99)
         runs[-1]["load_average"] = _load()
-    figures["recs_half_rate"] = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]   # the median round
+    figures["recs_half_rate"] = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]  # the median round
     figures["recs_half_rate"]["rounds_p99_ms"] = [r["p99_ms"] for r in runs]
-    report(f"GET /users/<id>/recommendations at {half:.0f} req/s (half of peak, open loop, median round)",
-           figures["recs_half_rate"])
-    print(f"  p99 at half rate: {figures['recs_half_rate']['p99_ms']} ms (target < 10 ms); inside the app "
-          f"(request in to response out, from /metrics) p99 <= {figures['recs_half_rate']['server_p99_ms_at_most']} ms")
+    report(
+        f"GET /users/<id>/recommendations at {half:.0f} req/s (half of peak, open loop, median round)",
+        figures["recs_half_rate"],
+    )
+    print(
+        f"  p99 at half rate: {figures['recs_half_rate']['p99_ms']} ms (target < 10 ms); inside the app "
+        f"(request in to response out, from /metrics) p99 <= {figures['recs_half_rate']['server_p99_ms_at_most']} ms"
+    )
 
 
 def server_cpu_seconds(server: Served) -> float:
@@ -538,8 +641,11 @@ def server_histogram(port: int, route: str = "/users/<user_id>/recommendations")
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if (sample.name == "movierec_http_request_duration_seconds_bucket"
-                    and sample.labels.get("route") == route and sample.labels.get("status") == "200"):
+            if (
+                sample.name == "movierec_http_request_duration_seconds_bucket"
+                and sample.labels.get("route") == route
+                and sample.labels.get("status") == "200"
+            ):
                 buckets[float(sample.labels["le"])] = sample.value
     return buckets
 
@@ -560,9 +666,11 @@ def report(name: str, figures: dict) -> None:
         extra += f" [rounds: {', '.join(str(r) for r in figures['rounds_rps'])} req/s]"
     if "rounds_p99_ms" in figures:
         extra += f" [p99 by round: {', '.join(str(r) for r in figures['rounds_p99_ms'])} ms]"
-    print(f"{name}: {figures['rps']} req/s over {figures['seconds']} s ({figures['requests']} requests, "
-          f"{figures['errors']} errors), p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
-          f"max {figures['max_ms']} ms{extra}")
+    print(
+        f"{name}: {figures['rps']} req/s over {figures['seconds']} s ({figures['requests']} requests, "
+        f"{figures['errors']} errors), p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+        f"max {figures['max_ms']} ms{extra}"
+    )
 
 
 if __name__ == "__main__":

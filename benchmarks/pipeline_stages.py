@@ -10,6 +10,7 @@ jobs' load, these hardly do.  By default evaluate runs beside the other stages, 
 `movierec pipeline`, so stage seconds overlap and only the total CPU is known; --sequential
 runs one stage at a time and gives each stage's CPU seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,14 +43,19 @@ def spark_work(spark, group: str) -> tuple[int, int]:
     """(jobs, tasks) Spark ran under a job group."""
     tracker = spark.sparkContext.statusTracker()
     jobs = tracker.getJobIdsForGroup(group)
-    stages = [tracker.getStageInfo(s) for j in jobs for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
+    stages = [
+        tracker.getStageInfo(s) for j in jobs for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])
+    ]
     return len(jobs), sum(s.numTasks for s in stages if s is not None)
 
 
 @click.command(help=__doc__.splitlines()[0])
-@click.option("--sequential", is_flag=True,
-              help="one stage at a time, evaluate included (as spark-submit per stage would), with "
-                   "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others")
+@click.option(
+    "--sequential",
+    is_flag=True,
+    help="one stage at a time, evaluate included (as spark-submit per stage would), with "
+    "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others",
+)
 @config.setting_options(*config.BATCH_SETTINGS)
 def main(sequential: bool, settings: config.Settings) -> int:
     logging.basicConfig(level=logging.WARNING)
@@ -74,18 +80,35 @@ def main(sequential: bool, settings: config.Settings) -> int:
         reports = run_pipeline(spark, settings, "bench", STAGES)
     total_cpu = cpu_seconds(spark) - cpu_before
     total = time.perf_counter() - started
-    work = {stage: spark_work(spark, stage) for stage in STAGES}     # run_pipeline's job group per stage
+    work = {stage: spark_work(spark, stage) for stage in STAGES}  # run_pipeline's job group per stage
     spark.stop()
 
     mode = "one stage at a time" if sequential else f"{BESIDE} beside the other stages"
-    print(f"\ndata: {settings.data_dir}   machine: {os.cpu_count()} cores, {platform.machine()}, "
-          f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}; {mode}")
+    print(
+        f"\ndata: {settings.data_dir}   machine: {os.cpu_count()} cores, {platform.machine()}, "
+        f"python {platform.python_version()}, spark {spark.version}, master {settings.spark_master}; {mode}"
+    )
     print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows = [("session", f"{session_seconds:.1f}", None, None, None)]
-    rows += [(stage, f"{reports[stage]['seconds']:.1f}", f"{cpu[stage]:.1f}" if stage in cpu else None,
-              work[stage][0], work[stage][1]) for stage in STAGES]
-    rows.append(("total", f"{total:.1f}", f"{total_cpu:.1f}", sum(w[0] for w in work.values()),
-                 sum(w[1] for w in work.values())))
+    rows += [
+        (
+            stage,
+            f"{reports[stage]['seconds']:.1f}",
+            f"{cpu[stage]:.1f}" if stage in cpu else None,
+            work[stage][0],
+            work[stage][1],
+        )
+        for stage in STAGES
+    ]
+    rows.append(
+        (
+            "total",
+            f"{total:.1f}",
+            f"{total_cpu:.1f}",
+            sum(w[0] for w in work.values()),
+            sum(w[1] for w in work.values()),
+        )
+    )
     print(format_table(("stage", "seconds", "cpu s", "jobs", "tasks"), rows, right=(1, 2, 3, 4)))
     return 0
 

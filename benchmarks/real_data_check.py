@@ -4,6 +4,7 @@ user, none already rated, ranks 1..K.
 
     python benchmarks/real_data_check.py --data-dir ../shared/data/ml-latest-small
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,10 +18,10 @@ import click  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from movierec import config  # noqa: E402
-from movierec.store import runs as store  # noqa: E402
-from movierec.stages.pipeline import STAGES, run_pipeline  # noqa: E402
 from movierec.spark.paths import RunPaths  # noqa: E402
 from movierec.spark.session import build_session  # noqa: E402
+from movierec.stages.pipeline import STAGES, run_pipeline  # noqa: E402
+from movierec.store import runs as store  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
 CHECK = """
@@ -35,12 +36,18 @@ def check_store(url: str, run_id: str, rated: set[tuple[int, int]], k: int) -> d
     with store.engine_for(url).connect() as conn:
         assert store.active_run_id(conn) == run_id, f"{url}: active run is not {run_id}"
         row = conn.execute(sa.text(CHECK), {"run": run_id}).mappings().first()
-        pairs = conn.execute(sa.text("select user_id, movie_id, rank from recommendations where run_id = :run"),
-                             {"run": run_id}).all()
+        pairs = conn.execute(
+            sa.text("select user_id, movie_id, rank from recommendations where run_id = :run"), {"run": run_id}
+        ).all()
     already = sum((u, m) in rated for u, m, _ in pairs)
     ranks_ok = all(1 <= r <= k for _, _, r in pairs)
-    return {"users": row["users"], "min_k": row["min_k"], "max_k": row["max_k"], "already_rated": already,
-            "ranks_1_to_k": ranks_ok}
+    return {
+        "users": row["users"],
+        "min_k": row["min_k"],
+        "max_k": row["max_k"],
+        "already_rated": already,
+        "ranks_1_to_k": ranks_ok,
+    }
 
 
 @click.command(help=__doc__.splitlines()[0])
@@ -65,11 +72,17 @@ def main(settings: config.Settings) -> int:
     print(f"\ndata {settings.data_dir}: {users} users with ratings; pipeline {seconds:.0f} s; top_k {settings.top_k}")
     ok = True
     for name, r in results.items():
-        good = (r["users"] == users and r["min_k"] == r["max_k"] == settings.top_k and r["already_rated"] == 0
-                and r["ranks_1_to_k"])
+        good = (
+            r["users"] == users
+            and r["min_k"] == r["max_k"] == settings.top_k
+            and r["already_rated"] == 0
+            and r["ranks_1_to_k"]
+        )
         ok &= good
-        print(f"{name:<11} users {r['users']}, per user {r['min_k']}..{r['max_k']}, already rated {r['already_rated']}, "
-              f"ranks 1..K {r['ranks_1_to_k']}: {'OK' if good else 'FAILED'}")
+        print(
+            f"{name:<11} users {r['users']}, per user {r['min_k']}..{r['max_k']}, already rated {r['already_rated']}, "
+            f"ranks 1..K {r['ranks_1_to_k']}: {'OK' if good else 'FAILED'}"
+        )
     return 0 if ok else 1
 
 

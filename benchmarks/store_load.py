@@ -7,6 +7,7 @@ Without --postgres-url it starts a throwaway PostgreSQL (tests/postgres.py) with
 default, durable settings (fsync on).  Rows are generated batch by batch while loading, as the
 publish stage streams them from Spark; the time to generate them alone is printed too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ def measure(name: str, db_url: str, rows: int, batch_size: int) -> None:
             started = time.perf_counter()
             deleted = store.activate_run(engine, run_id, {}, store.utc_now(), keep_runs=1)
             activate_s = time.perf_counter() - started
-            print(f"{name:<11} {loaded:>10,} rows  load {load_s:7.2f} s  {loaded / load_s:>10,.0f} rows/s"
-                  f"  activate {activate_s:6.3f} s" + (f" (deleting {', '.join(deleted)})" if deleted else ""))
+            print(
+                f"{name:<11} {loaded:>10,} rows  load {load_s:7.2f} s  {loaded / load_s:>10,.0f} rows/s"
+                f"  activate {activate_s:6.3f} s" + (f" (deleting {', '.join(deleted)})" if deleted else "")
+            )
     finally:
         engine.dispose()
 
@@ -69,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     generated = sum(len(b) for b in batches(args.rows, args.batch_size))
     gen_s = time.perf_counter() - started
-    print(f"{'generate':<11} {generated:>10,} rows  alone {gen_s:6.2f} s  {generated / gen_s:>10,.0f} rows/s"
-          f"  (included in the load figures below)")
+    print(
+        f"{'generate':<11} {generated:>10,} rows  alone {gen_s:6.2f} s  {generated / gen_s:>10,.0f} rows/s"
+        f"  (included in the load figures below)"
+    )
 
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(prefix="movierec-bench-") as folder:

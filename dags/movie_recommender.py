@@ -31,22 +31,24 @@ the workers), through `movierec.config` like every other setting: `MOVIEREC_DAG_
 `MOVIEREC_JOBS_ZIP` (default `var/dist/movierec.zip` in the project; empty: ship nothing),
 and the `MOVIEREC_*` settings whose values are the trigger form's defaults.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
+
 from movierec import config
-from movierec.stages.pipeline import STAGES, UPSTREAM
-from movierec.spark.session import launch_conf
 from movierec.spark.paths import RUN_ID_PATTERN
+from movierec.spark.session import launch_conf
+from movierec.stages.pipeline import STAGES, UPSTREAM
 
 DAG_ID = "movie_recommender"
-PROJECT = Path(__file__).resolve().parents[1]   # dags/ beside jobs/
+PROJECT = Path(__file__).resolve().parents[1]  # dags/ beside jobs/
 CONN_ID = "spark_default"
 
 # stage -> how long one attempt may take before Airflow kills it
@@ -91,7 +93,7 @@ def run_folder(run_id: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9_.:+\-]", "_", run_id)
     if not cleaned[:1].isalnum():
         cleaned = "r" + cleaned
-    return f"{cleaned[:200 - len(digest) - 1]}-{digest}"
+    return f"{cleaned[: 200 - len(digest) - 1]}-{digest}"
 
 
 _settings = config.from_env()
@@ -100,28 +102,49 @@ JOBS_ZIP = jobs_zip_of(_settings)
 
 PARAMS = {
     "data_dir": Param(
-        _settings.data_dir, type="string", minLength=1, title="Data directory",
+        _settings.data_dir,
+        type="string",
+        minLength=1,
+        title="Data directory",
         description="MovieLens directory (ratings.csv, movies.csv, optional tags.csv) as the Spark driver "
-                    "sees it: a local path or a Hadoop URI.",
+        "sees it: a local path or a Hadoop URI.",
     ),
     "top_k": Param(
-        _settings.top_k, type="integer", minimum=1, maximum=1000, title="Top-K",
+        _settings.top_k,
+        type="integer",
+        minimum=1,
+        maximum=1000,
+        title="Top-K",
         description="Recommendations kept per user.",
     ),
     "cf_weight": Param(
-        _settings.cf_weight, type="number", minimum=0, maximum=1, title="Collaborative (ALS) weight",
+        _settings.cf_weight,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Collaborative (ALS) weight",
         description="Weight of the ALS score in the blend.",
     ),
     "cb_weight": Param(
-        _settings.cb_weight, type="number", minimum=0, maximum=1, title="Content (random forest) weight",
+        _settings.cb_weight,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Content (random forest) weight",
         description="Weight of the content score in the blend (both weights must not be 0).",
     ),
     "als_rank": Param(
-        _settings.als_rank, type="integer", minimum=1, maximum=500, title="ALS rank",
+        _settings.als_rank,
+        type="integer",
+        minimum=1,
+        maximum=500,
+        title="ALS rank",
         description="Latent factors of the ALS model.",
     ),
     "skip_quality_gate": Param(
-        _settings.skip_quality_gate, type="boolean", title="Skip the quality gate",
+        _settings.skip_quality_gate,
+        type="boolean",
+        title="Skip the quality gate",
         description="Publish even when this run's NDCG@10 is clearly below the active run's.",
     ),
 }
@@ -129,13 +152,20 @@ PARAMS = {
 # the same arguments for every stage, so all of them agree on the run's settings; a boolean goes as
 # `--flag true|false` (one template per value), which the stages read as `--flag` / `--no-flag`
 STAGE_ARGS = [
-    "--run-id", "{{ run_id | run_folder }}",
-    "--data-dir", "{{ params.data_dir }}",
-    "--top-k", "{{ params.top_k }}",
-    "--cf-weight", "{{ params.cf_weight }}",
-    "--cb-weight", "{{ params.cb_weight }}",
-    "--als-rank", "{{ params.als_rank }}",
-    "--skip-quality-gate", "{{ 'true' if params.skip_quality_gate else 'false' }}",
+    "--run-id",
+    "{{ run_id | run_folder }}",
+    "--data-dir",
+    "{{ params.data_dir }}",
+    "--top-k",
+    "{{ params.top_k }}",
+    "--cf-weight",
+    "{{ params.cf_weight }}",
+    "--cb-weight",
+    "{{ params.cb_weight }}",
+    "--als-rank",
+    "{{ params.als_rank }}",
+    "--skip-quality-gate",
+    "{{ 'true' if params.skip_quality_gate else 'false' }}",
 ]
 
 default_args = {
@@ -167,7 +197,7 @@ with DAG(
     description="Nightly movierec batch: ingest, features, ALS + random forest, score, evaluate, publish",
     doc_md=__doc__,
     schedule=schedule_of(_settings),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
@@ -176,6 +206,6 @@ with DAG(
     tags=["movierec", "spark"],
 ) as dag:
     tasks = {name: stage(name) for name in STAGES}
-    for name, upstream in UPSTREAM.items():     # evaluate refits from ingest's output, beside the others
+    for name, upstream in UPSTREAM.items():  # evaluate refits from ingest's output, beside the others
         for up in upstream:
             tasks[up] >> tasks[name]

@@ -4,6 +4,7 @@
 
 The stage is movierec.stages.evaluate; this file only starts it.
 """
+
 import sys
 
 from movierec.stages.evaluate import main

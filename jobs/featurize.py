@@ -4,6 +4,7 @@
 
 The stage is movierec.stages.featurize; this file only starts it.
 """
+
 import sys
 
 from movierec.stages.featurize import main

@@ -4,6 +4,7 @@
 
 The stage is movierec.stages.ingest; this file only starts it.
 """
+
 import sys
 
 from movierec.stages.ingest import main

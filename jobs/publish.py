@@ -4,6 +4,7 @@
 
 The stage is movierec.stages.publish; this file only starts it.
 """
+
 import sys
 
 from movierec.stages.publish import main

@@ -4,6 +4,7 @@
 
 The stage is movierec.stages.train_rf; this file only starts it.
 """
+
 import sys
 
 from movierec.stages.train_rf import main

@@ -14,6 +14,7 @@ The library the batch stages (jobs/), the API (serving/) and the DAG (dags/) sha
     stages/      ingest ... publish, the stage runner and the pipeline
     store/       the store's tables and a run's lifecycle (publish, rollback)
 """
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -14,6 +14,7 @@ Each field is of one kind:
 - `deployment`: where and how it runs (warehouse, store, Spark, time-outs, caches, the
   quality gate, retention, the DAG); never stored with a run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,9 +22,10 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 ENV_PREFIX = "MOVIEREC_"
 ALS_FEEDBACK_MODES = ("rating", "binary", "centred", "midpoint")
@@ -44,10 +46,13 @@ def _deployment(text: str, default: Any) -> Any:
 class Settings:
     # where things are
     data_dir: str = _model("MovieLens directory: ratings.csv, movies.csv, optional tags.csv", "data/ml-latest-small")
-    warehouse: str = _deployment("Stage outputs, `<warehouse>/runs/<run_id>/<stage>/`; a local path or any "
-                                 "Hadoop URI", "var/warehouse")
-    db_url: str = _deployment("SQLAlchemy URL of the store (`sqlite:///path` or "
-                              "`postgresql+psycopg://user:password@host/db`)", "sqlite:///var/movierec.db")
+    warehouse: str = _deployment(
+        "Stage outputs, `<warehouse>/runs/<run_id>/<stage>/`; a local path or any Hadoop URI", "var/warehouse"
+    )
+    db_url: str = _deployment(
+        "SQLAlchemy URL of the store (`sqlite:///path` or `postgresql+psycopg://user:password@host/db`)",
+        "sqlite:///var/movierec.db",
+    )
     spark_master: str = _deployment("Spark master for `movierec pipeline` and the live fallback", "local[*]")
     shuffle_partitions: int = _deployment("spark.sql.shuffle.partitions (Spark's 200 is far too many locally)", 8)
     driver_memory: str = _deployment("spark.driver.memory for sessions this project starts", "4g")
@@ -57,16 +62,22 @@ class Settings:
     top_k: int = _model("Recommendations kept per user", 100)
     cf_weight: float = _model("Weight of the collaborative (ALS) component in the blend", 0.7)
     cb_weight: float = _model("Weight of the content (random forest) component in the blend", 0.3)
-    cf_slope: float = _model("Calibration of the ALS component: cf_score = logistic(cf_slope * z_cf + cf_intercept); "
-                             "fitted by `movierec tune` (movierec/ranking/scoring.py, calibration.py)", 0.5935)
+    cf_slope: float = _model(
+        "Calibration of the ALS component: cf_score = logistic(cf_slope * z_cf + cf_intercept); "
+        "fitted by `movierec tune` (movierec/ranking/scoring.py, calibration.py)",
+        0.5935,
+    )
     cf_intercept: float = _model("Calibration of the ALS component (see cf_slope)", -4.3638)
-    cb_slope: float = _model("Calibration of the content component: slope of the forest's predicted rating in "
-                             "cb_score = logistic(Σ slope * z + cb_intercept)", 0.0955)
-    cb_popularity_slope: float = _model("Calibration of the content component: slope of the movie's popularity",
-                                        0.6179)
+    cb_slope: float = _model(
+        "Calibration of the content component: slope of the forest's predicted rating in "
+        "cb_score = logistic(Σ slope * z + cb_intercept)",
+        0.0955,
+    )
+    cb_popularity_slope: float = _model("Calibration of the content component: slope of the movie's popularity", 0.6179)
     cb_quality_slope: float = _model("Calibration of the content component: slope of the movie's mean rating", 0.1158)
-    cb_taste_slope: float = _model("Calibration of the content component: slope of the user's genre taste match",
-                                   0.1229)
+    cb_taste_slope: float = _model(
+        "Calibration of the content component: slope of the user's genre taste match", 0.1229
+    )
     cb_intercept: float = _model("Calibration of the content component (see cb_slope)", -4.3756)
     als_candidates: int = _model("ALS candidates per user, after removing movies already rated", 300)
     content_candidates: int = _model("Content candidates per user (taste match), after removing rated movies", 100)
@@ -76,13 +87,20 @@ class Settings:
     # ALS (implicit feedback)
     als_rank: int = _model("ALS latent factors", 48)
     als_reg: float = _model("ALS regularisation (regParam)", 0.1)
-    als_alpha: float = _model("ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) "
-                              "(see als_feedback)", 1.0)
+    als_alpha: float = _model(
+        "ALS implicit confidence scale: confidence = 1 + alpha * abs(feedback value) (see als_feedback)", 1.0
+    )
     als_iterations: int = _model("ALS iterations (maxIter)", 10)
-    als_blocks: int = _model("ALS user and item blocks (numUserBlocks, numItemBlocks): about the cores Spark has; "
-                             "Spark's 10 ran 2,800 tasks per fit on 2 cores", 2)
-    als_feedback: str = _model("How ratings become ALS implicit feedback: rating, binary, centred (minus the user's "
-                               "mean) or midpoint (minus 2.75); see movierec/models/als.py", "centred")
+    als_blocks: int = _model(
+        "ALS user and item blocks (numUserBlocks, numItemBlocks): about the cores Spark has; "
+        "Spark's 10 ran 2,800 tasks per fit on 2 cores",
+        2,
+    )
+    als_feedback: str = _model(
+        "How ratings become ALS implicit feedback: rating, binary, centred (minus the user's "
+        "mean) or midpoint (minus 2.75); see movierec/models/als.py",
+        "centred",
+    )
     # content model
     rf_trees: int = _model("Random forest trees", 40)
     rf_depth: int = _model("Random forest maximum depth", 8)
@@ -91,29 +109,37 @@ class Settings:
     seed: int = _model("Seed for every random choice (ALS, forest, sampling)", 42)
     # publish
     keep_runs: int = _deployment("Published runs kept in the store for rollback", 3)
-    quality_tolerance: float = _deployment("Publish refuses a run whose hybrid NDCG@10 is this share below the "
-                                           "active run's", 0.05)
+    quality_tolerance: float = _deployment(
+        "Publish refuses a run whose hybrid NDCG@10 is this share below the active run's", 0.05
+    )
     skip_quality_gate: bool = _deployment("Publish even when the quality gate says no", False)
     # serving
     warm_spark: bool = _deployment("Start the live-Spark fallback's session when the API boots", False)
     live_timeout: float = _deployment("Seconds a live-Spark scoring call may take before the API answers 503", 20.0)
-    page_cache_size: int = _deployment("Answers of GET /users/<id>/recommendations each API worker keeps for the "
-                                       "active run (0: none)", 4096)
-    reports_dir: str = _deployment("Folder of the HTML evaluation reports: `movierec report` writes there, the "
-                                   "API's page links the latest", "var/reports")
+    page_cache_size: int = _deployment(
+        "Answers of GET /users/<id>/recommendations each API worker keeps for the active run (0: none)", 4096
+    )
+    reports_dir: str = _deployment(
+        "Folder of the HTML evaluation reports: `movierec report` writes there, the API's page links the latest",
+        "var/reports",
+    )
     # the Airflow DAG (read when dags/movie_recommender.py is parsed)
-    dag_schedule: str = _deployment("The DAG's schedule, a cron expression in UTC; `none` for manual runs only",
-                                    "0 2 * * *")
+    dag_schedule: str = _deployment(
+        "The DAG's schedule, a cron expression in UTC; `none` for manual runs only", "0 2 * * *"
+    )
     dag_retries: int = _deployment("Retries of each DAG task (exponential backoff from 2 minutes)", 2)
     jobs_dir: str = _deployment("Folder of the stage scripts the DAG submits (relative: to the project)", "jobs")
-    jobs_zip: str = _deployment("The movierec zip the DAG ships as --py-files (relative: to the project; "
-                                "empty: ship nothing); `make jobs-zip` builds it", "var/dist/movierec.zip")
+    jobs_zip: str = _deployment(
+        "The movierec zip the DAG ships as --py-files (relative: to the project; "
+        "empty: ship nothing); `make jobs-zip` builds it",
+        "var/dist/movierec.zip",
+    )
 
     @property
     def weights(self) -> tuple[float, float]:
         return self.cf_weight, self.cb_weight
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,8 +160,9 @@ EVALUATE_SETTINGS = MODEL_SETTINGS + ("warehouse", "max_bad_share") + SPARK_SETT
 BATCH_SETTINGS = EVALUATE_SETTINGS + ("db_url", "keep_runs", "quality_tolerance", "skip_quality_gate")
 REPORT_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS
 # the API (and its live-Spark fallback, which takes the model settings from the run it scores for)
-SERVE_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS + ("warm_spark", "live_timeout", "page_cache_size",
-                                                              "reports_dir")
+SERVE_SETTINGS = (
+    ("db_url", "warehouse") + SPARK_SETTINGS + ("warm_spark", "live_timeout", "page_cache_size", "reports_dir")
+)
 STORE_SETTINGS = ("db_url",)
 ALL_SETTINGS = tuple(FIELDS)
 
@@ -153,15 +180,18 @@ def model_settings(settings: Settings) -> dict[str, Any]:
 def run_params(settings: Settings) -> dict[str, Any]:
     """What a published run stores with itself (runs.params): its model settings, and the warehouse
     its files are in (the report reads them from there); no credentials in any of it."""
-    return {name: redact_url(value) if isinstance(value, str) else value
-            for name, value in {**model_settings(settings), "warehouse": settings.warehouse}.items()}
+    return {
+        name: redact_url(value) if isinstance(value, str) else value
+        for name, value in {**model_settings(settings), "warehouse": settings.warehouse}.items()
+    }
 
 
 # ---------------------------------------------------------------- secrets
 
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]*@")
-_SECRET_QUERY = re.compile(r"(?P<head>[?&;][^=&;#]*(?:password|passwd|pwd|secret|token|key)[^=&;#]*=)[^&;#]*",
-                           re.IGNORECASE)
+_SECRET_QUERY = re.compile(
+    r"(?P<head>[?&;][^=&;#]*(?:password|passwd|pwd|secret|token|key)[^=&;#]*=)[^&;#]*", re.IGNORECASE
+)
 MASK = "***"
 
 
@@ -188,11 +218,11 @@ def redact_url(url: str) -> str:
 
 def shown(settings: Settings) -> dict[str, Any]:
     """Every setting by name, as it may be printed or logged: URLs without their passwords."""
-    return {name: redact_url(value) if isinstance(value, str) else value
-            for name, value in settings.to_dict().items()}
+    return {name: redact_url(value) if isinstance(value, str) else value for name, value in settings.to_dict().items()}
 
 
 # ---------------------------------------------------------------- reading values
+
 
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
@@ -251,9 +281,20 @@ def validate(settings: Settings) -> Settings:
         problems.append("max_bad_share must be between 0 and 1")
     if settings.keep_runs < 2:
         problems.append("keep_runs must be at least 2 (rollback needs a previous run)")
-    for name in ("als_rank", "als_iterations", "als_blocks", "rf_trees", "rf_depth", "shuffle_partitions",
-                 "als_candidates", "genre_features", "tag_features", "content_pool", "popular_n",
-                 "similar_k"):
+    for name in (
+        "als_rank",
+        "als_iterations",
+        "als_blocks",
+        "rf_trees",
+        "rf_depth",
+        "shuffle_partitions",
+        "als_candidates",
+        "genre_features",
+        "tag_features",
+        "content_pool",
+        "popular_n",
+        "similar_k",
+    ):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
     if settings.page_cache_size < 0:
@@ -263,8 +304,9 @@ def validate(settings: Settings) -> Settings:
     if settings.dag_retries < 0:
         problems.append("dag_retries must be 0 or more")
     if settings.cf_slope < 0 or settings.cb_slope < 0:
-        problems.append("cf_slope and cb_slope must be non-negative (a negative slope would rank a component "
-                        "upside down)")
+        problems.append(
+            "cf_slope and cb_slope must be non-negative (a negative slope would rank a component upside down)"
+        )
     if settings.als_feedback not in ALS_FEEDBACK_MODES:
         problems.append(f"als_feedback must be one of {', '.join(ALS_FEEDBACK_MODES)}")
     if problems:
@@ -295,7 +337,7 @@ def from_options(values: Mapping[str, Any], environ: Mapping[str, str] | None = 
 
 # ---------------------------------------------------------------- command-line flags
 
-OPTION_PREFIX = "setting_"      # a setting's parameter name in a click command: never clashes with its own options
+OPTION_PREFIX = "setting_"  # a setting's parameter name in a click command: never clashes with its own options
 _METAVARS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT"}
 
 
@@ -325,14 +367,20 @@ def setting_options(*names: str) -> Callable[[Callable], Callable]:
             values = {name: kwargs.pop(OPTION_PREFIX + name) for name in names}
             return command(*args, settings=from_options(values), **kwargs)
 
-        for name in reversed(names):   # click lists options in decorator order, outermost first
+        for name in reversed(names):  # click lists options in decorator order, outermost first
             f = FIELDS[name]
             if is_bool(name):
                 flag = f"{flag_name(name)}/--no-{flag_name(name)[2:]}"
                 option = click.option(flag, OPTION_PREFIX + name, default=None, help=_option_help(f))
             else:
-                option = click.option(flag_name(name), OPTION_PREFIX + name, default=None, type=str,
-                                      metavar=_METAVARS.get(_type_name(f), "TEXT"), help=_option_help(f))
+                option = click.option(
+                    flag_name(name),
+                    OPTION_PREFIX + name,
+                    default=None,
+                    type=str,
+                    metavar=_METAVARS.get(_type_name(f), "TEXT"),
+                    help=_option_help(f),
+                )
             with_settings = option(with_settings)
         return with_settings
 

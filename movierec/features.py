@@ -14,11 +14,13 @@ Each pair feature is declared once (`PAIR_FEATURE_SPECS`): its Spark column for 
 beside its driver-side value for the live path (movierec.ranking.online), so the two cannot
 drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's order.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import IDF, HashingTF, Normalizer, VectorAssembler
@@ -61,21 +63,24 @@ def release_year(title_col: str = TITLE):
 
 def content_pipeline(genre_buckets: int, tag_buckets: int) -> Pipeline:
     """Genre and tag TF-IDF, each L2-normalised (an unfitted Spark ML pipeline)."""
-    return Pipeline(stages=[
-        HashingTF(inputCol=GENRES, outputCol="genre_tf", numFeatures=genre_buckets),
-        IDF(inputCol="genre_tf", outputCol="genre_tfidf"),
-        Normalizer(inputCol="genre_tfidf", outputCol="genre_vec"),
-        HashingTF(inputCol=TAG_TOKENS, outputCol="tag_tf", numFeatures=tag_buckets),
-        IDF(inputCol="tag_tf", outputCol="tag_tfidf"),
-        Normalizer(inputCol="tag_tfidf", outputCol="tag_vec"),
-    ])
+    return Pipeline(
+        stages=[
+            HashingTF(inputCol=GENRES, outputCol="genre_tf", numFeatures=genre_buckets),
+            IDF(inputCol="genre_tf", outputCol="genre_tfidf"),
+            Normalizer(inputCol="genre_tfidf", outputCol="genre_vec"),
+            HashingTF(inputCol=TAG_TOKENS, outputCol="tag_tf", numFeatures=tag_buckets),
+            IDF(inputCol="tag_tf", outputCol="tag_tfidf"),
+            Normalizer(inputCol="tag_tfidf", outputCol="tag_vec"),
+        ]
+    )
 
 
 def movie_tag_tokens(movies: DataFrame, tags: DataFrame) -> DataFrame:
     """movies + tag_tokens: every tag any user gave the movie (lower-cased, repeats count)."""
     per_movie = tags.groupBy(MOVIE).agg(F.collect_list(F.lower(F.col(TAG))).alias(TAG_TOKENS))
     return movies.join(per_movie, MOVIE, "left").withColumn(
-        TAG_TOKENS, F.coalesce(F.col(TAG_TOKENS), F.array().cast("array<string>")))
+        TAG_TOKENS, F.coalesce(F.col(TAG_TOKENS), F.array().cast("array<string>"))
+    )
 
 
 def vector_to_map(col: str):
@@ -92,7 +97,8 @@ def content_maps(fitted: PipelineModel, movies_with_tokens: DataFrame) -> DataFr
     """
     tag_map = F.when(F.size(TAG_TOKENS) > 0, vector_to_map("tag_vec")).otherwise(empty_map())
     return fitted.transform(movies_with_tokens).select(
-        MOVIE, vector_to_map("genre_vec").alias(GENRE_MAP), tag_map.alias(TAG_MAP))
+        MOVIE, vector_to_map("genre_vec").alias(GENRE_MAP), tag_map.alias(TAG_MAP)
+    )
 
 
 def build_features(movies, ratings, tags, genre_buckets: int, tag_buckets: int):
@@ -111,10 +117,17 @@ def rating_stats(ratings: DataFrame, global_mean: float | None = None) -> DataFr
     `global_mean`: global_mean_rating(ratings), when the caller has it already (one Spark job less)."""
     if global_mean is None:
         global_mean = global_mean_rating(ratings)
-    return ratings.groupBy(MOVIE).agg(F.count("*").alias(N_RATINGS), F.sum(RATING).alias("_sum")).select(
-        MOVIE, N_RATINGS,
-        ((F.col("_sum") + F.lit(SHRINK_RATINGS * global_mean)) / (F.col(N_RATINGS) + SHRINK_RATINGS)).alias(MEAN_RATING),
-        F.log1p(F.col(N_RATINGS)).alias(POPULARITY),
+    return (
+        ratings.groupBy(MOVIE)
+        .agg(F.count("*").alias(N_RATINGS), F.sum(RATING).alias("_sum"))
+        .select(
+            MOVIE,
+            N_RATINGS,
+            ((F.col("_sum") + F.lit(SHRINK_RATINGS * global_mean)) / (F.col(N_RATINGS) + SHRINK_RATINGS)).alias(
+                MEAN_RATING
+            ),
+            F.log1p(F.col(N_RATINGS)).alias(POPULARITY),
+        )
     )
 
 
@@ -132,7 +145,10 @@ def movie_features(movies: DataFrame, maps: DataFrame, stats: DataFrame, global_
         .join(maps, MOVIE, "left")
         .join(stats, MOVIE, "left")
         .select(
-            MOVIE, TITLE, GENRES, YEAR,
+            MOVIE,
+            TITLE,
+            GENRES,
+            YEAR,
             F.coalesce(GENRE_MAP, empty_map()).alias(GENRE_MAP),
             F.coalesce(TAG_MAP, empty_map()).alias(TAG_MAP),
             F.coalesce(N_RATINGS, F.lit(0)).cast("long").alias(N_RATINGS),
@@ -166,21 +182,23 @@ def user_profiles(ratings: DataFrame, movie_feats: DataFrame) -> DataFrame:
     """One row per user: rating count and mean, mean release year, genre and tag taste/exposure."""
     rated = ratings.join(movie_feats.select(MOVIE, YEAR, GENRE_MAP, TAG_MAP), MOVIE)
     basics = rated.groupBy(USER).agg(
-        F.count("*").alias(USER_N), F.avg(RATING).alias(USER_MEAN), F.avg(YEAR).alias(USER_YEAR))
+        F.count("*").alias(USER_N), F.avg(RATING).alias(USER_MEAN), F.avg(YEAR).alias(USER_YEAR)
+    )
     rated = rated.join(basics, USER).withColumn("_dev", F.col(RATING) - F.col(USER_MEAN))
     genre = _profile(rated, GENRE_MAP, GENRE_TASTE, GENRE_EXPOSURE)
     tag = _profile(rated, TAG_MAP, TAG_TASTE, TAG_EXPOSURE)
     return (
-        basics.join(genre, USER, "left").join(tag, USER, "left")
-        .select(USER, USER_N, USER_MEAN, USER_YEAR,
-                *[F.coalesce(c, empty_map()).alias(c) for c in TASTE_MAPS])
+        basics.join(genre, USER, "left")
+        .join(tag, USER, "left")
+        .select(USER, USER_N, USER_MEAN, USER_YEAR, *[F.coalesce(c, empty_map()).alias(c) for c in TASTE_MAPS])
     )
 
 
 def map_dot(a: str, b: str):
     """Σ a[k] · b[k] over the keys of a (missing keys of b count as 0)."""
     return F.aggregate(
-        F.map_entries(F.col(a)), F.lit(0.0),
+        F.map_entries(F.col(a)),
+        F.lit(0.0),
         lambda acc, e: acc + e["value"] * F.coalesce(F.try_element_at(F.col(b), e["key"]), F.lit(0.0)),
     )
 
@@ -198,14 +216,16 @@ def dense(map_col: str):
     size = F.greatest(n, F.lit(1))
     zeros = F.map_from_arrays(F.sequence(F.lit(0), size - 1), F.array_repeat(F.lit(0.0), size))
     return F.when(F.size(weights) == 0, F.array().cast("array<double>")).otherwise(
-        F.slice(F.map_values(F.map_zip_with(zeros, weights, lambda k, zero, w: F.coalesce(w, zero))), 1, n))
+        F.slice(F.map_values(F.map_zip_with(zeros, weights, lambda k, zero, w: F.coalesce(w, zero))), 1, n)
+    )
 
 
 def dense_dot(a: str, b: str):
     """map_dot(a, b) where b is `dense(b)`: the same products, summed in the same order, so
     the same double, bit for bit."""
     return F.aggregate(
-        F.map_entries(F.col(a)), F.lit(0.0),
+        F.map_entries(F.col(a)),
+        F.lit(0.0),
         lambda acc, e: acc + e["value"] * F.coalesce(F.try_element_at(F.col(b), e["key"] + 1), F.lit(0.0)),
     )
 
@@ -214,8 +234,9 @@ class UserTaste(NamedTuple):
     """One user's profile on the driver (live scoring): what the pair features' `value`s read.
 
     Loaded from Spark with `user_tastes`, so each number is the one the batch reads."""
+
     user_mean: float
-    log_n: float                        # log1p(user_n), taken by Spark (see user_tastes)
+    log_n: float  # log1p(user_n), taken by Spark (see user_tastes)
     mean_year: float | None
     genre_taste: dict[int, float]
     genre_exposure: dict[int, float]
@@ -223,7 +244,7 @@ class UserTaste(NamedTuple):
     tag_exposure: dict[int, float]
 
     @classmethod
-    def from_row(cls, row) -> "UserTaste":
+    def from_row(cls, row) -> UserTaste:
         return cls(row[USER_MEAN], row[_LOG_N], row[USER_YEAR], *(dict(row[c] or {}) for c in TASTE_MAPS))
 
 
@@ -232,18 +253,20 @@ class MovieContent(NamedTuple):
 
     Loaded from Spark with `movie_contents`.  The content maps are kept as their entries in
     Spark's order: map_dot sums in that order, and an array keeps it on its way to Python."""
+
     year: int | None
     mean_rating: float
     popularity: float
-    n_genres: int | None                # size(genres), as Spark counts it
+    n_genres: int | None  # size(genres), as Spark counts it
     genre_entries: tuple[tuple[int, float], ...]
     tag_entries: tuple[tuple[int, float], ...]
 
     @classmethod
-    def from_row(cls, row) -> "MovieContent":
+    def from_row(cls, row) -> MovieContent:
         entries = lambda col: tuple((e[0], e[1]) for e in row[col])
-        return cls(row[YEAR], row[MEAN_RATING], row[POPULARITY], row[_N_GENRES],
-                   entries(_GENRE_ENTRIES), entries(_TAG_ENTRIES))
+        return cls(
+            row[YEAR], row[MEAN_RATING], row[POPULARITY], row[_N_GENRES], entries(_GENRE_ENTRIES), entries(_TAG_ENTRIES)
+        )
 
 
 _LOG_N, _N_GENRES, _GENRE_ENTRIES, _TAG_ENTRIES = "_log_n", "_n_genres", "_genre_entries", "_tag_entries"
@@ -258,9 +281,15 @@ def user_tastes(profiles: DataFrame) -> DataFrame:
 
 def movie_contents(movie_feats: DataFrame) -> DataFrame:
     """movie features with what MovieContent.from_row reads (the content maps as entry arrays)."""
-    return movie_feats.select(MOVIE, YEAR, MEAN_RATING, POPULARITY, F.size(GENRES).alias(_N_GENRES),
-                              F.map_entries(GENRE_MAP).alias(_GENRE_ENTRIES),
-                              F.map_entries(TAG_MAP).alias(_TAG_ENTRIES))
+    return movie_feats.select(
+        MOVIE,
+        YEAR,
+        MEAN_RATING,
+        POPULARITY,
+        F.size(GENRES).alias(_N_GENRES),
+        F.map_entries(GENRE_MAP).alias(_GENRE_ENTRIES),
+        F.map_entries(TAG_MAP).alias(_TAG_ENTRIES),
+    )
 
 
 def entries_dot(entries: tuple[tuple[int, float], ...], other: dict[int, float]) -> float:
@@ -282,6 +311,7 @@ class PairFeature:
     scores a few pairs on the driver.  Both must give the same double bit for bit (a forest
     split sits exactly on a training value); tests/movierec/ranking/test_online.py checks every
     feature by name."""
+
     name: str
     column: Callable[[], Column]
     value: Callable[[UserTaste, MovieContent], float | None]
@@ -312,16 +342,29 @@ PAIR_FEATURE_SPECS: tuple[PairFeature, ...] = (
     PairFeature(F_MOVIE_POPULARITY, lambda: F.col(POPULARITY), lambda u, m: m.popularity),
     PairFeature("f_year", _year, _year_value),
     PairFeature("f_year_gap", lambda: _year() - F.coalesce(F.col(USER_YEAR), _year()), _year_gap_value),
-    PairFeature(F_GENRE_TASTE, lambda: dense_dot(GENRE_MAP, GENRE_TASTE),
-                lambda u, m: entries_dot(m.genre_entries, u.genre_taste)),
-    PairFeature("f_genre_exposure", lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE),
-                lambda u, m: entries_dot(m.genre_entries, u.genre_exposure)),
-    PairFeature("f_tag_taste", lambda: dense_dot(TAG_MAP, TAG_TASTE),
-                lambda u, m: entries_dot(m.tag_entries, u.tag_taste)),
-    PairFeature("f_tag_exposure", lambda: dense_dot(TAG_MAP, TAG_EXPOSURE),
-                lambda u, m: entries_dot(m.tag_entries, u.tag_exposure)),
-    PairFeature("f_genre_count", lambda: F.size(GENRES).cast("double"),
-                lambda u, m: None if m.n_genres is None else float(m.n_genres)),
+    PairFeature(
+        F_GENRE_TASTE,
+        lambda: dense_dot(GENRE_MAP, GENRE_TASTE),
+        lambda u, m: entries_dot(m.genre_entries, u.genre_taste),
+    ),
+    PairFeature(
+        "f_genre_exposure",
+        lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE),
+        lambda u, m: entries_dot(m.genre_entries, u.genre_exposure),
+    ),
+    PairFeature(
+        "f_tag_taste", lambda: dense_dot(TAG_MAP, TAG_TASTE), lambda u, m: entries_dot(m.tag_entries, u.tag_taste)
+    ),
+    PairFeature(
+        "f_tag_exposure",
+        lambda: dense_dot(TAG_MAP, TAG_EXPOSURE),
+        lambda u, m: entries_dot(m.tag_entries, u.tag_exposure),
+    ),
+    PairFeature(
+        "f_genre_count",
+        lambda: F.size(GENRES).cast("double"),
+        lambda u, m: None if m.n_genres is None else float(m.n_genres),
+    ),
 )
 # the pair features the content model reads, in order
 PAIR_FEATURES = [feature.name for feature in PAIR_FEATURE_SPECS]

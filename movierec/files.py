@@ -1,11 +1,12 @@
 """Writing a local file so that a reader sees the old content or the new, never half of either."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 @contextmanager

@@ -1,11 +1,14 @@
 """Plain-text tables for the terminal: the one formatter every command's table goes through."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (),
-                 rule: bool = True) -> str:
+def format_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (), rule: bool = True
+) -> str:
     """Columns padded to their widest cell, two spaces apart; the columns whose indexes are in
     `right` are right-aligned (numbers); None prints as empty; `rule` underlines the header
     (a column without a heading, such as a marker column, is not underlined)."""
@@ -13,8 +16,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Se
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
-        return "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
-                         for i, (cell, width) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+        ).rstrip()
 
     lines = [line(cells[0])]
     if rule:

@@ -4,11 +4,13 @@ Configuration comes from `movierec.config.Settings` (defaults, then MOVIEREC_* v
 the same settings the batch jobs use; tests pass `test_config`, whose "SETTINGS" entry
 replaces the settings and whose other entries override Flask's config.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 

@@ -4,10 +4,12 @@ Each view's inputs and answers are declared with `@operation` (serving/openapi.p
 models of serving/models.py: the wrapper validates the request with them before the view
 runs, and /openapi.json is made from the same declarations.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
@@ -25,6 +27,7 @@ NO_RUN = "no run has been published yet"
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def services():
     return current_app.extensions["movierec"]
@@ -48,7 +51,7 @@ def resolve_genre(conn, run_id: str, text: str) -> str:
 
 def live_call(kind: str, call: Callable[[Any], Any]):
     """Run `call(scorer)` on the live fallback, count it, and turn its failures into answers."""
-    from serving import live   # imported only when a request needs Spark
+    from serving import live  # imported only when a request needs Spark
 
     scorer = services().live()
     started = time.perf_counter()
@@ -70,12 +73,19 @@ def live_call(kind: str, call: Callable[[Any], Any]):
 
 # ---------------------------------------------------------------- users
 
+
 @bp.get("/users/<user_id>/recommendations")
-@operation("userRecommendations", "A user's recommendations from the active run", {
-    200: (models.UserRecommendations, "the page of the user's list"),
-    400: (None, BAD + "; also an unknown genre"),
-    503: (None, "no active run, or live scoring is needed and unavailable or timed out")},
-    path=models.UserPath, query=models.RecommendationsQuery)
+@operation(
+    "userRecommendations",
+    "A user's recommendations from the active run",
+    {
+        200: (models.UserRecommendations, "the page of the user's list"),
+        400: (None, BAD + "; also an unknown genre"),
+        503: (None, "no active run, or live scoring is needed and unavailable or timed out"),
+    },
+    path=models.UserPath,
+    query=models.RecommendationsQuery,
+)
 def user_recommendations(path: models.UserPath, query: models.RecommendationsQuery):
     uid, k, offset, genre_text = path.user_id, query.k, query.offset, query.genre
     engine = services().engine
@@ -111,7 +121,7 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
         catalogue = store.get_movies(conn, [row["movie_id"] for row in ranked])
     if genre is not None:
         ranked = [row for row in ranked if genre in catalogue.get(row["movie_id"], {}).get("genres", ())]
-    items = [_with_movie(row, catalogue) for row in ranked[offset:offset + k]]
+    items = [_with_movie(row, catalogue) for row in ranked[offset : offset + k]]
     return _user_answer(uid, run_id, "live", items)
 
 
@@ -127,9 +137,16 @@ def _continue_live(stored: list[dict], live_rows: list[dict]) -> list[dict]:
 
 def _with_movie(row: dict, catalogue: dict[int, dict]) -> dict[str, Any]:
     movie = catalogue.get(row["movie_id"], {})
-    return {"rank": row["rank"], "movie_id": row["movie_id"], "title": movie.get("title"),
-            "year": movie.get("year"), "genres": movie.get("genres", []), "score": row["score"],
-            "cf_score": row.get("cf_score"), "cb_score": row.get("cb_score")}
+    return {
+        "rank": row["rank"],
+        "movie_id": row["movie_id"],
+        "title": movie.get("title"),
+        "year": movie.get("year"),
+        "genres": movie.get("genres", []),
+        "score": row["score"],
+        "cf_score": row.get("cf_score"),
+        "cb_score": row.get("cb_score"),
+    }
 
 
 def _user_answer(user_id: int, run_id: str, source: str, items: list[dict]):
@@ -138,16 +155,22 @@ def _user_answer(user_id: int, run_id: str, source: str, items: list[dict]):
 
 # ---------------------------------------------------------------- the seed's call
 
+
 @bp.post("/recommend")
-@operation("recommend", "Score given movies for a user (the seed's call)", {
-    200: (models.RecommendResult, "the movies, best first"),
-    400: (None, BAD + "; also an unknown genre, or a movie neither in the catalogue nor given genres"),
-    413: (None, "the body is too large"),
-    503: (None, "no active run, or live scoring unavailable or timed out")},
+@operation(
+    "recommend",
+    "Score given movies for a user (the seed's call)",
+    {
+        200: (models.RecommendResult, "the movies, best first"),
+        400: (None, BAD + "; also an unknown genre, or a movie neither in the catalogue nor given genres"),
+        413: (None, "the body is too large"),
+        503: (None, "no active run, or live scoring unavailable or timed out"),
+    },
     body=models.RecommendRequest,
     description="Pairs in the active run's recommendations come from the store; the rest are scored "
-                "live by the batch's hybrid function; a movie the models never saw is scored from its "
-                "genres by the content model alone.")
+    "live by the batch's hybrid function; a movie the models never saw is scored from its "
+    "genres by the content model alone.",
+)
 def recommend(body: models.RecommendRequest):
     user_id, movie_ids, given_genres = body.userId, body.movieIds, body.genres_given()
     with services().engine.connect() as conn:
@@ -165,9 +188,11 @@ def recommend(body: models.RecommendRequest):
         catalogue = store.get_movies(conn, missing) if missing else {}
     unknown = [m for m in missing if m not in catalogue and m not in given_genres]
     if unknown:
-        raise bad_request(f"movie {unknown[0]} is not in the catalogue: give its genres in genres_lists "
-                          f"so the content model can score it"
-                          + (f" ({len(unknown)} such movies: {unknown[:10]})" if len(unknown) > 1 else ""))
+        raise bad_request(
+            f"movie {unknown[0]} is not in the catalogue: give its genres in genres_lists "
+            f"so the content model can score it"
+            + (f" ({len(unknown)} such movies: {unknown[:10]})" if len(unknown) > 1 else "")
+        )
     results = [{"movieId": m, "score": row["score"], "source": "precomputed"} for m, row in stored.items()]
     if missing:
         # a movie without genres from the client is described by the catalogue
@@ -183,8 +208,9 @@ def _known_genres(known: dict[str, str], names: list[str], movie_id: int) -> lis
     for name in names:
         canonical = known.get(name.strip().casefold())
         if canonical is None:
-            raise bad_request(f"unknown genre {name!r} for movie {movie_id}; "
-                              f"known genres: {', '.join(sorted(known.values()))}")
+            raise bad_request(
+                f"unknown genre {name!r} for movie {movie_id}; known genres: {', '.join(sorted(known.values()))}"
+            )
         if canonical not in resolved:
             resolved.append(canonical)
     return resolved
@@ -192,10 +218,14 @@ def _known_genres(known: dict[str, str], names: list[str], movie_id: int) -> lis
 
 # ---------------------------------------------------------------- movies and runs
 
+
 @bp.get("/movies/<movie_id>")
-@operation("movie", "A movie from the catalogue", {
-    200: (models.Movie, "the movie"), 400: (None, BAD), 404: (None, "not in the catalogue")},
-    path=models.MoviePath)
+@operation(
+    "movie",
+    "A movie from the catalogue",
+    {200: (models.Movie, "the movie"), 400: (None, BAD), 404: (None, "not in the catalogue")},
+    path=models.MoviePath,
+)
 def movie(path: models.MoviePath):
     mid = path.movie_id
     with services().engine.connect() as conn:
@@ -206,10 +236,18 @@ def movie(path: models.MoviePath):
 
 
 @bp.get("/movies/<movie_id>/similar")
-@operation("similarMovies", "The nearest movies by ALS item factors, from the active run", {
-    200: (models.SimilarMovies, "the similar movies, best first"), 400: (None, BAD),
-    404: (None, "not in the catalogue"), 503: (None, NO_RUN)},
-    path=models.MoviePath, query=models.SimilarQuery)
+@operation(
+    "similarMovies",
+    "The nearest movies by ALS item factors, from the active run",
+    {
+        200: (models.SimilarMovies, "the similar movies, best first"),
+        400: (None, BAD),
+        404: (None, "not in the catalogue"),
+        503: (None, NO_RUN),
+    },
+    path=models.MoviePath,
+    query=models.SimilarQuery,
+)
 def similar(path: models.MoviePath, query: models.SimilarQuery):
     mid, k = path.movie_id, query.k
     with services().engine.connect() as conn:
@@ -222,8 +260,11 @@ def similar(path: models.MoviePath, query: models.SimilarQuery):
 
 
 @bp.get("/runs/active")
-@operation("activeRun", "The run being served, its parameters and metrics", {
-    200: (models.ActiveRun, "the active run"), 503: (None, NO_RUN)})
+@operation(
+    "activeRun",
+    "The run being served, its parameters and metrics",
+    {200: (models.ActiveRun, "the active run"), 503: (None, NO_RUN)},
+)
 def active_run():
     with services().engine.connect() as conn:
         active = store.get_active_run(conn)

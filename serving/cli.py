@@ -5,6 +5,7 @@ hands the effective settings to gunicorn's workers as MOVIEREC_* variables, so e
 serves with exactly what the command was given.  Prometheus counters are kept in files (one
 fresh folder per start) so that any worker's /metrics adds up all of them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,22 +52,45 @@ def prepare_metrics_dir(folder: str | None) -> str:
     return str(path)
 
 
-def gunicorn_command(settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None,
-                     threads: int = DEFAULT_THREADS) -> list[str]:
+def gunicorn_command(
+    settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None, threads: int = DEFAULT_THREADS
+) -> list[str]:
     workers = workers or default_workers()
     # a worker busy with a live call for live_timeout seconds must not be killed as stuck
     timeout = int(max(30, settings.live_timeout + 15))
-    return [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
-            "--bind", bind, "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--timeout", str(timeout), "serving.wsgi:app"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:serving.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        "--timeout",
+        str(timeout),
+        "serving.wsgi:app",
+    ]
 
 
 class ServeError(RuntimeError):
     """The server cannot start; the message says why and what to do."""
 
 
-def serve(settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None, threads: int = DEFAULT_THREADS,
-          metrics_dir: str | None = None, dev: bool = False, dry_run: bool = False) -> int:
+def serve(
+    settings: Settings,
+    bind: str = DEFAULT_BIND,
+    workers: int | None = None,
+    threads: int = DEFAULT_THREADS,
+    metrics_dir: str | None = None,
+    dev: bool = False,
+    dry_run: bool = False,
+) -> int:
     """Replace this process with gunicorn serving the API (or run Flask's dev server, or, with
     `dry_run`, only print the gunicorn command)."""
     env = {**os.environ, **settings_environment(settings)}
@@ -90,7 +114,7 @@ def serve(settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = No
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)
-    return 0   # not reached
+    return 0  # not reached
 
 
 def _has_module(name: str) -> bool:

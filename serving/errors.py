@@ -5,10 +5,11 @@ nothing about the code (the traceback goes to the log, not to the client).  What
 may contain is declared in serving/models.py; `models.explain` turns a model's complaint
 into the message of a 400 (see serving/openapi.py).
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import DBAPIError
@@ -64,8 +65,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _store_error(err: DBAPIError):
         log.error("store error", exc_info=err)
-        return error_response(503, f"the store is unreachable or not ready ({type(err.orig).__name__})",
-                              {"Retry-After": "5"})
+        return error_response(
+            503, f"the store is unreachable or not ready ({type(err.orig).__name__})", {"Retry-After": "5"}
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(err: BaseException):

@@ -3,6 +3,7 @@
 The command line that `serving.cli` builds sets bind, workers, threads and timeout; this
 file holds what must be code: the Prometheus multiprocess bookkeeping.
 """
+
 import os
 
 # no app import in the master: each worker builds its own app (engine, Spark) after the fork

@@ -17,14 +17,17 @@ never runs two Spark scorings at once, and nobody waits longer than the time-out
 This module imports no pyspark at import time; the API imports it only when a request
 needs live scoring.
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
-from typing import Any, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from movierec.config import Settings
 
@@ -53,11 +56,23 @@ class LiveBadInput(ValueError):
 
 # settings that say where and how this process runs, not how a run's models score: every
 # other setting is taken from the run's own parameters (runs.params) when its models load
-DEPLOYMENT_SETTINGS = frozenset({
-    "data_dir", "warehouse", "db_url", "spark_master", "shuffle_partitions", "driver_memory",
-    "max_bad_share", "keep_runs", "quality_tolerance", "skip_quality_gate", "warm_spark", "live_timeout",
-    "page_cache_size",
-})
+DEPLOYMENT_SETTINGS = frozenset(
+    {
+        "data_dir",
+        "warehouse",
+        "db_url",
+        "spark_master",
+        "shuffle_partitions",
+        "driver_memory",
+        "max_bad_share",
+        "keep_runs",
+        "quality_tolerance",
+        "skip_quality_gate",
+        "warm_spark",
+        "live_timeout",
+        "page_cache_size",
+    }
+)
 
 
 def settings_for_run(settings: Settings, run_params: dict[str, Any] | None) -> Settings:
@@ -81,7 +96,7 @@ class LiveScorer:
         self.timeout = settings.live_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="movierec-live")
         self._spark = None
-        self._models: tuple[str, Any] | None = None    # (run id, RunModels)
+        self._models: tuple[str, Any] | None = None  # (run id, RunModels)
         self._failed_until = 0.0
         self._failure = ""
         self._ids = itertools.count(1)
@@ -97,8 +112,9 @@ class LiveScorer:
         """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded."""
         return self._call(lambda models: models.recommend(user_id, k), run_id)
 
-    def score(self, run_id: str, user_id: int, movie_ids: list[int],
-              genres: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
+    def score(
+        self, run_id: str, user_id: int, movie_ids: list[int], genres: dict[int, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
         """One dict (movie_id, score, cf_score, cb_score) per movie."""
         return self._call(lambda models: models.score(user_id, movie_ids, genres or None), run_id)
 
@@ -119,19 +135,21 @@ class LiveScorer:
     def _call(self, work: Callable[[Any], Any], run_id: str):
         now = time.monotonic()
         if now < self._failed_until:
-            raise LiveUnavailable(f"live scoring is unavailable: {self._failure}",
-                                  retry_after=int(self._failed_until - now) + 1)
+            raise LiveUnavailable(
+                f"live scoring is unavailable: {self._failure}", retry_after=int(self._failed_until - now) + 1
+            )
         tag = f"movierec-live-{next(self._ids)}"
         abandoned = threading.Event()
         future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned)
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
-            abandoned.set()          # not started scoring yet: it never will
-            future.cancel()          # still queued: never runs
-            self._cancel(tag)        # scoring: its Spark jobs are cancelled
-            raise LiveTimeout(f"live scoring took longer than {self.timeout:g} s and was cancelled",
-                              retry_after=TIMEOUT_RETRY_AFTER) from None
+            abandoned.set()  # not started scoring yet: it never will
+            future.cancel()  # still queued: never runs
+            self._cancel(tag)  # scoring: its Spark jobs are cancelled
+            raise LiveTimeout(
+                f"live scoring took longer than {self.timeout:g} s and was cancelled", retry_after=TIMEOUT_RETRY_AFTER
+            ) from None
 
     def _in_worker(self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event):
         spark = self._session()
@@ -140,7 +158,7 @@ class LiveScorer:
         spark.sparkContext.setJobGroup("movierec-live-load", "movierec live fallback: loading models")
         models = self._models_for(spark, run_id)
         if abandoned.is_set():
-            return None          # the caller has answered 503 already: no Spark work for nobody
+            return None  # the caller has answered 503 already: no Spark work for nobody
         spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         from movierec.ranking.online import UnknownMovie, UnknownUser
 
@@ -150,17 +168,18 @@ class LiveScorer:
             raise LiveBadInput(_message(err).strip("'\"")) from None
         except (LiveUnavailable, LiveBadInput):
             raise
-        except Exception as err:   # Spark failed mid-call: the client may retry, the log has the trace
+        except Exception as err:  # Spark failed mid-call: the client may retry, the log has the trace
             log.exception("live scoring failed")
-            raise LiveUnavailable(f"live scoring failed: {type(err).__name__}: {_message(err)}",
-                                  retry_after=TIMEOUT_RETRY_AFTER) from None
+            raise LiveUnavailable(
+                f"live scoring failed: {type(err).__name__}: {_message(err)}", retry_after=TIMEOUT_RETRY_AFTER
+            ) from None
 
     def _warm(self, run_id: str | None) -> None:
         try:
             spark = self._session()
             if run_id is not None:
                 self._models_for(spark, run_id)
-        except Exception:   # warming is best effort; the first real call reports the problem
+        except Exception:  # warming is best effort; the first real call reports the problem
             log.exception("could not warm the live fallback")
 
     def _session(self):
@@ -176,8 +195,9 @@ class LiveScorer:
             self._failure = f"Spark could not start ({type(err).__name__}: {_message(err)})"
             self._failed_until = time.monotonic() + FAILURE_BACKOFF
             log.exception("live fallback: Spark could not start")
-            raise LiveUnavailable(f"live scoring is unavailable: {self._failure}",
-                                  retry_after=FAILURE_BACKOFF) from None
+            raise LiveUnavailable(
+                f"live scoring is unavailable: {self._failure}", retry_after=FAILURE_BACKOFF
+            ) from None
         log.info("live fallback: Spark %s ready in %.1f s", spark.version, time.monotonic() - started)
         self._spark = spark
         return spark
@@ -195,7 +215,9 @@ class LiveScorer:
             log.exception("live fallback: could not load run %s", run_id)
             raise LiveUnavailable(
                 f"live scoring is unavailable: the models of run {run_id} could not be loaded "
-                f"({type(err).__name__}: {_message(err)})", retry_after=TIMEOUT_RETRY_AFTER) from None
+                f"({type(err).__name__}: {_message(err)})",
+                retry_after=TIMEOUT_RETRY_AFTER,
+            ) from None
         previous, self._models = self._models, (run_id, models)
         if previous is not None and hasattr(previous[1], "close"):
             previous[1].close()

@@ -7,11 +7,13 @@ any worker can answer the scrape.  Without it (Flask's dev server, tests) the ap
 its own registry.  The active run is read from the store at scrape time, so it is right
 whichever worker answers and whenever the pointer moved.
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -33,14 +35,29 @@ class Metrics:
     def __init__(self, app: Flask):
         self.app = app
         self.registry = CollectorRegistry()
-        self.requests = Counter("movierec_http_requests_total", "HTTP requests answered",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("movierec_http_request_duration_seconds", "Time to answer an HTTP request",
-                                 ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.live_calls = Counter("movierec_live_calls_total", "Calls to the live-Spark fallback",
-                                  ["kind", "outcome"], registry=self.registry)
-        self.live_latency = Histogram("movierec_live_call_duration_seconds", "Time a live-Spark call took",
-                                      ["kind", "outcome"], buckets=LIVE_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "movierec_http_requests_total",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "movierec_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.live_calls = Counter(
+            "movierec_live_calls_total", "Calls to the live-Spark fallback", ["kind", "outcome"], registry=self.registry
+        )
+        self.live_latency = Histogram(
+            "movierec_live_call_duration_seconds",
+            "Time a live-Spark call took",
+            ["kind", "outcome"],
+            buckets=LIVE_BUCKETS,
+            registry=self.registry,
+        )
         app.before_request(self._start)
         app.after_request(self._finish)
 
@@ -93,8 +110,9 @@ class ActiveRunCollector(Collector):
 
     def collect(self) -> Iterator:
         up = GaugeMetricFamily("movierec_store_up", "1 when the store answered this scrape")
-        active = GaugeMetricFamily("movierec_active_run", "The run the API serves (value 1, id in the label)",
-                                   labels=["run_id"])
+        active = GaugeMetricFamily(
+            "movierec_active_run", "The run the API serves (value 1, id in the label)", labels=["run_id"]
+        )
         try:
             with self.app.extensions["movierec"].engine.connect() as conn:
                 run_id = store.get_active_run_id(conn)

@@ -11,19 +11,28 @@ Path and query values arrive as text: they must be plain ASCII digits (no "1.5",
 The POST /recommend body is strict JSON: ids are JSON integers, so `2.0`, `"2"` and `true`
 are refused (JSON Schema's "integer" would let 2.0 through: the descriptions say so).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 import annotated_types
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, RootModel, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # the largest id the models can hold (Spark ALS ids are 32-bit) and the store's INTEGER
 MAX_ID = 2**31 - 1
 DEFAULT_K = 10
-MAX_K = 500            # deepest list served: the store holds the run's top_k, deeper is scored live
+MAX_K = 500  # deepest list served: the store holds the run's top_k, deeper is scored live
 MAX_SIMILAR_K = 100
 MAX_BODY_MOVIES = 500  # movies in one POST /recommend
 
@@ -31,6 +40,7 @@ Source = Literal["precomputed", "live", "cold_start"]
 
 
 # ---------------------------------------------------------------- text to integers
+
 
 def _digits(value: Any) -> Any:
     """Path ids: only ASCII digits (a sign, a dot, spaces or other scripts' digits are refused)."""
@@ -50,13 +60,14 @@ def _signed_digits(value: Any) -> Any:
     return value
 
 
-PathId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_digits)]   # constraints first: in the schema
+PathId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_digits)]  # constraints first: in the schema
 QueryInt = Annotated[int, BeforeValidator(_signed_digits)]
 JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID)]
 AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 # ---------------------------------------------------------------- inputs: path and query
+
 
 class UserPath(BaseModel):
     user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}")
@@ -69,12 +80,20 @@ class MoviePath(BaseModel):
 class RecommendationsQuery(BaseModel):
     """Unknown query parameters are ignored (a cache buster does no harm)."""
 
-    k: QueryInt = Field(DEFAULT_K, ge=1, le=MAX_K, description=(
-        f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live)"))
-    offset: QueryInt = Field(0, ge=0, le=MAX_K - 1, description=(
-        "skip this many of the (filtered) list: pages never repeat within a run"))
-    genre: str | None = Field(None, min_length=1, description=(
-        "only movies of this genre (case-insensitive); unknown genres are a 400, and so is an empty one"))
+    k: QueryInt = Field(
+        DEFAULT_K,
+        ge=1,
+        le=MAX_K,
+        description=(f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live)"),
+    )
+    offset: QueryInt = Field(
+        0, ge=0, le=MAX_K - 1, description=("skip this many of the (filtered) list: pages never repeat within a run")
+    )
+    genre: str | None = Field(
+        None,
+        min_length=1,
+        description=("only movies of this genre (case-insensitive); unknown genres are a 400, and so is an empty one"),
+    )
 
 
 class SimilarQuery(BaseModel):
@@ -83,22 +102,38 @@ class SimilarQuery(BaseModel):
 
 # ---------------------------------------------------------------- inputs: the seed's body
 
+
 class RecommendRequest(BaseModel):
     """POST /recommend, the seed's call.
 
     `{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}`"""
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "example": {"userId": 1, "movieIds": [1, 3, 6],
-                    "genres_lists": [["Adventure", "Animation"], ["Comedy"], ["Action"]]}})
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "example": {
+                "userId": 1,
+                "movieIds": [1, 3, 6],
+                "genres_lists": [["Adventure", "Animation"], ["Comedy"], ["Action"]],
+            }
+        },
+    )
 
-    userId: JsonId = Field(description=f"a user id, 0..{MAX_ID}; a JSON integer (2.0, \"2\" and true are refused)")
+    userId: JsonId = Field(description=f'a user id, 0..{MAX_ID}; a JSON integer (2.0, "2" and true are refused)')
     movieIds: list[JsonId] = Field(
-        min_length=1, max_length=MAX_BODY_MOVIES, json_schema_extra={"uniqueItems": True},
-        description=f"the movies to score: 1..{MAX_BODY_MOVIES} JSON integers, each movie once")
-    genres_lists: list[list[str] | None] | None = Field(None, description=(
-        "one entry per movie id: its genres (needed only for movies not in the catalogue), or null / []; "
-        "null or left out for the whole field means none given"))
+        min_length=1,
+        max_length=MAX_BODY_MOVIES,
+        json_schema_extra={"uniqueItems": True},
+        description=f"the movies to score: 1..{MAX_BODY_MOVIES} JSON integers, each movie once",
+    )
+    genres_lists: list[list[str] | None] | None = Field(
+        None,
+        description=(
+            "one entry per movie id: its genres (needed only for movies not in the catalogue), or null / []; "
+            "null or left out for the whole field means none given"
+        ),
+    )
 
     @field_validator("movieIds")
     @classmethod
@@ -106,8 +141,9 @@ class RecommendRequest(BaseModel):
         if len(set(movie_ids)) != len(movie_ids):
             seen: set[int] = set()
             repeated = sorted({m for m in movie_ids if m in seen or seen.add(m)})
-            raise PydanticCustomError("unique_items", "movieIds repeats {repeated}: each movie once",
-                                      {"repeated": repeated})
+            raise PydanticCustomError(
+                "unique_items", "movieIds repeats {repeated}: each movie once", {"repeated": repeated}
+            )
         return movie_ids
 
     @model_validator(mode="after")
@@ -116,7 +152,9 @@ class RecommendRequest(BaseModel):
             raise PydanticCustomError(
                 "genres_lists_length",
                 "genres_lists has {given} entries but movieIds has {movies}: give one list per movie "
-                "(null or [] where none)", {"given": len(self.genres_lists), "movies": len(self.movieIds)})
+                "(null or [] where none)",
+                {"given": len(self.genres_lists), "movies": len(self.movieIds)},
+            )
         return self
 
     def genres_given(self) -> dict[int, list[str]]:
@@ -125,6 +163,7 @@ class RecommendRequest(BaseModel):
 
 
 # ---------------------------------------------------------------- answers
+
 
 class Error(BaseModel):
     """Every answer other than 200."""
@@ -155,18 +194,24 @@ class RecommendationItem(BaseModel):
 class UserRecommendations(BaseModel):
     user_id: AnswerId
     run_id: str
-    source: Source = Field(description=(
-        "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them); "
-        "cold_start: a user the run has no ratings of, answered with the run's most popular movies"))
+    source: Source = Field(
+        description=(
+            "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them); "
+            "cold_start: a user the run has no ratings of, answered with the run's most popular movies"
+        )
+    )
     items: list[RecommendationItem]
 
 
 class ScoredMovie(BaseModel):
     movieId: AnswerId
     score: float
-    source: Source = Field(description=(
-        "cold_start: a user the run has no ratings of; the score is then the movie's popularity in the run "
-        "(0 outside its popular list)"))
+    source: Source = Field(
+        description=(
+            "cold_start: a user the run has no ratings of; the score is then the movie's popularity in the run "
+            "(0 outside its popular list)"
+        )
+    )
 
 
 class RecommendResult(RootModel[list[ScoredMovie]]):
@@ -224,8 +269,15 @@ EXPECTED = {
 }
 _INTEGER_ERRORS = {"int_type", "int_parsing", "int_parsing_size", "int_from_float", "bool_type"}
 _RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
-_JSON_TYPES = {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
-               type(None): "null"}
+_JSON_TYPES = {
+    dict: "object",
+    list: "list",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 _SHOWN_PROBLEMS = 3
 
 
@@ -250,7 +302,7 @@ def _shown(value: Any) -> str:
 def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
     kind, loc, value = error["type"], error["loc"], error.get("input")
     if kind in {"unique_items", "genres_lists_length"} or not loc:
-        return error["msg"]   # our own validators' messages, and errors of the whole body
+        return error["msg"]  # our own validators' messages, and errors of the whole body
     field = str(loc[0])
     name = field.replace("_", " ") if where == "path" else field
     name += "".join(f"[{i}]" for i in loc[1:] if isinstance(i, int))

@@ -22,13 +22,15 @@ Offline: the Swagger UI files come from the `swagger-ui-bundle-v2` package (the 
 release as package data, no Python code of its own besides the path) and are served by this
 app under /docs/assets/; the page references nothing outside this server.
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, request, send_from_directory, url_for
 from pydantic import BaseModel, ValidationError
@@ -63,8 +65,10 @@ class Operation:
 
 # ---------------------------------------------------------------- declaring and validating
 
-def operation(operation_id: str, summary: str, answers: Mapping[int, tuple[type[BaseModel] | None, str]],
-              **details: Any) -> Callable[[Callable], Callable]:
+
+def operation(
+    operation_id: str, summary: str, answers: Mapping[int, tuple[type[BaseModel] | None, str]], **details: Any
+) -> Callable[[Callable], Callable]:
     """Declare a view's inputs and answers; its request is validated with the same models.
 
     The view is called with `path=`, `query=` and `body=` model instances for what was
@@ -112,28 +116,36 @@ def read_json_body() -> Any:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise too_large from None
-    if len(raw) >= limit:   # a body without Content-Length (chunked) is cut off at the limit
+    if len(raw) >= limit:  # a body without Content-Length (chunked) is cut off at the limit
         raise too_large
     try:
         return json.loads(raw)
-    except ValueError:   # includes bodies that are not UTF-8
+    except ValueError:  # includes bodies that are not UTF-8
         raise bad_request(f"the body must be a JSON object like {BODY_EXAMPLE}") from None
-    except RecursionError:   # "[[[[…" a few thousand deep: the decoder's stack, not ours to give a 500
+    except RecursionError:  # "[[[[…" a few thousand deep: the decoder's stack, not ours to give a 500
         raise bad_request(f"the body is nested too deeply; it must be a JSON object like {BODY_EXAMPLE}") from None
 
 
 # ---------------------------------------------------------------- routes without inputs, declared here
 
-EXTERNAL: dict[str, Operation] = {   # the views of serving/ops.py
+EXTERNAL: dict[str, Operation] = {  # the views of serving/ops.py
     "ops.healthz": Operation("healthz", "The process is alive", {200: (models.Health, "alive")}),
-    "ops.readyz": Operation("readyz", "The store answers and has an active run", {
-        200: (models.Ready, "ready"), 503: (None, "store unreachable or nothing published")}),
-    "ops.metrics": Operation("metrics", "Prometheus metrics (text exposition format, not JSON)",
-                             {200: (None, "metrics")}, media_type="text/plain"),
+    "ops.readyz": Operation(
+        "readyz",
+        "The store answers and has an active run",
+        {200: (models.Ready, "ready"), 503: (None, "store unreachable or nothing published")},
+    ),
+    "ops.metrics": Operation(
+        "metrics",
+        "Prometheus metrics (text exposition format, not JSON)",
+        {200: (None, "metrics")},
+        media_type="text/plain",
+    ),
 }
 
 
 # ---------------------------------------------------------------- the document
+
 
 def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
     schema = model.model_json_schema()
@@ -142,29 +154,47 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
         description = prop.pop("description", "")
-        if "anyOf" in prop:   # Optional[X]: a query parameter is left out, never null
+        if "anyOf" in prop:  # Optional[X]: a query parameter is left out, never null
             branches = [branch for branch in prop.pop("anyOf") if branch.get("type") != "null"]
             prop.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
         if "default" in prop and prop["default"] is None:
             del prop["default"]
-        parameters.append({"name": name, "in": where, "required": where == "path" or name in required,
-                           "description": description, "schema": prop})
+        parameters.append(
+            {
+                "name": name,
+                "in": where,
+                "required": where == "path" or name in required,
+                "description": description,
+                "schema": prop,
+            }
+        )
     return parameters
 
 
-def _answer(op: Operation, status: int, model: type[BaseModel] | None, description: str,
-            refs: Mapping[type[BaseModel], dict[str, str]]) -> dict[str, Any]:
+def _answer(
+    op: Operation,
+    status: int,
+    model: type[BaseModel] | None,
+    description: str,
+    refs: Mapping[type[BaseModel], dict[str, str]],
+) -> dict[str, Any]:
     if status >= 400:
         schema: dict[str, Any] = refs[models.Error]
     elif model is not None:
         schema = refs[model]
     else:
         schema = {"type": "string"} if op.media_type != "application/json" else {"type": "object"}
-    answer: dict[str, Any] = {"description": description, "content": {
-        "application/json" if status >= 400 else op.media_type: {"schema": schema}}}
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json" if status >= 400 else op.media_type: {"schema": schema}},
+    }
     if status in op.retry_after:
-        answer["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
-                                             "schema": {"type": "integer", "minimum": 1}}}
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
     return answer
 
 
@@ -175,7 +205,7 @@ def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
             continue
         op = getattr(app.view_functions[rule.endpoint], "openapi", None) or EXTERNAL.get(rule.endpoint)
         if op is None:
-            continue   # an undeclared route stays out; tests/serving/test_openapi.py fails on it
+            continue  # an undeclared route stays out; tests/serving/test_openapi.py fails on it
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         declared = set(op.path.model_fields) if op.path else set()
         if declared != set(rule.arguments):
@@ -203,20 +233,25 @@ def document(app: Flask) -> dict[str, Any]:
         if op.description:
             entry["description"] = op.description
         parameters = (_parameters(op.path, "path") if op.path else []) + (
-            _parameters(op.query, "query") if op.query else [])
+            _parameters(op.query, "query") if op.query else []
+        )
         if parameters:
             entry["parameters"] = parameters
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
-        entry["responses"] = {str(status): _answer(op, status, model, text, refs)
-                              for status, (model, text) in sorted(op.answers.items())}
+        entry["responses"] = {
+            str(status): _answer(op, status, model, text, refs) for status, (model, text) in sorted(op.answers.items())
+        }
         paths.setdefault(path, {})[method] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": "movierec", "version": "1.0.0",
-                 "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
-                                "Every answer other than 200 is JSON: {status, error, message}. "
-                                "Interactive docs: /docs."},
+        "info": {
+            "title": "movierec",
+            "version": "1.0.0",
+            "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
+            "Every answer other than 200 is JSON: {status, error, message}. "
+            "Interactive docs: /docs.",
+        },
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {})},
     }
@@ -224,16 +259,22 @@ def document(app: Flask) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- serving it
 
+
 def document_response():
     """/openapi.json (a route of the api blueprint, which the page links as `api.openapi`)."""
     cached = current_app.extensions.get("movierec.openapi")
-    if cached is None:   # routes are fixed once the app serves: build the document once
+    if cached is None:  # routes are fixed once the app serves: build the document once
         cached = current_app.extensions["movierec.openapi"] = json.dumps(document(current_app)).encode()
     return current_app.response_class(cached, mimetype="application/json")
 
 
-DOCS_ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
-               "favicon-32x32.png", "favicon-16x16.png"}
+DOCS_ASSETS = {
+    "swagger-ui.css",
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "favicon-32x32.png",
+    "favicon-16x16.png",
+}
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -261,7 +302,7 @@ DOCS_PAGE = """<!DOCTYPE html>
 
 
 def _assets_dir() -> str:
-    from swagger_ui_bundle import swagger_ui_path   # imported when the docs are asked for
+    from swagger_ui_bundle import swagger_ui_path  # imported when the docs are asked for
 
     return str(swagger_ui_path)
 
@@ -269,12 +310,17 @@ def _assets_dir() -> str:
 @bp.get("/docs")
 def docs():
     """Swagger UI over /openapi.json, every file from this server (it works offline)."""
+
     def asset(name: str) -> str:
         return url_for("openapi.docs_asset", name=name)
 
-    page = DOCS_PAGE.format(css=asset("swagger-ui.css"), icon=asset("favicon-32x32.png"),
-                            bundle=asset("swagger-ui-bundle.js"), preset=asset("swagger-ui-standalone-preset.js"),
-                            spec=json.dumps(url_for("api.openapi")))
+    page = DOCS_PAGE.format(
+        css=asset("swagger-ui.css"),
+        icon=asset("favicon-32x32.png"),
+        bundle=asset("swagger-ui-bundle.js"),
+        preset=asset("swagger-ui-standalone-preset.js"),
+        spec=json.dumps(url_for("api.openapi")),
+    )
     return current_app.response_class(page, mimetype="text/html")
 
 

@@ -1,4 +1,5 @@
 """Operations: liveness, readiness, Prometheus metrics."""
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ The page is static HTML plus a small script that calls the JSON API, so what a p
 sees is exactly what the API answers.  When the evaluation report exists under the
 reports folder (`movierec report` writes it), the page links to the newest one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ def reports_dir() -> Path:
     return Path(current_app.config["REPORTS_DIR"]).resolve()
 
 
-LATEST = "latest.html"   # `movierec report` writes <run_id>.html and this copy of the newest
+LATEST = "latest.html"  # `movierec report` writes <run_id>.html and this copy of the newest
 
 
 def latest_report() -> str | None:

@@ -4,15 +4,18 @@ Every query that reads a run's rows takes the run id explicitly: a request resol
 active run once and passes it on, so one answer never mixes two runs even when a publish
 moves the pointer between two statements.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
-from movierec.store.runs import active_run_id as get_active_run_id
-from movierec.store.runs import engine_for, get_run
+from movierec.store.runs import active_run_id as get_active_run_id  # noqa: F401  (re-exported: one definition)
+from movierec.store.runs import engine_for
+from movierec.store.runs import get_run as get_run  # re-exported: the one definition
 from movierec.store.tables import active_run, movies, popular_movies, recommendations, run_users, similar_movies
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,11 @@ def make_engine(db_url: str) -> sa.Engine:
     try:
         return engine_for(db_url)
     except sa.exc.OperationalError as err:
-        log.warning("the store at %s did not answer at boot (%s); serving 503 until it does",
-                    sa.make_url(db_url).render_as_string(hide_password=True), err.orig)
+        log.warning(
+            "the store at %s did not answer at boot (%s); serving 503 until it does",
+            sa.make_url(db_url).render_as_string(hide_password=True),
+            err.orig,
+        )
         return sa.create_engine(db_url, pool_pre_ping=True)
 
 
@@ -57,28 +63,39 @@ def _genre_filter(pattern):
 
 # ---------------------------------------------------------------- runs
 
+
 def get_active_run(conn: sa.Connection) -> dict[str, Any] | None:
     """The serving run's id and activation time, or None before the first publish."""
-    row = conn.execute(
-        sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1)
-    ).first()
+    row = conn.execute(sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1)).first()
     return None if row is None else {"run_id": row.run_id, "activated_at": row.activated_at}
 
 
 # ---------------------------------------------------------------- users
 
+
 def _stored_page_statement(with_genre: bool) -> sa.Select:
     query = (
-        sa.select(active_run.c.run_id, recommendations.c.rank, recommendations.c.movie_id,
-                  recommendations.c.score, recommendations.c.cf_score, recommendations.c.cb_score,
-                  *MOVIE_COLUMNS)
+        sa.select(
+            active_run.c.run_id,
+            recommendations.c.rank,
+            recommendations.c.movie_id,
+            recommendations.c.score,
+            recommendations.c.cf_score,
+            recommendations.c.cb_score,
+            *MOVIE_COLUMNS,
+        )
         .select_from(active_run)
-        .join(recommendations, sa.and_(recommendations.c.run_id == active_run.c.run_id,
-                                       recommendations.c.user_id == sa.bindparam("user_id")))
+        .join(
+            recommendations,
+            sa.and_(
+                recommendations.c.run_id == active_run.c.run_id, recommendations.c.user_id == sa.bindparam("user_id")
+            ),
+        )
         .outerjoin(movies, movies.c.movie_id == recommendations.c.movie_id)
         .where(active_run.c.id == 1)
         .order_by(recommendations.c.rank)
-        .limit(sa.bindparam("k")).offset(sa.bindparam("offset"))
+        .limit(sa.bindparam("k"))
+        .offset(sa.bindparam("offset"))
     )
     if with_genre:
         query = query.where(_genre_filter(sa.bindparam("genre_pattern")))
@@ -118,13 +135,12 @@ class CompiledQuery:
                 finally:
                     cursor.close()
             finally:
-                connection.close()   # back to the pool, which rolls back whatever the driver opened
+                connection.close()  # back to the pool, which rolls back whatever the driver opened
         except engine.dialect.loaded_dbapi.Error as err:
             raise sa.exc.DBAPIError.instance(sql, args, err, engine.dialect.loaded_dbapi.Error) from err
 
 
-ACTIVE_RUN_KEY = CompiledQuery(
-    sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1))
+ACTIVE_RUN_KEY = CompiledQuery(sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1))
 STORED_PAGE = CompiledQuery(_stored_page_statement(with_genre=False))
 STORED_PAGE_OF_GENRE = CompiledQuery(_stored_page_statement(with_genre=True))
 
@@ -138,29 +154,45 @@ def get_active_run_key(engine: sa.Engine) -> tuple[str, str] | None:
     return (rows[0][0], rows[0][1]) if rows else None
 
 
-def get_stored_page(engine: sa.Engine, user_id: int, k: int, offset: int = 0,
-                    genre: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
+def get_stored_page(
+    engine: sa.Engine, user_id: int, k: int, offset: int = 0, genre: str | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
     """The hot path in one statement: (active run id, rows offset..offset+k of the user's
     stored list, optionally only movies of `genre`).  The run id is None when the user has
     no such rows (or there is no active run): the caller then looks closer."""
     if genre is None:
         rows = STORED_PAGE.rows(engine, user_id=user_id, k=k, offset=offset)
     else:
-        rows = STORED_PAGE_OF_GENRE.rows(engine, user_id=user_id, k=k, offset=offset,
-                                         genre_pattern=genre_pattern(genre))
+        rows = STORED_PAGE_OF_GENRE.rows(
+            engine, user_id=user_id, k=k, offset=offset, genre_pattern=genre_pattern(genre)
+        )
     if not rows:
         return None, []
     return rows[0][0], [
-        {"rank": rank, "movie_id": movie_id, "title": title, "year": year, "genres": split_genres(genres),
-         "score": score, "cf_score": cf_score, "cb_score": cb_score}
-        for _, rank, movie_id, score, cf_score, cb_score, title, year, genres in rows]
+        {
+            "rank": rank,
+            "movie_id": movie_id,
+            "title": title,
+            "year": year,
+            "genres": split_genres(genres),
+            "score": score,
+            "cf_score": cf_score,
+            "cb_score": cb_score,
+        }
+        for _, rank, movie_id, score, cf_score, cb_score, title, year, genres in rows
+    ]
 
 
 def get_stored_list(conn: sa.Connection, run_id: str, user_id: int) -> list[dict[str, Any]]:
     """The user's whole stored list in rank order, without movie details."""
     rows = conn.execute(
-        sa.select(recommendations.c.rank, recommendations.c.movie_id, recommendations.c.score,
-                  recommendations.c.cf_score, recommendations.c.cb_score)
+        sa.select(
+            recommendations.c.rank,
+            recommendations.c.movie_id,
+            recommendations.c.score,
+            recommendations.c.cf_score,
+            recommendations.c.cb_score,
+        )
         .where(recommendations.c.run_id == run_id, recommendations.c.user_id == user_id)
         .order_by(recommendations.c.rank)
     ).all()
@@ -169,54 +201,75 @@ def get_stored_list(conn: sa.Connection, run_id: str, user_id: int) -> list[dict
 
 def is_run_user(conn: sa.Connection, run_id: str, user_id: int) -> bool:
     """Was the run trained on this user's ratings? (No: a cold start.)"""
-    return conn.execute(
-        sa.select(sa.literal(1)).select_from(run_users)
-        .where(run_users.c.run_id == run_id, run_users.c.user_id == user_id)
-    ).first() is not None
+    return (
+        conn.execute(
+            sa.select(sa.literal(1))
+            .select_from(run_users)
+            .where(run_users.c.run_id == run_id, run_users.c.user_id == user_id)
+        ).first()
+        is not None
+    )
 
 
-def get_stored_pairs(conn: sa.Connection, run_id: str, user_id: int,
-                     movie_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def get_stored_pairs(
+    conn: sa.Connection, run_id: str, user_id: int, movie_ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
     """movie id -> stored score row, for the given movies that are in the user's list."""
     ids = list(movie_ids)
     if not ids:
         return {}
     rows = conn.execute(
-        sa.select(recommendations.c.movie_id, recommendations.c.score,
-                  recommendations.c.cf_score, recommendations.c.cb_score)
-        .where(recommendations.c.run_id == run_id, recommendations.c.user_id == user_id,
-               recommendations.c.movie_id.in_(ids))
+        sa.select(
+            recommendations.c.movie_id, recommendations.c.score, recommendations.c.cf_score, recommendations.c.cb_score
+        ).where(
+            recommendations.c.run_id == run_id,
+            recommendations.c.user_id == user_id,
+            recommendations.c.movie_id.in_(ids),
+        )
     ).all()
     return {row.movie_id: dict(row._mapping) for row in rows}
 
 
-def get_popular(conn: sa.Connection, run_id: str, k: int, offset: int = 0,
-                genre: str | None = None) -> list[dict[str, Any]]:
+def get_popular(
+    conn: sa.Connection, run_id: str, k: int, offset: int = 0, genre: str | None = None
+) -> list[dict[str, Any]]:
     """The run's most popular movies (cold starts), optionally only movies of `genre`."""
     query = (
         sa.select(popular_movies.c.rank, popular_movies.c.movie_id, popular_movies.c.score, *MOVIE_COLUMNS)
         .outerjoin(movies, movies.c.movie_id == popular_movies.c.movie_id)
         .where(popular_movies.c.run_id == run_id)
         .order_by(popular_movies.c.rank)
-        .limit(k).offset(offset)
+        .limit(k)
+        .offset(offset)
     )
     if genre is not None:
         query = query.where(_genre_filter(genre_pattern(genre)))
-    return [{"rank": row.rank, "movie_id": row.movie_id, **_movie_fields(row), "score": row.score,
-             "cf_score": None, "cb_score": None} for row in conn.execute(query)]
+    return [
+        {
+            "rank": row.rank,
+            "movie_id": row.movie_id,
+            **_movie_fields(row),
+            "score": row.score,
+            "cf_score": None,
+            "cb_score": None,
+        }
+        for row in conn.execute(query)
+    ]
 
 
 def get_popular_scores(conn: sa.Connection, run_id: str, movie_ids: Iterable[int]) -> dict[int, float]:
     """movie id -> the run's popularity score, for the given movies among its popular ones."""
     ids = list(movie_ids)
     rows = conn.execute(
-        sa.select(popular_movies.c.movie_id, popular_movies.c.score)
-        .where(popular_movies.c.run_id == run_id, popular_movies.c.movie_id.in_(ids))
+        sa.select(popular_movies.c.movie_id, popular_movies.c.score).where(
+            popular_movies.c.run_id == run_id, popular_movies.c.movie_id.in_(ids)
+        )
     ).all()
     return {row.movie_id: row.score for row in rows}
 
 
 # ---------------------------------------------------------------- movies
+
 
 def get_movie(conn: sa.Connection, movie_id: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(movies).where(movies.c.movie_id == movie_id)).first()
@@ -227,8 +280,8 @@ def get_movies(conn: sa.Connection, movie_ids: Iterable[int]) -> dict[int, dict[
     """movie id -> catalogue entry, for the ids that are in the catalogue."""
     ids = sorted(set(movie_ids))
     found: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):   # keep IN lists short for both dialects
-        chunk = ids[start:start + 500]
+    for start in range(0, len(ids), 500):  # keep IN lists short for both dialects
+        chunk = ids[start : start + 500]
         for row in conn.execute(sa.select(movies).where(movies.c.movie_id.in_(chunk))):
             found[row.movie_id] = {"movie_id": row.movie_id, **_movie_fields(row)}
     return found
@@ -237,15 +290,15 @@ def get_movies(conn: sa.Connection, movie_ids: Iterable[int]) -> dict[int, dict[
 def get_similar(conn: sa.Connection, run_id: str, movie_id: int, k: int) -> list[dict[str, Any]]:
     """The run's nearest movies to `movie_id` by ALS item factors, best first."""
     rows = conn.execute(
-        sa.select(similar_movies.c.rank, similar_movies.c.similar_movie_id, similar_movies.c.score,
-                  *MOVIE_COLUMNS)
+        sa.select(similar_movies.c.rank, similar_movies.c.similar_movie_id, similar_movies.c.score, *MOVIE_COLUMNS)
         .outerjoin(movies, movies.c.movie_id == similar_movies.c.similar_movie_id)
         .where(similar_movies.c.run_id == run_id, similar_movies.c.movie_id == movie_id)
         .order_by(similar_movies.c.rank)
         .limit(k)
     ).all()
-    return [{"rank": row.rank, "movie_id": row.similar_movie_id, **_movie_fields(row), "score": row.score}
-            for row in rows]
+    return [
+        {"rank": row.rank, "movie_id": row.similar_movie_id, **_movie_fields(row), "score": row.score} for row in rows
+    ]
 
 
 def get_catalogue_genres(conn: sa.Connection) -> set[str]:

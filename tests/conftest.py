@@ -1,4 +1,5 @@
 """Shared fixtures: one local SparkSession per test process, small generated data sets."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,9 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
 
-REAL_DATA = Path(os.environ.get("MOVIEREC_REAL_DATA", Path(__file__).resolve().parents[2] / "shared/data/ml-latest-small"))
+REAL_DATA = Path(
+    os.environ.get("MOVIEREC_REAL_DATA", Path(__file__).resolve().parents[2] / "shared/data/ml-latest-small")
+)
 
 
 @pytest.fixture(scope="session")
@@ -116,8 +119,10 @@ def make_dataset(tmp_path):
         if movies is None:
             ids = sorted({str(row[1]) for row in ratings}, key=lambda text: (len(text), text))
             movies = [(movie_id, f"Movie {movie_id} (2000)", "Drama") for movie_id in ids]
-        files = [("ratings.csv", ["userId", "movieId", "rating", "timestamp"], ratings),
-                 ("movies.csv", ["movieId", "title", "genres"], movies)]
+        files = [
+            ("ratings.csv", ["userId", "movieId", "rating", "timestamp"], ratings),
+            ("movies.csv", ["movieId", "title", "genres"], movies),
+        ]
         if tags is not None:
             files.append(("tags.csv", ["userId", "movieId", "tag", "timestamp"], tags))
         for name, header, rows in files:
@@ -143,7 +148,11 @@ def pipeline_run(spark, settings, small_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     # The gate is skipped here: on data this small the popularity baseline is strong (the
     # generator's popularity is Zipf-like) and the gate's own paths are tested in test_quality.py.
-    run_settings = settings.replace(data_dir=str(small_data), warehouse=str(root / "warehouse"),
-                                    db_url=f"sqlite:///{root / 'store.db'}", skip_quality_gate=True)
+    run_settings = settings.replace(
+        data_dir=str(small_data),
+        warehouse=str(root / "warehouse"),
+        db_url=f"sqlite:///{root / 'store.db'}",
+        skip_quality_gate=True,
+    )
     run_pipeline(spark, run_settings, PIPELINE_RUN_ID)
     return run_settings, PIPELINE_RUN_ID

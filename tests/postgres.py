@@ -9,6 +9,7 @@ own temp folders are private to root).  It listens on a free port of 127.0.0.1 o
 its unix socket in its own folder, trusts local connections, and is stopped and removed
 on `stop()`, on leaving the `with` block, or at interpreter exit.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -72,7 +73,8 @@ class PostgresServer:
         if self.bin_dir is None:
             raise PostgresUnavailable(
                 f"PostgreSQL binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or on PATH; "
-                f"install postgresql or set {BIN_ENV}")
+                f"install postgresql or set {BIN_ENV}"
+            )
         self.fast = fast
         self.as_root = os.geteuid() == 0
         self.root: Path | None = None
@@ -81,9 +83,12 @@ class PostgresServer:
 
     # paths inside the temp folder
     @property
-    def data_dir(self) -> Path: return self.root / "data"
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
     @property
-    def log_file(self) -> Path: return self.root / "server.log"
+    def log_file(self) -> Path:
+        return self.root / "server.log"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         """Run a PostgreSQL binary, as the postgres user when we are root."""
@@ -93,7 +98,9 @@ class PostgresServer:
         result = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
         if result.returncode != 0:
             raise PostgresStartError(
-                f"{' '.join(command)} exited with {result.returncode}:\n{result.stdout}{result.stderr}{self._log_tail()}")
+                f"{' '.join(command)} exited with {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}{self._log_tail()}"
+            )
         return result
 
     def _log_tail(self) -> str:
@@ -101,22 +108,38 @@ class PostgresServer:
             return "\nserver log:\n" + "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
         return ""
 
-    def start(self, attempts: int = 3) -> "PostgresServer":
+    def start(self, attempts: int = 3) -> PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="movierec-pg-"))
         if self.as_root:
             shutil.chown(self.root, SUPERUSER, SUPERUSER)
         atexit.register(self.stop)
-        self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
         for attempt in range(attempts):
             # another process may take the port between free_port() and the server's bind
             self.port = free_port()
-            options = {"listen_addresses": "127.0.0.1", "port": str(self.port),
-                       "unix_socket_directories": str(self.root), **(FAST_OPTIONS if self.fast else {})}
+            options = {
+                "listen_addresses": "127.0.0.1",
+                "port": str(self.port),
+                "unix_socket_directories": str(self.root),
+                **(FAST_OPTIONS if self.fast else {}),
+            }
             flags = " ".join(f"-c {k}={v}" for k, v in options.items())
             try:
-                self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-                          "-w", "-t", "60", "-o", flags)
+                self._run(
+                    "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "-o", flags
+                )
             except PostgresStartError:
                 if attempt == attempts - 1:
                     raise
@@ -140,7 +163,7 @@ class PostgresServer:
             self.root = None
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         try:
             return self.start()
         except BaseException:

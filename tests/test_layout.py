@@ -1,4 +1,5 @@
 """The layout a newcomer relies on: jobs/ holds only thin stage scripts, the library is one package."""
+
 from __future__ import annotations
 
 import ast

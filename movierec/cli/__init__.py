@@ -8,11 +8,12 @@ A mistake in what was asked (a bad flag or value, an unknown stage, a store or d
 directory that is not there, a URL no driver can open) is one line on stderr and exit code 2;
 a command that ran and could not do it (the store refused, the quality gate said no) exit 1.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -21,9 +22,11 @@ from movierec.cli import batch, data, serve, settings, store
 from movierec.cli.common import Failed, UserError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-HELP = ("movierec: a hybrid movie recommender (Spark ALS 70% + a content random forest 30%).\n\n"
-        "`movierec COMMAND --help` lists a command's options; each setting among them is also a MOVIEREC_* "
-        "variable (the flag wins), and `movierec config` shows them all.")
+HELP = (
+    "movierec: a hybrid movie recommender (Spark ALS 70% + a content random forest 30%).\n\n"
+    "`movierec COMMAND --help` lists a command's options; each setting among them is also a MOVIEREC_* "
+    "variable (the flag wins), and `movierec config` shows them all."
+)
 
 
 class _Commands(click.Group):
@@ -42,8 +45,19 @@ def cli(ctx: click.Context) -> int:
     return 0
 
 
-for _command in (data.download, data.synth, batch.pipeline, batch.evaluate, batch.tune, batch.report,
-                 store.runs, store.rollback, store.schema, serve.serve, settings.config_command):
+for _command in (
+    data.download,
+    data.synth,
+    batch.pipeline,
+    batch.evaluate,
+    batch.tune,
+    batch.report,
+    store.runs,
+    store.rollback,
+    store.schema,
+    serve.serve,
+    settings.config_command,
+):
     cli.add_command(_command)
 
 

@@ -1,4 +1,5 @@
 """`python -m movierec.cli ...`: the same as the `movierec` command."""
+
 import sys
 
 from movierec.cli import main

@@ -4,10 +4,12 @@ A check here turns a mistake (a store that is not there, a URL no driver can ope
 directory that does not exist) into one line that says what is wrong and what to do, before
 Spark starts or a store is created.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
@@ -66,12 +68,16 @@ def check_data_dir(data_dir: str) -> None:
     if local is None:
         return
     if not local.is_dir():
-        raise UserError(f"no data directory {data_dir} ({DATA_DIR}): run `movierec download`, or point "
-                        f"{env_name('data_dir')} at a MovieLens directory")
+        raise UserError(
+            f"no data directory {data_dir} ({DATA_DIR}): run `movierec download`, or point "
+            f"{env_name('data_dir')} at a MovieLens directory"
+        )
     missing = [name for name in ("ratings.csv", "movies.csv") if not (local / name).is_file()]
     if missing:
-        raise UserError(f"{data_dir} has no {' or '.join(missing)} ({DATA_DIR}): point it at a MovieLens "
-                        f"directory, or run `movierec download`")
+        raise UserError(
+            f"{data_dir} has no {' or '.join(missing)} ({DATA_DIR}): point it at a MovieLens "
+            f"directory, or run `movierec download`"
+        )
 
 
 def store_url(db_url: str) -> URL:
@@ -84,13 +90,16 @@ def store_url(db_url: str) -> URL:
         raise UserError(f"{DB_URL}: {redact_url(db_url)!r} is not a database URL; use {URL_FORMS}") from None
     backend = url.get_backend_name()
     if backend not in STORE_BACKENDS:
-        raise UserError(f"{DB_URL}: {backend} is not supported, the store runs on SQLite or PostgreSQL; "
-                        f"use {URL_FORMS}")
+        raise UserError(
+            f"{DB_URL}: {backend} is not supported, the store runs on SQLite or PostgreSQL; use {URL_FORMS}"
+        )
     try:
         url.get_dialect().import_dbapi()
     except (ImportError, sa.exc.NoSuchModuleError) as err:
-        raise UserError(f"{DB_URL}: no driver for {url.drivername}:// ({err}); use {URL_FORMS} "
-                        f"(psycopg 3 is the PostgreSQL driver installed)") from None
+        raise UserError(
+            f"{DB_URL}: no driver for {url.drivername}:// ({err}); use {URL_FORMS} "
+            f"(psycopg 3 is the PostgreSQL driver installed)"
+        ) from None
     return url
 
 
@@ -111,8 +120,9 @@ def check_store(db_url: str, must_exist: bool = False) -> None:
         database = url.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
             if must_exist:
-                raise UserError(f"{DB_URL}: {shown} names no store file; point it at the store "
-                                f"(default sqlite:///var/movierec.db)")
+                raise UserError(
+                    f"{DB_URL}: {shown} names no store file; point it at the store (default sqlite:///var/movierec.db)"
+                )
             return
         if not must_exist:
             return
@@ -125,8 +135,9 @@ def check_store(db_url: str, must_exist: bool = False) -> None:
         with engine.connect() as conn:
             has_runs = sa.inspect(conn).has_table("runs")
     except sa.exc.DBAPIError as err:
-        raise UserError(f"the store {shown} cannot be opened: {_one_line(err)}; check {DB_URL} "
-                        f"and that the database is up") from None
+        raise UserError(
+            f"the store {shown} cannot be opened: {_one_line(err)}; check {DB_URL} and that the database is up"
+        ) from None
     finally:
         engine.dispose()
     if must_exist and not has_runs:

@@ -1,4 +1,5 @@
 """`movierec download`, `movierec synth`: the data, without Spark."""
+
 from __future__ import annotations
 
 import sys
@@ -9,14 +10,17 @@ from movierec.cli.common import Failed, UserError
 from movierec.data.download import DATASET, DEFAULT_URL
 
 
-@click.command(short_help="fetch ml-latest-small from GroupLens, verified",
-               help=f"Fetch {DATASET} from GroupLens, check every file's SHA-256, then move it into place.")
+@click.command(
+    short_help="fetch ml-latest-small from GroupLens, verified",
+    help=f"Fetch {DATASET} from GroupLens, check every file's SHA-256, then move it into place.",
+)
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="archive to fetch")
 @click.option("--dest", default="data", show_default=True, help=f"folder to unpack {DATASET}/ into")
 @click.option("--force", is_flag=True, help="download again even when a verified copy is present")
 @click.option("--sha256", metavar="HEX", help="also require this SHA-256 of the archive itself")
 def download(url: str, dest: str, force: bool, sha256: str | None) -> int:
-    from movierec.data.download import DownloadError, download as fetch
+    from movierec.data.download import DownloadError
+    from movierec.data.download import download as fetch
 
     try:
         path = fetch(url, dest, force=force, zip_sha256=sha256, progress=_print_progress)
@@ -28,22 +32,28 @@ def download(url: str, dest: str, force: bool, sha256: str | None) -> int:
 
 def _print_progress(done: int, total: int | None) -> None:
     mb = done / 1e6
-    line = (f"downloading: {mb:.1f} of {total / 1e6:.1f} MB ({100 * done / total:.0f}%)" if total
-            else f"downloading: {mb:.1f} MB")
+    line = (
+        f"downloading: {mb:.1f} of {total / 1e6:.1f} MB ({100 * done / total:.0f}%)"
+        if total
+        else f"downloading: {mb:.1f} MB"
+    )
     end = "\n" if total is not None and done >= total else ""
     print("\r" + line, end=end, file=sys.stderr, flush=True)
 
 
-@click.command(short_help="write a MovieLens-shaped synthetic data set",
-               help="Write a seeded MovieLens-shaped data set (ratings, movies, tags, links CSVs) with real "
-                    "structure: long-tailed popularity, genre tastes, half stars, time order, new movies.")
+@click.command(
+    short_help="write a MovieLens-shaped synthetic data set",
+    help="Write a seeded MovieLens-shaped data set (ratings, movies, tags, links CSVs) with real "
+    "structure: long-tailed popularity, genre tastes, half stars, time order, new movies.",
+)
 @click.option("--users", type=int, required=True, help="number of users")
 @click.option("--movies", type=int, required=True, help="number of movies in movies.csv")
 @click.option("--ratings", type=int, required=True, help="number of ratings, exactly")
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed: the same seed writes the same bytes")
 @click.option("--out", required=True, help="directory to write the CSV files into")
-@click.option("--tags", type=int, default=None,
-              help="number of tags (default: as many per rating as ml-latest-small has)")
+@click.option(
+    "--tags", type=int, default=None, help="number of tags (default: as many per rating as ml-latest-small has)"
+)
 def synth(users: int, movies: int, ratings: int, seed: int, out: str, tags: int | None) -> int:
     from movierec.data.synth import synthesize
 

@@ -1,4 +1,5 @@
 """`movierec config`: the settings every part reads, as this environment and these flags make them."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,12 @@ from movierec import config
 from movierec.text import format_table
 
 
-@click.command(name="config", short_help="print the effective settings (or the README table)",
-               help="Print the effective settings (flag over MOVIEREC_* variable over default), "
-                    "URLs without their passwords; or the README's table of them.")
+@click.command(
+    name="config",
+    short_help="print the effective settings (or the README table)",
+    help="Print the effective settings (flag over MOVIEREC_* variable over default), "
+    "URLs without their passwords; or the README's table of them.",
+)
 @click.option("--markdown", is_flag=True, help="print the README's configuration table instead")
 @click.option("--json", "as_json", is_flag=True, help="print the settings as JSON")
 @config.setting_options(*config.ALL_SETTINGS)
@@ -33,7 +37,7 @@ def config_command(markdown: bool, as_json: bool, settings: config.Settings) -> 
             source = "environment"
         else:
             source = "default"
-        shown = (str(value).lower() if isinstance(value, bool) else value)
+        shown = str(value).lower() if isinstance(value, bool) else value
         rows.append((name, shown, config.kind(name), source, config.env_name(name)))
     click.echo(format_table(("setting", "value", "kind", "from", "variable"), rows))
     return 0

@@ -1,8 +1,10 @@
 """`movierec runs`, `movierec rollback`, `movierec schema`: the store from the command line."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
 
@@ -10,12 +12,13 @@ from movierec import config
 from movierec.cli.common import Failed, open_store
 from movierec.text import format_table
 
-SERVING_MODEL = "hybrid"     # the model the API serves: the one whose figure `runs` shows
-KEY_METRIC = "ndcg"          # the quality gate's metric (movierec.evaluation.quality.GATE_METRIC)
+SERVING_MODEL = "hybrid"  # the model the API serves: the one whose figure `runs` shows
+KEY_METRIC = "ndcg"  # the quality gate's metric (movierec.evaluation.quality.GATE_METRIC)
 
 
-@click.command(short_help="list the runs in the store",
-               help="List the runs in the store, newest first; * marks the active run.")
+@click.command(
+    short_help="list the runs in the store", help="List the runs in the store, newest first; * marks the active run."
+)
 @click.option("--json", "as_json", is_flag=True, help="every run as JSON, with all its params and metrics")
 @config.setting_options(*config.STORE_SETTINGS)
 def runs(as_json: bool, settings: config.Settings) -> int:
@@ -27,16 +30,22 @@ def runs(as_json: bool, settings: config.Settings) -> int:
             all_runs = list_runs(conn)
     finally:
         engine.dispose()
-    for run in all_runs:    # runs published before params held model settings only kept the store's URL
+    for run in all_runs:  # runs published before params held model settings only kept the store's URL
         run["params"] = {key: config.redact_url(value) for key, value in run["params"].items()}
     click.echo(json.dumps(all_runs, indent=2) if as_json else format_runs(all_runs))
     return 0
 
 
-@click.command(short_help="point the store back at the previous published run",
-               help="Point the store back at the run published before the active one (or at --to).")
-@click.option("--to", "to_run_id", metavar="RUN_ID",
-              help="the published run to serve (default: the one published before the active run)")
+@click.command(
+    short_help="point the store back at the previous published run",
+    help="Point the store back at the run published before the active one (or at --to).",
+)
+@click.option(
+    "--to",
+    "to_run_id",
+    metavar="RUN_ID",
+    help="the published run to serve (default: the one published before the active run)",
+)
 @config.setting_options(*config.STORE_SETTINGS)
 def rollback(to_run_id: str | None, settings: config.Settings) -> int:
     from movierec.store import runs as store
@@ -54,10 +63,17 @@ def rollback(to_run_id: str | None, settings: config.Settings) -> int:
     return 0
 
 
-@click.command(short_help="print the store's DDL (sql/schema.sql)",
-               help="Print the store's DDL (what sql/schema.sql holds), generated from movierec/store/tables.py.")
-@click.option("--dialect", type=click.Choice(["postgresql", "sqlite"]), default="postgresql", show_default=True,
-              help="the SQL dialect to render")
+@click.command(
+    short_help="print the store's DDL (sql/schema.sql)",
+    help="Print the store's DDL (what sql/schema.sql holds), generated from movierec/store/tables.py.",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(["postgresql", "sqlite"]),
+    default="postgresql",
+    show_default=True,
+    help="the SQL dialect to render",
+)
 def schema(dialect: str) -> int:
     from movierec.store.tables import schema_sql
 
@@ -67,6 +83,7 @@ def schema(dialect: str) -> int:
 
 
 # ---------------------------------------------------------------- the runs table
+
 
 def key_metric(metrics: Mapping[str, Any] | None) -> tuple[float | None, int | None]:
     """The serving model's NDCG@k and its k, as the evaluate stage stores them
@@ -99,8 +116,18 @@ def format_runs(all_runs: Sequence[Mapping[str, Any]]) -> str:
         return f"{value:.4f}" if one_k else f"{value:.4f} {at(k)}".rstrip()
 
     header = ("", "run_id", "status", "started", "finished", "published", heading, "message")
-    rows = [("*" if run.get("active") else "", run["run_id"], run["status"], _time(run.get("started_at")),
-             _time(run.get("finished_at")), _time(run.get("published_at")), figure(value, k), run.get("message"))
-            for run, (value, k) in zip(all_runs, figures)]
+    rows = [
+        (
+            "*" if run.get("active") else "",
+            run["run_id"],
+            run["status"],
+            _time(run.get("started_at")),
+            _time(run.get("finished_at")),
+            _time(run.get("published_at")),
+            figure(value, k),
+            run.get("message"),
+        )
+        for run, (value, k) in zip(all_runs, figures)
+    ]
     table = format_table(header, rows, right=(6,))
     return table if all_runs else table + "\n(no runs)"

@@ -9,6 +9,7 @@ GroupLens publishes an .md5 beside the zip, but the zip itself could not be fetc
 this was written, so the pins are the SHA-256 of the CSV files inside it (taken from a
 verified copy of ml-latest-small); `--sha256` pins the archive too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,8 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,15 @@ class ChecksumError(DownloadError):
     """A file's SHA-256 is not the pinned one."""
 
 
-def download(url: str = DEFAULT_URL, dest: str | os.PathLike = "data", force: bool = False,
-             zip_sha256: str | None = None, expected: Mapping[str, str] = PINNED_SHA256,
-             timeout: float = 60.0, progress: Progress | None = None) -> Path:
+def download(
+    url: str = DEFAULT_URL,
+    dest: str | os.PathLike = "data",
+    force: bool = False,
+    zip_sha256: str | None = None,
+    expected: Mapping[str, str] = PINNED_SHA256,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> Path:
     """Make `<dest>/ml-latest-small` hold a verified copy of the data set; return its path.
 
     Nothing is fetched when a copy that passes `expected` is already there, unless `force`.

@@ -17,6 +17,7 @@ output, `schemas.RATINGS`); every column is kept, and the two parts are disjoint
 together equal the input.  Both parts are derived from one window over the input, so a
 caller that uses both may want to ``persist()`` the input first.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
@@ -37,9 +38,8 @@ def _check_share(share: float) -> None:
 
 def holdout_size(n: Column, share: float) -> Column:
     """How many of a user's n latest rows are held out: 0 if n == 1, else max(1, floor(share*n))."""
-    return (
-        F.when(n <= 1, F.lit(0))
-        .otherwise(F.greatest(F.lit(1), F.floor(n * F.lit(share) + F.lit(_FLOOR_EPSILON)).cast("int")))
+    return F.when(n <= 1, F.lit(0)).otherwise(
+        F.greatest(F.lit(1), F.floor(n * F.lit(share) + F.lit(_FLOOR_EPSILON)).cast("int"))
     )
 
 
@@ -49,8 +49,7 @@ def mark_holdout(ratings: DataFrame, share: float = 0.2) -> DataFrame:
     by_user = Window.partitionBy(USER)
     latest_first = by_user.orderBy(F.col(TIMESTAMP).desc(), F.col(MOVIE).desc())
     return (
-        ratings
-        .withColumn("_n", F.count(F.lit(1)).over(by_user))
+        ratings.withColumn("_n", F.count(F.lit(1)).over(by_user))
         .withColumn("_from_end", F.row_number().over(latest_first))
         .withColumn(HELD_OUT, F.col("_from_end") <= holdout_size(F.col("_n"), share))
         .drop("_n", "_from_end")

@@ -22,6 +22,7 @@ Ratings are made and written one chunk of users at a time, so memory stays bound
 (per movie and per chunk, never per rating) at tens of millions of ratings.  The output
 depends only on the arguments: the same seed gives the same bytes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,10 +41,25 @@ log = logging.getLogger(__name__)
 
 # the 19 MovieLens genres and how many ml-latest-small movies carry each
 GENRE_COUNTS = {
-    "Action": 1828, "Adventure": 1263, "Animation": 611, "Children": 664, "Comedy": 3756,
-    "Crime": 1199, "Documentary": 440, "Drama": 4361, "Fantasy": 779, "Film-Noir": 87,
-    "Horror": 978, "IMAX": 158, "Musical": 334, "Mystery": 573, "Romance": 1596,
-    "Sci-Fi": 980, "Thriller": 1894, "War": 382, "Western": 167,
+    "Action": 1828,
+    "Adventure": 1263,
+    "Animation": 611,
+    "Children": 664,
+    "Comedy": 3756,
+    "Crime": 1199,
+    "Documentary": 440,
+    "Drama": 4361,
+    "Fantasy": 779,
+    "Film-Noir": 87,
+    "Horror": 978,
+    "IMAX": 158,
+    "Musical": 334,
+    "Mystery": 573,
+    "Romance": 1596,
+    "Sci-Fi": 980,
+    "Thriller": 1894,
+    "War": 382,
+    "Western": 167,
 }
 GENRES = list(GENRE_COUNTS)
 
@@ -72,17 +88,27 @@ TAG_WORDS = {
     "War": ["world war ii", "vietnam", "anti-war", "military"],
     "Western": ["cowboys", "gunfight", "frontier"],
 }
-GENERIC_TAGS = ["atmospheric", "visually appealing", "In Netflix queue", "great soundtrack",
-                "overrated", "classic", "based on a book", "slow", "surreal", "must see"]
+GENERIC_TAGS = [
+    "atmospheric",
+    "visually appealing",
+    "In Netflix queue",
+    "great soundtrack",
+    "overrated",
+    "classic",
+    "based on a book",
+    "slow",
+    "surreal",
+    "must see",
+]
 
 # the ratings span ml-latest-small's: 1996-03-29 .. 2018-09-24
 T_START = 828_000_000
 T_END = 1_537_800_000
-OLD_SHARE = 0.4           # movies available from the first day (released before 1996)
-MAX_USER_SHARE = 0.3      # no user rates more than this share of the movies
-MIN_PER_USER = 10         # ratings floor per user, when the totals allow
-DEFAULT_TAG_SHARE = 0.035 # tags per rating in ml-latest-small
-CHUNK_RATINGS = 100000   # ratings made and written at a time
+OLD_SHARE = 0.4  # movies available from the first day (released before 1996)
+MAX_USER_SHARE = 0.3  # no user rates more than this share of the movies
+MIN_PER_USER = 10  # ratings floor per user, when the totals allow
+DEFAULT_TAG_SHARE = 0.035  # tags per rating in ml-latest-small
+CHUNK_RATINGS = 100000  # ratings made and written at a time
 # where a rating's movie comes from: a favourite genre, a favourite hidden topic, overall
 # popularity, popularity among recent releases, or uniformly among released movies.
 # Recent releases weigh more as a user's history goes on (people first rate the films
@@ -93,12 +119,60 @@ RECENT = 180 * 86_400
 FILES = ("movies.csv", "links.csv", "ratings.csv", "tags.csv")
 HALF_STARS = [f"{x / 2:.1f}" for x in range(1, 11)]  # "0.5" .. "5.0"
 
-ADJECTIVES = ["Silent", "Last", "Broken", "Golden", "Dark", "Hidden", "Wild", "Lost", "Crimson",
-              "Eternal", "Little", "Burning", "Frozen", "Secret", "Electric", "Lonely", "Final",
-              "Midnight", "Savage", "Sweet", "Iron", "Endless", "Forgotten", "Bright", "Café"]
-NOUNS = ["River", "Night", "Kingdom", "Stranger", "Summer", "Machine", "Garden", "Empire",
-         "Heart", "Storm", "Road", "City", "Mirror", "Island", "Song", "Shadow", "Promise",
-         "Witness", "Horizon", "Dream", "Harbor", "Winter", "Signal", "Circus", "Fortress"]
+ADJECTIVES = [
+    "Silent",
+    "Last",
+    "Broken",
+    "Golden",
+    "Dark",
+    "Hidden",
+    "Wild",
+    "Lost",
+    "Crimson",
+    "Eternal",
+    "Little",
+    "Burning",
+    "Frozen",
+    "Secret",
+    "Electric",
+    "Lonely",
+    "Final",
+    "Midnight",
+    "Savage",
+    "Sweet",
+    "Iron",
+    "Endless",
+    "Forgotten",
+    "Bright",
+    "Café",
+]
+NOUNS = [
+    "River",
+    "Night",
+    "Kingdom",
+    "Stranger",
+    "Summer",
+    "Machine",
+    "Garden",
+    "Empire",
+    "Heart",
+    "Storm",
+    "Road",
+    "City",
+    "Mirror",
+    "Island",
+    "Song",
+    "Shadow",
+    "Promise",
+    "Witness",
+    "Horizon",
+    "Dream",
+    "Harbor",
+    "Winter",
+    "Signal",
+    "Circus",
+    "Fortress",
+]
 NAMES = ["Amélie", "Johnny", "Marguerite", "Oscar", "Lola", "Kaspar", "Ines", "Dmitri", "Nora", "Sam"]
 
 
@@ -133,16 +207,23 @@ def synthesize(out_dir, users: int, movies: int, ratings: int, seed: int, tags: 
         for name in FILES:
             (out / (name + ".part")).unlink(missing_ok=True)
     return {
-        "out_dir": str(out), "seed": seed, "users": users, "movies": movies,
-        "ratings": stats["written"], "tags": tags, "rated_movies": stats["rated_movies"],
+        "out_dir": str(out),
+        "seed": seed,
+        "users": users,
+        "movies": movies,
+        "ratings": stats["written"],
+        "tags": tags,
+        "rated_movies": stats["rated_movies"],
         "mean_rating": round(stats["rating_sum"] / stats["written"], 3),
-        "first_timestamp": stats["first"], "last_timestamp": stats["last"],
+        "first_timestamp": stats["first"],
+        "last_timestamp": stats["last"],
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
-def _write_ratings_and_tags(out: Path, seed: int, cat: dict, counts: np.ndarray, chunks: list,
-                            tags_per_chunk: np.ndarray, started: float) -> dict:
+def _write_ratings_and_tags(
+    out: Path, seed: int, cat: dict, counts: np.ndarray, chunks: list, tags_per_chunk: np.ndarray, started: float
+) -> dict:
     """Make and write one chunk of users at a time; return running statistics."""
     ratings = int(counts.sum())
     rated = np.zeros(len(cat["ids"]), dtype=bool)
@@ -161,8 +242,13 @@ def _write_ratings_and_tags(out: Path, seed: int, cat: dict, counts: np.ndarray,
             stats["written"] += len(rows["movie"])
             stats["first"] = min(stats["first"] or T_END, int(rows["time"].min()))
             stats["last"] = max(stats["last"] or T_START, int(rows["time"].max()))
-            log.info("synth: %d of %d ratings (%.0f%%), %.1f s", stats["written"], ratings,
-                     100.0 * stats["written"] / ratings, time.monotonic() - started)
+            log.info(
+                "synth: %d of %d ratings (%.0f%%), %.1f s",
+                stats["written"],
+                ratings,
+                100.0 * stats["written"] / ratings,
+                time.monotonic() - started,
+            )
             del rows  # before the next chunk is made
     stats["rated_movies"] = int(rated.sum())
     return stats
@@ -182,8 +268,10 @@ def _check(users: int, movies: int, ratings: int, seed: int, tags: int) -> None:
         raise ValueError(f"ratings ({ratings}) must be at least users ({users}): every user rates something")
     cap = _user_cap(movies)
     if ratings > users * cap:
-        raise ValueError(f"ratings ({ratings}) too many: at most {users * cap} = users x {cap} "
-                         f"({MAX_USER_SHARE:.0%} of {movies} movies per user); add users or movies")
+        raise ValueError(
+            f"ratings ({ratings}) too many: at most {users * cap} = users x {cap} "
+            f"({MAX_USER_SHARE:.0%} of {movies} movies per user); add users or movies"
+        )
     if not 0 <= tags <= ratings:
         raise ValueError(f"tags must be between 0 and ratings ({ratings}), got {tags}")
 
@@ -193,6 +281,7 @@ def _user_cap(movies: int) -> int:
 
 
 # ---------------------------------------------------------------- movies
+
 
 def _catalogue(rng: np.random.Generator, m: int) -> dict:
     """Movies in index order = the order they became available (ids follow it)."""
@@ -217,15 +306,23 @@ def _catalogue(rng: np.random.Generator, m: int) -> dict:
 
     # Zipf-like popularity over a random ranking; quality leans a little towards popular movies
     rank = rng.permutation(m) + 1
-    popularity = 1.0 / rank ** 1.1
+    popularity = 1.0 / rank**1.1
     log_pop = np.log(popularity)
     quality = 0.3 * (log_pop - log_pop.mean()) / (log_pop.std() or 1.0) + rng.normal(0, 0.35, m)
     n_topics = int(np.clip(m // 40, 2, 20))
     topic = rng.integers(0, n_topics, m)
 
-    cat = {"ids": ids, "year": year, "available": available, "genre": genre,
-           "popularity": popularity, "quality": quality, "topic": topic, "n_topics": n_topics,
-           "title": [_title(rng, int(y)) for y in year]}
+    cat = {
+        "ids": ids,
+        "year": year,
+        "available": available,
+        "genre": genre,
+        "popularity": popularity,
+        "quality": quality,
+        "topic": topic,
+        "n_topics": n_topics,
+        "title": [_title(rng, int(y)) for y in year],
+    }
     cat["all"] = _group(np.arange(m), available, popularity)
     cat["by_genre"] = [_group(np.flatnonzero(genre[:, g]), available, popularity) for g in range(len(GENRES))]
     cat["by_topic"] = [_group(np.flatnonzero(topic == c), available, popularity) for c in range(n_topics)]
@@ -244,8 +341,15 @@ def _group(members: np.ndarray, available: np.ndarray, popularity: np.ndarray) -
 def _title(rng: np.random.Generator, year: int) -> str:
     adj, noun, noun2, name = (rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(NOUNS), rng.choice(NAMES))
     pattern = int(rng.integers(0, 7))
-    text = [f"{adj} {noun}", f"{noun} of the {noun2}", f"{adj} {noun}, The", f"{noun} {rng.integers(2, 5)}",
-            f"{name}'s {noun}", f"{noun} and {noun2}", f"{noun}, {name}"][pattern]
+    text = [
+        f"{adj} {noun}",
+        f"{noun} of the {noun2}",
+        f"{adj} {noun}, The",
+        f"{noun} {rng.integers(2, 5)}",
+        f"{name}'s {noun}",
+        f"{noun} and {noun2}",
+        f"{noun}, {name}",
+    ][pattern]
     return f"{text} ({year})"
 
 
@@ -265,6 +369,7 @@ def _write_links(f, rng: np.random.Generator, ids: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- users and ratings
+
 
 def _ratings_per_user(rng: np.random.Generator, users: int, movies: int, ratings: int) -> np.ndarray:
     """Long-tailed (log-normal) counts summing exactly to `ratings`, floor 10, cap 30% of movies."""
@@ -345,15 +450,22 @@ def _chunk_ratings(rng: np.random.Generator, cat: dict, counts: np.ndarray) -> d
     for g in range(n_genres):  # one genre at a time: no ratings x genres matrix of floats
         affinity += np.where(genre[:, g], genre_taste[user, g], 0.0)
     affinity /= np.maximum(genre.sum(axis=1), 1)
-    value = (2.65 + bias[user] + cat["quality"][movie] + affinity
-             + topic_taste[user, cat["topic"][movie]] + rng.normal(0.0, 0.65, n))
+    value = (
+        2.65
+        + bias[user]
+        + cat["quality"][movie]
+        + affinity
+        + topic_taste[user, cat["topic"][movie]]
+        + rng.normal(0.0, 0.65, n)
+    )
     step = np.where(whole_stars[user], 1.0, 2.0)
     rating = np.clip(np.round(value * step) / step, 1.0 / step, 5.0)
     return {"user": user, "movie": movie, "rating": rating, "time": when}
 
 
-def _sample(rng: np.random.Generator, group: dict, when: np.ndarray, since: np.ndarray | None = None,
-            uniform: bool = False) -> np.ndarray:
+def _sample(
+    rng: np.random.Generator, group: dict, when: np.ndarray, since: np.ndarray | None = None, uniform: bool = False
+) -> np.ndarray:
     """A movie index per time: one of the group's movies released by `when` (and from `since`
     on, if given), by popularity or uniformly; -1 where there is none."""
     hi = np.searchsorted(group["available"], when, side="right")
@@ -372,7 +484,9 @@ def _sample(rng: np.random.Generator, group: dict, when: np.ndarray, since: np.n
     return out
 
 
-def _remove_duplicates(rng: np.random.Generator, cat: dict, user: np.ndarray, movie: np.ndarray, when: np.ndarray) -> None:
+def _remove_duplicates(
+    rng: np.random.Generator, cat: dict, user: np.ndarray, movie: np.ndarray, when: np.ndarray
+) -> None:
     """Redraw a user's repeated movies (popularity, then uniform); a last resort picks one by one."""
     m = len(cat["ids"])
     for attempt in range(30):
@@ -399,8 +513,17 @@ def _write_ratings(f, first_user: int, rows: dict, ids: np.ndarray, batch: int =
     user, movie = rows["user"] + first_user + 1, ids[rows["movie"]]
     for i in range(0, len(user), batch):  # Python strings cost ~100 bytes a rating: a slice at a time
         part = slice(i, i + batch)
-        f.write("".join(map("{},{},{},{}\n".format, user[part].tolist(), movie[part].tolist(),
-                            stars[part].tolist(), rows["time"][part].tolist())))
+        f.write(
+            "".join(
+                map(
+                    "{},{},{},{}\n".format,
+                    user[part].tolist(),
+                    movie[part].tolist(),
+                    stars[part].tolist(),
+                    rows["time"][part].tolist(),
+                )
+            )
+        )
 
 
 def _write_tags(writer, rng: np.random.Generator, first_user: int, rows: dict, cat: dict, n_tags: int) -> None:
@@ -417,11 +540,18 @@ def _write_tags(writer, rng: np.random.Generator, first_user: int, rows: dict, c
     delay = rng.integers(0, 3600, n_tags)
     for i, row in enumerate(chosen.tolist()):
         words = TAG_WORDS[GENRES[genre_of[i]]] if has_genre[i] else GENERIC_TAGS
-        writer.writerow([int(rows["user"][row]) + first_user + 1, int(cat["ids"][movies[i]]),
-                         words[int(word[i] * len(words))], int(rows["time"][row] + delay[i])])
+        writer.writerow(
+            [
+                int(rows["user"][row]) + first_user + 1,
+                int(cat["ids"][movies[i]]),
+                words[int(word[i] * len(words))],
+                int(rows["time"][row] + delay[i]),
+            ]
+        )
 
 
 # ---------------------------------------------------------------- files
+
 
 def _open_part(path: Path):
     return open(str(path) + ".part", "w", encoding="utf-8", newline="")

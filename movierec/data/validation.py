@@ -11,6 +11,7 @@ Each `check_*` function takes the raw text columns (named `raw_<csv column>`) an
 - unknown_movie: a rating or tag of a movie that movies.csv does not list
 - duplicate: the same user rated the same movie again; the latest rating is kept
 """
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window
@@ -44,7 +45,8 @@ def _first_reason(*checks):
 
 
 def check_ratings(raw: DataFrame) -> DataFrame:
-    """Raw ratings (text columns raw_userId, raw_movieId, raw_rating, raw_timestamp, _corrupt_record) → typed + reason."""
+    """Raw ratings (text columns raw_userId, raw_movieId, raw_rating, raw_timestamp, _corrupt_record) → typed,
+    with the reason a row is set aside."""
     rating = F.expr("try_cast(trim(raw_rating) as double)")
     timestamp = F.expr("try_cast(trim(raw_timestamp) as bigint)")
     typed = raw.select(
@@ -56,19 +58,28 @@ def check_ratings(raw: DataFrame) -> DataFrame:
     )
     reason = _first_reason(
         (F.col(CORRUPT).isNotNull() if CORRUPT in raw.columns else F.lit(False), "malformed_row"),
-        (_blank("raw_userId") | _blank("raw_movieId") | _blank("raw_rating") | _blank("raw_timestamp"), "missing_value"),
+        (
+            _blank("raw_userId") | _blank("raw_movieId") | _blank("raw_rating") | _blank("raw_timestamp"),
+            "missing_value",
+        ),
         (F.col(USER).isNull() | F.col(MOVIE).isNull(), "bad_id"),
         (F.col(TIMESTAMP).isNull() | (F.col(TIMESTAMP) < 0), "bad_timestamp"),
-        (F.col(RATING).isNull() | (F.col(RATING) < 0.5) | (F.col(RATING) > 5.0)
-         | (F.col(RATING) * 2 != F.round(F.col(RATING) * 2)), "bad_rating"),
+        (
+            F.col(RATING).isNull()
+            | (F.col(RATING) < 0.5)
+            | (F.col(RATING) > 5.0)
+            | (F.col(RATING) * 2 != F.round(F.col(RATING) * 2)),
+            "bad_rating",
+        ),
     )
     return typed.withColumn(REASON, reason)
 
 
 def check_movies(raw: DataFrame) -> DataFrame:
     """Raw movies (movieId, title, genres) → movie_id, title, genres (array), reason."""
-    genres = F.when(_blank("raw_genres") | (F.trim(F.col("raw_genres")) == NO_GENRES), F.array().cast("array<string>")) \
-        .otherwise(F.split(F.trim(F.col("raw_genres")), r"\|"))
+    genres = F.when(
+        _blank("raw_genres") | (F.trim(F.col("raw_genres")) == NO_GENRES), F.array().cast("array<string>")
+    ).otherwise(F.split(F.trim(F.col("raw_genres")), r"\|"))
     typed = raw.select(
         "*",
         _positive_int("raw_movieId").alias(MOVIE),
@@ -132,8 +143,9 @@ def dedupe_ratings(checked: DataFrame) -> DataFrame:
 def row_counts(checked: DataFrame) -> tuple[int, dict[str, int]]:
     """(all rows, rows set aside by reason), in one pass."""
     rows = checked.groupBy(REASON).count().collect()
-    reasons = {row[REASON]: int(row["count"]) for row in sorted(rows, key=lambda r: r[REASON] or "")
-               if row[REASON] is not None}
+    reasons = {
+        row[REASON]: int(row["count"]) for row in sorted(rows, key=lambda r: r[REASON] or "") if row[REASON] is not None
+    }
     return sum(int(row["count"]) for row in rows), reasons
 
 

@@ -1,10 +1,12 @@
 """The quality gate publish applies: a run must not be clearly worse than the one serving."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-GATE_METRIC = "ndcg"   # hybrid NDCG@10, relevant = held-out ratings of 4.0 and above
+GATE_METRIC = "ndcg"  # hybrid NDCG@10, relevant = held-out ratings of 4.0 and above
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,9 @@ def quality_gate(new: Mapping[str, Any] | None, active: Mapping[str, Any] | None
         return GateDecision(False, f"hybrid NDCG@10 {new_ndcg:.4f} is below the popularity baseline {popularity:.4f}")
     active_ndcg = _ndcg(active, "hybrid")
     if active_ndcg is not None and new_ndcg < active_ndcg * (1 - tolerance):
-        return GateDecision(False, f"hybrid NDCG@10 {new_ndcg:.4f} is more than {tolerance:.0%} below the active "
-                                   f"run's {active_ndcg:.4f}")
+        return GateDecision(
+            False,
+            f"hybrid NDCG@10 {new_ndcg:.4f} is more than {tolerance:.0%} below the active run's {active_ndcg:.4f}",
+        )
     against = f"active {active_ndcg:.4f}" if active_ndcg is not None else "no active run to compare"
     return GateDecision(True, f"hybrid NDCG@10 {new_ndcg:.4f} ({against})")

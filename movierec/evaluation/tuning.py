@@ -21,6 +21,7 @@ model or forest is fitted once per distinct setting combination and reused.  Eve
     movierec tune [--max-minutes 30] [--min-coverage 0.065] [--space JSON] [--json FILE]
                   [--data-dir DIR] [--seed 42] [any other model setting's flag]
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,21 +29,22 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec import config
-from movierec.evaluation import protocol as E
 from movierec import features as FE
-from movierec.evaluation import metrics as M
-from movierec.ranking import scoring
-from movierec.ranking.calibration import calibrate
 from movierec.config import Settings
 from movierec.data.schemas import USER
 from movierec.data.split import temporal_split, validation_split
+from movierec.evaluation import metrics as M
+from movierec.evaluation import protocol as E
+from movierec.ranking import scoring
+from movierec.ranking.calibration import calibrate
 from movierec.text import format_table
 
 log = logging.getLogger(__name__)
@@ -92,27 +94,37 @@ class Trial:
 class SearchResult:
     trials: list[Trial]
     best: Trial
-    settings: Settings                      # the starting settings with the best trial's values
+    settings: Settings  # the starting settings with the best trial's values
     fit_ratings: int
     validation_ratings: int
     min_coverage: float = 0.0
-    skipped: list[dict[str, Any]] = field(default_factory=list)   # combinations left out by the time budget
-    catalogue: int = 0                      # movies rated in the fit part: the coverage denominator
-    calibration: dict[str, float] = field(default_factory=dict)   # of the best trial's components
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # combinations left out by the time budget
+    catalogue: int = 0  # movies rated in the fit part: the coverage denominator
+    calibration: dict[str, float] = field(default_factory=dict)  # of the best trial's components
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best": dataclasses.asdict(self.best), "trials": [dataclasses.asdict(t) for t in self.trials],
-                "fit_ratings": self.fit_ratings, "validation_ratings": self.validation_ratings,
-                "min_coverage": self.min_coverage, "catalogue": self.catalogue, "skipped": self.skipped,
-                "calibration": self.calibration}
+        return {
+            "best": dataclasses.asdict(self.best),
+            "trials": [dataclasses.asdict(t) for t in self.trials],
+            "fit_ratings": self.fit_ratings,
+            "validation_ratings": self.validation_ratings,
+            "min_coverage": self.min_coverage,
+            "catalogue": self.catalogue,
+            "skipped": self.skipped,
+            "calibration": self.calibration,
+        }
 
 
 def params_of(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in TUNED}
 
 
-def validation_data(ratings: DataFrame, tags: DataFrame, holdout_share: float = E.HOLDOUT_SHARE,
-                    validation_share: float = VALIDATION_SHARE) -> tuple[DataFrame, DataFrame, DataFrame]:
+def validation_data(
+    ratings: DataFrame,
+    tags: DataFrame,
+    holdout_share: float = E.HOLDOUT_SHARE,
+    validation_share: float = VALIDATION_SHARE,
+) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(fit, validation, fit_tags): the validation split of the train part; the test part is dropped.
 
     Each is materialised once (`localCheckpoint`), so every trial reads the same rows in
@@ -140,7 +152,7 @@ class _Models:
     def for_settings(self, settings: Settings) -> E.FittedModels:
         als_key, rf_key = self._key(settings, ALS_KEYS), self._key(settings, RF_KEYS)
         if self.base is None:
-            self.base = E.fit_models(self.movies, self.fit, self.fit_tags, settings)    # features checkpointed
+            self.base = E.fit_models(self.movies, self.fit, self.fit_tags, settings)  # features checkpointed
             self.als[als_key], self.forests[rf_key] = self.base.als, self.base.forest
         if als_key not in self.als:
             self.als[als_key] = E.fit_als(self.fit, settings)
@@ -150,8 +162,9 @@ class _Models:
         return dataclasses.replace(self.base, als=self.als[als_key], forest=self.forests[rf_key])
 
 
-def validation_metrics(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame, settings: Settings,
-                       catalogue: int) -> dict[str, float]:
+def validation_metrics(
+    fitted: E.FittedModels, fit: DataFrame, valid: DataFrame, settings: Settings, catalogue: int
+) -> dict[str, float]:
     """NDCG@10 of the hybrid, ALS alone and content alone on the validation part, hybrid coverage."""
     users = valid.select(USER).distinct()
     names = ["hybrid", "als", "content"]
@@ -166,8 +179,9 @@ def validation_metrics(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame,
     return result
 
 
-def calibrate_components(fitted: E.FittedModels, fit: DataFrame, valid: DataFrame,
-                         settings: Settings) -> dict[str, float]:
+def calibrate_components(
+    fitted: E.FittedModels, fit: DataFrame, valid: DataFrame, settings: Settings
+) -> dict[str, float]:
     """The calibration settings (movierec.ranking.calibration) of these models' candidates for the validation users."""
     users = valid.select(USER).distinct()
     found = E.candidate_scores(fitted, fit.join(users, USER, "left_semi"), users, settings, K)
@@ -179,14 +193,28 @@ def _fmt(value: Any) -> str:
 
 
 def describe(params: dict[str, Any]) -> str:
-    short = {"als_rank": "rank", "als_reg": "reg", "als_alpha": "alpha", "als_iterations": "iter",
-             "als_feedback": "feedback", "rf_depth": "depth", "rf_trees": "trees"}
+    short = {
+        "als_rank": "rank",
+        "als_reg": "reg",
+        "als_alpha": "alpha",
+        "als_iterations": "iter",
+        "als_feedback": "feedback",
+        "rf_depth": "depth",
+        "rf_trees": "trees",
+    }
     return " ".join(f"{short.get(k, k)}={_fmt(v)}" for k, v in params.items())
 
 
-def search(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings,
-           space: Space = DEFAULT_SPACE, max_minutes: float | None = None, min_coverage: float = 0.0,
-           progress: Callable[[str], None] = log.info) -> SearchResult:
+def search(
+    movies: DataFrame,
+    ratings: DataFrame,
+    tags: DataFrame,
+    settings: Settings,
+    space: Space = DEFAULT_SPACE,
+    max_minutes: float | None = None,
+    min_coverage: float = 0.0,
+    progress: Callable[[str], None] = log.info,
+) -> SearchResult:
     """Coordinate-wise grid search on the validation split (module docstring); returns every
     trial and the best by hybrid NDCG@10 (ties: the earlier trial) among the trials whose
     hybrid coverage is at least `min_coverage` (among all if none is)."""
@@ -197,8 +225,10 @@ def search(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Set
     started = time.perf_counter()
     fit, valid, fit_tags = validation_data(ratings, tags)
     n_fit, n_valid = fit.count(), valid.count()
-    progress(f"tune: fitting on {n_fit} ratings, validating on {n_valid} (test part left out); "
-             f"choosing among trials with hybrid coverage >= {min_coverage}")
+    progress(
+        f"tune: fitting on {n_fit} ratings, validating on {n_valid} (test part left out); "
+        f"choosing among trials with hybrid coverage >= {min_coverage}"
+    )
     models = _Models(movies, fit, fit_tags)
     catalogue = None
     trials: list[Trial] = []
@@ -224,13 +254,23 @@ def search(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Set
                 catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
                 progress(f"tune: catalogue (movies rated in the fit part) {catalogue}")
             result = validation_metrics(fitted, fit, valid, candidate, catalogue)
-            spark.catalog.clearCache()     # the trial's candidate lists; the shared inputs are checkpointed
-            trial = Trial(len(trials) + 1, stage, params, result["hybrid"], result["als"], result["content"],
-                          result["coverage"], round(time.perf_counter() - t0, 1))
+            spark.catalog.clearCache()  # the trial's candidate lists; the shared inputs are checkpointed
+            trial = Trial(
+                len(trials) + 1,
+                stage,
+                params,
+                result["hybrid"],
+                result["als"],
+                result["content"],
+                result["coverage"],
+                round(time.perf_counter() - t0, 1),
+            )
             trials.append(trial)
-            progress(f"trial {trial.number:>2} (<= {planned}) [{stage}] {describe(params)}: hybrid {trial.hybrid:.4f} "
-                     f"als {trial.als:.4f} content {trial.content:.4f} coverage {trial.coverage:.3f} "
-                     f"({trial.seconds:.0f} s, {(time.perf_counter() - started) / 60:.1f} min in)")
+            progress(
+                f"trial {trial.number:>2} (<= {planned}) [{stage}] {describe(params)}: hybrid {trial.hybrid:.4f} "
+                f"als {trial.als:.4f} content {trial.content:.4f} coverage {trial.coverage:.3f} "
+                f"({trial.seconds:.0f} s, {(time.perf_counter() - started) / 60:.1f} min in)"
+            )
         if trials:
             current = settings.replace(**best_trial(trials, min_coverage).params)
     if not trials:
@@ -242,8 +282,17 @@ def search(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Set
         progress(f"tune: no trial reached coverage {min_coverage}; the best by NDCG is chosen anyway")
     calibration = calibrate_components(models.for_settings(settings.replace(**best.params)), fit, valid, settings)
     progress("tune: calibration of the best trial's components: " + describe(calibration))
-    return SearchResult(trials, best, settings.replace(**best.params, **calibration), n_fit, n_valid, min_coverage,
-                        skipped, catalogue or 0, calibration)
+    return SearchResult(
+        trials,
+        best,
+        settings.replace(**best.params, **calibration),
+        n_fit,
+        n_valid,
+        min_coverage,
+        skipped,
+        catalogue or 0,
+        calibration,
+    )
 
 
 def best_trial(trials: Sequence[Trial], min_coverage: float = 0.0) -> Trial:
@@ -254,13 +303,31 @@ def best_trial(trials: Sequence[Trial], min_coverage: float = 0.0) -> Trial:
 
 def results_table(result: SearchResult, markdown: bool = False) -> str:
     """Every trial in order, the best marked with *, trials below the coverage floor with (c)."""
-    header = ["#", "stage", *(n.removeprefix("als_").removeprefix("rf_") for n in TUNED),
-              "hybrid", "als", "content", "coverage", "s"]
+    header = [
+        "#",
+        "stage",
+        *(n.removeprefix("als_").removeprefix("rf_") for n in TUNED),
+        "hybrid",
+        "als",
+        "content",
+        "coverage",
+        "s",
+    ]
     rows = []
     for t in result.trials:
         mark = ("*" if t is result.best else "") + ("(c)" if t.coverage < result.min_coverage else "")
-        rows.append([f"{t.number}{mark}", t.stage, *(_fmt(t.params[n]) for n in TUNED),
-                     f"{t.hybrid:.4f}", f"{t.als:.4f}", f"{t.content:.4f}", f"{t.coverage:.3f}", f"{t.seconds:.0f}"])
+        rows.append(
+            [
+                f"{t.number}{mark}",
+                t.stage,
+                *(_fmt(t.params[n]) for n in TUNED),
+                f"{t.hybrid:.4f}",
+                f"{t.als:.4f}",
+                f"{t.content:.4f}",
+                f"{t.coverage:.3f}",
+                f"{t.seconds:.0f}",
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -274,8 +341,14 @@ def parse_space(text: str) -> Space:
     return tuple((str(stage), {str(k): list(v) for k, v in grid.items()}) for stage, grid in items)
 
 
-def run_search(settings: Settings, run_id: str, space: Space = DEFAULT_SPACE, max_minutes: float | None = None,
-               min_coverage: float = MIN_COVERAGE, progress: Callable[[str], None] = log.info) -> SearchResult:
+def run_search(
+    settings: Settings,
+    run_id: str,
+    space: Space = DEFAULT_SPACE,
+    max_minutes: float | None = None,
+    min_coverage: float = MIN_COVERAGE,
+    progress: Callable[[str], None] = log.info,
+) -> SearchResult:
     """`movierec tune`: ingest the data directory into run `run_id` (own session), then `search`."""
     from movierec.spark.paths import RunPaths
     from movierec.spark.session import build_session

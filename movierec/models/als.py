@@ -14,6 +14,7 @@ c = 1 + alpha × |v| (Hu, Koren & Volinsky); v = 0 is the same as not rated.  Th
 
 The choice was measured on a validation split (benchmarks/quality.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,11 +33,20 @@ CF_RAW = "cf_raw"
 
 def als_estimator(settings: Settings) -> ALS:
     return ALS(
-        userCol=USER, itemCol=MOVIE, ratingCol=RATING,
-        implicitPrefs=True, rank=settings.als_rank, maxIter=settings.als_iterations,
-        regParam=settings.als_reg, alpha=settings.als_alpha, seed=settings.seed,
-        coldStartStrategy="nan", nonnegative=False, checkpointInterval=5,
-        numUserBlocks=settings.als_blocks, numItemBlocks=settings.als_blocks,
+        userCol=USER,
+        itemCol=MOVIE,
+        ratingCol=RATING,
+        implicitPrefs=True,
+        rank=settings.als_rank,
+        maxIter=settings.als_iterations,
+        regParam=settings.als_reg,
+        alpha=settings.als_alpha,
+        seed=settings.seed,
+        coldStartStrategy="nan",
+        nonnegative=False,
+        checkpointInterval=5,
+        numUserBlocks=settings.als_blocks,
+        numItemBlocks=settings.als_blocks,
     )
 
 
@@ -84,7 +94,8 @@ def als_candidates(model: ALSModel, ratings: DataFrame, n: int, users: DataFrame
     # (Filtering inside each user's array instead ran Spark's interpreted array functions, one
     # element at a time against the user's rated list: 3x as long on ml-latest-small.)
     listed = recs.select(USER, F.posexplode("recommendations").alias("_pos", "rec")).select(
-        USER, "_pos", F.col("rec." + MOVIE).alias(MOVIE), F.col("rec.rating").alias(CF_RAW))
+        USER, "_pos", F.col("rec." + MOVIE).alias(MOVIE), F.col("rec.rating").alias(CF_RAW)
+    )
     unrated = listed.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     in_order = Window.partitionBy(USER).orderBy("_pos")
     return unrated.withColumn("_n", F.row_number().over(in_order)).where(F.col("_n") <= n).select(USER, MOVIE, CF_RAW)

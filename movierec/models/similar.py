@@ -2,6 +2,7 @@
 
 Item factors are small (movies × rank floats), so numpy in blocks beats a Spark self-join.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,9 @@ from movierec.data.schemas import MOVIE, RANK, SCORE, SIMILAR_MOVIE
 BLOCK = 2048
 
 
-def nearest_neighbours(ids: np.ndarray, factors: np.ndarray, k: int, eligible: np.ndarray | None = None) -> pd.DataFrame:
+def nearest_neighbours(
+    ids: np.ndarray, factors: np.ndarray, k: int, eligible: np.ndarray | None = None
+) -> pd.DataFrame:
     """For every movie, the k others with the highest cosine similarity.
 
     ids: (n,) movie ids; factors: (n, rank); eligible: (n,) bool, movies allowed as neighbours
@@ -27,7 +30,7 @@ def nearest_neighbours(ids: np.ndarray, factors: np.ndarray, k: int, eligible: n
     k = min(k, len(target_idx))
     frames = []
     for start in range(0, len(ids), BLOCK):
-        sims = unit[start:start + BLOCK] @ targets.T
+        sims = unit[start : start + BLOCK] @ targets.T
         own = np.arange(start, min(start + BLOCK, len(ids)))
         # a movie is not its own neighbour
         self_pos = np.searchsorted(target_idx, own)
@@ -40,12 +43,16 @@ def nearest_neighbours(ids: np.ndarray, factors: np.ndarray, k: int, eligible: n
         order = np.lexsort((ids[target_idx][top], -top_sims), axis=1)
         top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
         rows = len(own)
-        frames.append(pd.DataFrame({
-            MOVIE: np.repeat(ids[own], k),
-            RANK: np.tile(np.arange(1, k + 1), rows),
-            SIMILAR_MOVIE: ids[target_idx][top].ravel(),
-            SCORE: top_sims.ravel(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    MOVIE: np.repeat(ids[own], k),
+                    RANK: np.tile(np.arange(1, k + 1), rows),
+                    SIMILAR_MOVIE: ids[target_idx][top].ravel(),
+                    SCORE: top_sims.ravel(),
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame({MOVIE: [], RANK: [], SIMILAR_MOVIE: [], SCORE: []})
     out = pd.concat(frames, ignore_index=True)

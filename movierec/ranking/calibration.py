@@ -13,6 +13,7 @@ split, carved out of the training part, so the test part of `movierec evaluate` 
 unseen.  A candidate the user did not rate in the held-out part counts as not liked, as in
 the ranking metrics.
 """
+
 from __future__ import annotations
 
 from pyspark.ml.classification import LogisticRegression
@@ -31,15 +32,19 @@ CALIBRATION = (*CF_SLOPE_SETTINGS.values(), "cf_intercept", *CB_SLOPE_SETTINGS.v
 def labelled(z: DataFrame, held_out: DataFrame, threshold: float) -> DataFrame:
     """The candidates (with z-scores) of users who have a held-out part, + liked (1.0 or 0.0)."""
     liked = held_out.where(F.col(RATING) >= threshold).select(USER, MOVIE, F.lit(1.0).alias(LIKED))
-    return (z.join(held_out.select(USER).distinct(), USER, "left_semi")
-            .join(liked, [USER, MOVIE], "left").fillna({LIKED: 0.0}))
+    return (
+        z.join(held_out.select(USER).distinct(), USER, "left_semi")
+        .join(liked, [USER, MOVIE], "left")
+        .fillna({LIKED: 0.0})
+    )
 
 
 def fit_line(data: DataFrame, z_cols: list[str]) -> tuple[list[float], float]:
     """(slopes, intercept) of an unregularised logistic regression of liked on the columns."""
     features = VectorAssembler(inputCols=z_cols, outputCol="_x").transform(data)
-    model = LogisticRegression(featuresCol="_x", labelCol=LIKED, regParam=0.0, standardization=False,
-                               maxIter=100, tol=1e-9).fit(features)
+    model = LogisticRegression(
+        featuresCol="_x", labelCol=LIKED, regParam=0.0, standardization=False, maxIter=100, tol=1e-9
+    ).fit(features)
     return [float(c) for c in model.coefficients], float(model.intercept)
 
 

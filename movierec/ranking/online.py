@@ -23,14 +23,15 @@ tests/movierec/ranking/test_online.py holds each step to the batch's Spark code 
 A movie the run never saw still gets its content features from the run's content pipeline
 in Spark (one small job), then goes the same way.
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
-
 from pyspark.ml import PipelineModel
 from pyspark.ml.linalg import Vectors
 from pyspark.ml.recommendation import ALSModel
@@ -39,12 +40,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec import features as FE
-from movierec.ranking import scoring
+from movierec.config import Settings
+from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
 from movierec.models.als import CF_RAW
 from movierec.models.forest import CB_RAW
-from movierec.config import Settings
+from movierec.ranking import scoring
 from movierec.spark.paths import RunPaths
-from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
 from movierec.spark.warehouse import load_model, read_json, read_table
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,10 @@ class UnknownUser(KeyError):
 
 class LivePair(NamedTuple):
     """One pair as the live path scores it: its pair features and its evidence, by name."""
+
     movie_id: int
-    features: dict[str, float | None]      # movierec.features.PAIR_FEATURES name → value
-    evidence: dict[str, float | None]      # scoring.EVIDENCE name → raw value (None: missing)
+    features: dict[str, float | None]  # movierec.features.PAIR_FEATURES name → value
+    evidence: dict[str, float | None]  # scoring.EVIDENCE name → raw value (None: missing)
 
 
 class RunModels:
@@ -95,7 +97,7 @@ class RunModels:
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
-    def load(cls, spark: SparkSession, settings: Settings, run_id: str) -> "RunModels":
+    def load(cls, spark: SparkSession, settings: Settings, run_id: str) -> RunModels:
         return cls(spark, settings, run_id)
 
     def _user(self, user_id: int) -> tuple[DataFrame, DataFrame]:
@@ -106,15 +108,19 @@ class RunModels:
     def _new_movie_features(self, genres: dict[int, list[str]]) -> DataFrame:
         """Features of movies the run never saw, from the genres given (no tags, no ratings yet)."""
         rows = [(movie_id, "", list(g), []) for movie_id, g in genres.items()]
-        movies = self.spark.createDataFrame(rows, f"{MOVIE} int, {TITLE} string, {GENRES} array<string>, "
-                                                  f"{FE.TAG_TOKENS} array<string>")
-        empty_stats = self.spark.createDataFrame([], f"{MOVIE} int, {FE.N_RATINGS} long, {FE.MEAN_RATING} double, "
-                                                     f"{FE.POPULARITY} double")
-        return FE.movie_features(movies.drop(FE.TAG_TOKENS), FE.content_maps(self.content, movies), empty_stats,
-                                 self.global_mean)
+        movies = self.spark.createDataFrame(
+            rows, f"{MOVIE} int, {TITLE} string, {GENRES} array<string>, {FE.TAG_TOKENS} array<string>"
+        )
+        empty_stats = self.spark.createDataFrame(
+            [], f"{MOVIE} int, {FE.N_RATINGS} long, {FE.MEAN_RATING} double, {FE.POPULARITY} double"
+        )
+        return FE.movie_features(
+            movies.drop(FE.TAG_TOKENS), FE.content_maps(self.content, movies), empty_stats, self.global_mean
+        )
 
-    def pairs(self, user_id: int, movie_ids: Iterable[int],
-              genres: dict[int, list[str]] | None = None) -> list[LivePair]:
+    def pairs(
+        self, user_id: int, movie_ids: Iterable[int], genres: dict[int, list[str]] | None = None
+    ) -> list[LivePair]:
         """The user's pairs with these movies, with their features and evidence, computed on the driver.
 
         A movie the run does not know gets its content from `genres[movie_id]` (and no cf_raw);
@@ -128,7 +134,7 @@ class RunModels:
         if user_id not in self.user_ids or user_id not in self.user_tastes or user_id not in self.user_scales:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
         movies = self.movie_contents
-        if unknown:   # content features of new movies: the run's content pipeline, in Spark
+        if unknown:  # content features of new movies: the run's content pipeline, in Spark
             movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
         taste = self.user_tastes[user_id]
         pairs = []
@@ -166,9 +172,16 @@ class RunModels:
         profile, scale = self._user(user_id)
         user = self.spark.createDataFrame([(user_id,)], f"{USER} int")
         rated = self.ratings.where(F.col(USER) == user_id)
-        pairs = scoring.candidates(self.als, rated, self.movie_feats, profile,
-                                   max(k, self.settings.als_candidates), max(k, self.settings.content_candidates),
-                                   self.settings.content_pool, users=user)
+        pairs = scoring.candidates(
+            self.als,
+            rated,
+            self.movie_feats,
+            profile,
+            max(k, self.settings.als_candidates),
+            max(k, self.settings.content_candidates),
+            self.settings.content_pool,
+            users=user,
+        )
         raw = scoring.raw_scores(pairs, self.als, self.forest, self.movie_feats, profile)
         scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
         rows = scoring.top_k(scored, k).select(RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()

@@ -27,22 +27,35 @@ with the run, so the live fallback puts any new pair on exactly the batch's scal
 ALS never saw (no cf_raw) gets z_cf = 0, i.e. cf_score = logistic(cf_intercept): the
 chance of an average candidate, no evidence either way.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
+from movierec.features import (
+    F_GENRE_TASTE,
+    F_MOVIE_MEAN,
+    F_MOVIE_POPULARITY,
+    GENRE_EXPOSURE,
+    GENRE_MAP,
+    GENRE_TASTE,
+    MEAN_RATING,
+    N_RATINGS,
+    dense,
+    dense_dot,
+    pair_features,
+)
 from movierec.models.als import CF_RAW, als_candidates, cf_scores
 from movierec.models.forest import CB_RAW, cb_scores
-from movierec.features import (F_GENRE_TASTE, F_MOVIE_MEAN, F_MOVIE_POPULARITY, GENRE_EXPOSURE, GENRE_MAP,
-                               GENRE_TASTE, MEAN_RATING, N_RATINGS, dense, dense_dot, pair_features)
-from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 
 MIN_STD = 1e-6
 CONTENT_AFFINITY = "content_affinity"
@@ -55,8 +68,12 @@ CB_EVIDENCE = {"cb": CB_RAW, "popularity": F_MOVIE_POPULARITY, "quality": F_MOVI
 EVIDENCE = {**CF_EVIDENCE, **CB_EVIDENCE}
 # The setting (movierec.config) that holds each piece of evidence's slope, per component.
 CF_SLOPE_SETTINGS = {"cf": "cf_slope"}
-CB_SLOPE_SETTINGS = {"cb": "cb_slope", "popularity": "cb_popularity_slope", "quality": "cb_quality_slope",
-                     "taste": "cb_taste_slope"}
+CB_SLOPE_SETTINGS = {
+    "cb": "cb_slope",
+    "popularity": "cb_popularity_slope",
+    "quality": "cb_quality_slope",
+    "taste": "cb_taste_slope",
+}
 
 
 def z_name(name: str) -> str:
@@ -85,14 +102,14 @@ class Arithmetic(NamedTuple):
     """The few operations of the formulas below that Spark columns and Python floats spell
     differently.  The batch passes SPARK (its columns); the live fallback's driver-side path
     (movierec.ranking.online) passes FLOATS, so both run the one definition of each formula."""
+
     lit: Callable[[float], Any]
     exp: Callable[[Any], Any]
     greatest: Callable[[Any, Any], Any]
-    or_zero: Callable[[Any, Callable[[Any], Any]], Any]     # f(x), or 0.0 where x is missing (null / None)
+    or_zero: Callable[[Any, Callable[[Any], Any]], Any]  # f(x), or 0.0 where x is missing (null / None)
 
 
-SPARK = Arithmetic(lit=F.lit, exp=F.exp, greatest=F.greatest,
-                   or_zero=lambda x, f: F.coalesce(f(x), F.lit(0.0)))
+SPARK = Arithmetic(lit=F.lit, exp=F.exp, greatest=F.greatest, or_zero=lambda x, f: F.coalesce(f(x), F.lit(0.0)))
 FLOATS = Arithmetic(lit=float, exp=_exp, greatest=max, or_zero=lambda x, f: 0.0 if x is None else f(x))
 
 
@@ -102,8 +119,9 @@ def evidence_of(columns: Mapping[str, Any]) -> dict[str, Any]:
     return {name: columns.get(col) for name, col in EVIDENCE.items()}
 
 
-def raw_scores(pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel,
-               movie_feats: DataFrame, profiles: DataFrame) -> DataFrame:
+def raw_scores(
+    pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel, movie_feats: DataFrame, profiles: DataFrame
+) -> DataFrame:
     """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw,
     and the other raw evidence columns (EVIDENCE)."""
     with_cf = cf_scores(als, pairs.select(USER, MOVIE))
@@ -114,14 +132,18 @@ def user_scales(raw: DataFrame) -> DataFrame:
     """Per user: mean and population standard deviation of each piece of evidence over the
     user's candidates (columns mean_column(name), std_column(name): cf_mean, cf_std, cb_mean, …)."""
     present = {name: col for name, col in EVIDENCE.items() if col in raw.columns}
-    stats = [agg(F.col(col)).alias(column(name)) for name, col in present.items()
-             for column, agg in ((mean_column, F.avg), (std_column, F.stddev_pop))]
+    stats = [
+        agg(F.col(col)).alias(column(name))
+        for name, col in present.items()
+        for column, agg in ((mean_column, F.avg), (std_column, F.stddev_pop))
+    ]
     defaults = {column(name): value for name in present for column, value in ((mean_column, 0.0), (std_column, 1.0))}
     return raw.groupBy(USER).agg(*stats).fillna(defaults)
 
 
 class Scale(NamedTuple):
     """One user's mean and standard deviation of one piece of evidence (a user_scales pair of columns)."""
+
     mean: float
     std: float
 
@@ -130,28 +152,38 @@ def scales_of(row) -> dict[str, Scale]:
     """A user_scales row as evidence name → Scale (the live path's copy): only the evidence the
     run's scales hold (a run scored before some evidence was added lacks its columns)."""
     fields = row.asDict()
-    return {name: Scale(fields[mean_column(name)], fields[std_column(name)]) for name in EVIDENCE
-            if mean_column(name) in fields}
+    return {
+        name: Scale(fields[mean_column(name)], fields[std_column(name)])
+        for name in EVIDENCE
+        if mean_column(name) in fields
+    }
 
 
 @dataclass(frozen=True)
 class Blend:
     """The weights and each component's calibration (module docstring): slopes per piece of evidence."""
+
     cf_weight: float
     cb_weight: float
-    cf_slopes: dict[str, float]          # name in CF_EVIDENCE → slope
+    cf_slopes: dict[str, float]  # name in CF_EVIDENCE → slope
     cf_intercept: float
-    cb_slopes: dict[str, float]          # name in CB_EVIDENCE → slope
+    cb_slopes: dict[str, float]  # name in CB_EVIDENCE → slope
     cb_intercept: float
 
     @classmethod
-    def from_settings(cls, settings) -> "Blend":
+    def from_settings(cls, settings) -> Blend:
         slopes = lambda names: {name: getattr(settings, setting) for name, setting in names.items()}
-        return cls(settings.cf_weight, settings.cb_weight, slopes(CF_SLOPE_SETTINGS), settings.cf_intercept,
-                   slopes(CB_SLOPE_SETTINGS), settings.cb_intercept)
+        return cls(
+            settings.cf_weight,
+            settings.cb_weight,
+            slopes(CF_SLOPE_SETTINGS),
+            settings.cf_intercept,
+            slopes(CB_SLOPE_SETTINGS),
+            settings.cb_intercept,
+        )
 
     @classmethod
-    def plain(cls, cf_weight: float, cb_weight: float) -> "Blend":
+    def plain(cls, cf_weight: float, cb_weight: float) -> Blend:
         """logistic(z_cf) and logistic(z_cb): no calibration, the forest's prediction alone (for tests)."""
         return cls(cf_weight, cb_weight, {"cf": 1.0}, 0.0, {"cb": 1.0}, 0.0)
 
@@ -167,10 +199,13 @@ def z_scores(raw: DataFrame, scales: DataFrame) -> DataFrame:
     """raw + z_<name> for each piece of evidence in both raw and scales: standardised on the user's
     scale, 0 where the value is missing.  (Evidence a run's scales lack, e.g. a run scored before
     that evidence was added, gets no column: `blend` counts it as z = 0.)"""
-    present = {name: col for name, col in EVIDENCE.items()
-               if col in raw.columns and mean_column(name) in scales.columns}
-    z = [z_score(F.col(col), F.col(mean_column(name)), F.col(std_column(name))).alias(z_name(name))
-         for name, col in present.items()]
+    present = {
+        name: col for name, col in EVIDENCE.items() if col in raw.columns and mean_column(name) in scales.columns
+    }
+    z = [
+        z_score(F.col(col), F.col(mean_column(name)), F.col(std_column(name))).alias(z_name(name))
+        for name, col in present.items()
+    ]
     return raw.join(scales, USER).select(*raw.columns, *z)
 
 
@@ -199,8 +234,10 @@ def hybrid_score(cf_score: Any, cb_score: Any, params: Blend):
 
 def component_scores(z: Mapping[str, Any], params: Blend, ops: Arithmetic = SPARK) -> dict[str, Any]:
     """cf_score and cb_score, each component's calibrated chance, from the z-scores (Spark columns or floats)."""
-    return {CF_SCORE: calibrated_chance(z, params.cf_slopes, ops.lit(params.cf_intercept), ops.exp),
-            CB_SCORE: calibrated_chance(z, params.cb_slopes, ops.lit(params.cb_intercept), ops.exp)}
+    return {
+        CF_SCORE: calibrated_chance(z, params.cf_slopes, ops.lit(params.cf_intercept), ops.exp),
+        CB_SCORE: calibrated_chance(z, params.cb_slopes, ops.lit(params.cb_intercept), ops.exp),
+    }
 
 
 def blend(raw: DataFrame, scales: DataFrame, params: Blend) -> DataFrame:
@@ -246,28 +283,41 @@ def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame,
     affinity = dense_dot(GENRE_MAP, GENRE_EXPOSURE) + dense_dot(GENRE_MAP, GENRE_TASTE)
     rated = ratings.groupBy(USER).agg(F.count("*").alias("_rated"))
     tastes = profiles.select(USER, dense(GENRE_TASTE).alias(GENRE_TASTE), dense(GENRE_EXPOSURE).alias(GENRE_EXPOSURE))
-    per_kind = tastes.crossJoin(F.broadcast(kinds)).select(
-        USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
+    per_kind = tastes.crossJoin(F.broadcast(kinds)).select(USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
     # Only the best kinds can hold a user's top n: keep a kind while the movies of strictly
     # closer kinds number fewer than n + the user's ratings (at most that many of them are
     # rated, so at least n unrated ones remain, and every dropped movie ranks below them).
     # The same n movies as ranking the whole pool, with a fifth of the rows on ml-latest-small.
-    closer_or_tied = F.sum("_size").over(Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc())
-                                         .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    closer_or_tied = F.sum("_size").over(
+        Window.partitionBy(USER)
+        .orderBy(F.col(CONTENT_AFFINITY).desc())
+        .rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     tied = F.sum("_size").over(Window.partitionBy(USER, CONTENT_AFFINITY))
-    best_kinds = (per_kind.join(F.broadcast(rated), USER, "left")
-                  .withColumn("_closer", closer_or_tied - tied)
-                  .where(F.col("_closer") < F.lit(n) + F.coalesce(F.col("_rated"), F.lit(0)))
-                  .select(USER, "_kind", CONTENT_AFFINITY))
+    best_kinds = (
+        per_kind.join(F.broadcast(rated), USER, "left")
+        .withColumn("_closer", closer_or_tied - tied)
+        .where(F.col("_closer") < F.lit(n) + F.coalesce(F.col("_rated"), F.lit(0)))
+        .select(USER, "_kind", CONTENT_AFFINITY)
+    )
     scored = best_kinds.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
-        USER, MOVIE, CONTENT_AFFINITY, N_RATINGS)
+        USER, MOVIE, CONTENT_AFFINITY, N_RATINGS
+    )
     unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
     window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))
     return unrated.withColumn("_n", F.row_number().over(window)).where(F.col("_n") <= n).select(USER, MOVIE)
 
 
-def candidates(als: ALSModel, ratings: DataFrame, movie_feats: DataFrame, profiles: DataFrame,
-               als_n: int, content_n: int, pool_size: int, users: DataFrame | None = None) -> DataFrame:
+def candidates(
+    als: ALSModel,
+    ratings: DataFrame,
+    movie_feats: DataFrame,
+    profiles: DataFrame,
+    als_n: int,
+    content_n: int,
+    pool_size: int,
+    users: DataFrame | None = None,
+) -> DataFrame:
     """Each user's candidate movies (every user's, or those in `users`): ALS top-n ∪ content
     top-n, none of them already rated."""
     from_als = als_candidates(als, ratings, als_n, users).select(USER, MOVIE)
@@ -278,7 +328,10 @@ def candidates(als: ALSModel, ratings: DataFrame, movie_feats: DataFrame, profil
 def popular_movies(movie_feats: DataFrame, n: int) -> DataFrame:
     """rank, movie_id, score: the n most rated movies (ties: higher mean rating), for cold starts."""
     window = Window.orderBy(F.col(N_RATINGS).desc(), F.col(MEAN_RATING).desc(), F.col(MOVIE).asc())
-    return (movie_feats.where(F.col(N_RATINGS) > 0)
-            .select(MOVIE, F.col(N_RATINGS).cast("double").alias(SCORE), N_RATINGS, MEAN_RATING)
-            .withColumn(RANK, F.row_number().over(window)).where(F.col(RANK) <= n)
-            .select(RANK, MOVIE, SCORE))
+    return (
+        movie_feats.where(F.col(N_RATINGS) > 0)
+        .select(MOVIE, F.col(N_RATINGS).cast("double").alias(SCORE), N_RATINGS, MEAN_RATING)
+        .withColumn(RANK, F.row_number().over(window))
+        .where(F.col(RANK) <= n)
+        .select(RANK, MOVIE, SCORE)
+    )

@@ -13,6 +13,7 @@ with one fixed time, so the same sources give the same bytes (and the same check
 is written to a temporary file first and renamed, so a spark-submit that reads it while it
 is rebuilt sees the old zip or the new one, never half of one.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Where each stage of a run reads and writes: `<warehouse>/runs/<run_id>/<stage>/...`."""
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,9 @@ class BadRunId(ValueError):
 
 def check_run_id(run_id: str) -> str:
     if not RUN_ID_PATTERN.match(run_id or ""):
-        raise BadRunId(f"run id {run_id!r}: use letters, digits and _.:+- (at most 200), starting with a letter or digit")
+        raise BadRunId(
+            f"run id {run_id!r}: use letters, digits and _.:+- (at most 200), starting with a letter or digit"
+        )
     return run_id
 
 
@@ -47,58 +50,97 @@ class RunPaths:
 
     # ingest
     @property
-    def ratings(self) -> str: return self.stage("ingest") + "/ratings"
+    def ratings(self) -> str:
+        return self.stage("ingest") + "/ratings"
+
     @property
-    def movies(self) -> str: return self.stage("ingest") + "/movies"
+    def movies(self) -> str:
+        return self.stage("ingest") + "/movies"
+
     @property
-    def tags(self) -> str: return self.stage("ingest") + "/tags"
+    def tags(self) -> str:
+        return self.stage("ingest") + "/tags"
+
     @property
-    def rejects(self) -> str: return self.stage("ingest") + "/rejects"
+    def rejects(self) -> str:
+        return self.stage("ingest") + "/rejects"
+
     @property
-    def ingest_report(self) -> str: return self.stage("ingest") + "/report"
+    def ingest_report(self) -> str:
+        return self.stage("ingest") + "/report"
+
     # featurize
     @property
-    def movie_features(self) -> str: return self.stage("featurize") + "/movie_features"
+    def movie_features(self) -> str:
+        return self.stage("featurize") + "/movie_features"
+
     @property
-    def user_profiles(self) -> str: return self.stage("featurize") + "/user_profiles"
+    def user_profiles(self) -> str:
+        return self.stage("featurize") + "/user_profiles"
+
     @property
-    def content_pipeline(self) -> str: return self.stage("featurize") + "/content_pipeline"
+    def content_pipeline(self) -> str:
+        return self.stage("featurize") + "/content_pipeline"
+
     # models
     @property
-    def als_model(self) -> str: return self.stage("train_als") + "/model"
+    def als_model(self) -> str:
+        return self.stage("train_als") + "/model"
+
     @property
-    def als_report(self) -> str: return self.stage("train_als") + "/report"
+    def als_report(self) -> str:
+        return self.stage("train_als") + "/report"
+
     @property
-    def rf_model(self) -> str: return self.stage("train_rf") + "/model"
+    def rf_model(self) -> str:
+        return self.stage("train_rf") + "/model"
+
     @property
-    def rf_report(self) -> str: return self.stage("train_rf") + "/report"
+    def rf_report(self) -> str:
+        return self.stage("train_rf") + "/report"
+
     # score
     @property
-    def user_scales(self) -> str: return self.stage("score") + "/user_scales"
+    def user_scales(self) -> str:
+        return self.stage("score") + "/user_scales"
+
     @property
-    def recommendations(self) -> str: return self.stage("score") + "/recommendations"
+    def recommendations(self) -> str:
+        return self.stage("score") + "/recommendations"
+
     @property
-    def popular(self) -> str: return self.stage("score") + "/popular"
+    def popular(self) -> str:
+        return self.stage("score") + "/popular"
+
     @property
-    def similar(self) -> str: return self.stage("score") + "/similar"
+    def similar(self) -> str:
+        return self.stage("score") + "/similar"
+
     @property
-    def score_report(self) -> str: return self.stage("score") + "/report"
+    def score_report(self) -> str:
+        return self.stage("score") + "/report"
+
     # evaluate
     @property
-    def metrics(self) -> str: return self.stage("evaluate") + "/metrics"
+    def metrics(self) -> str:
+        return self.stage("evaluate") + "/metrics"
+
     @property
-    def evaluation_details(self) -> str: return self.stage("evaluate") + "/details"
+    def evaluation_details(self) -> str:
+        return self.stage("evaluate") + "/details"
+
     # publish
     @property
-    def publish_report(self) -> str: return self.stage("publish") + "/report"
+    def publish_report(self) -> str:
+        return self.stage("publish") + "/report"
 
 
 def local_path(uri: str) -> Path | None:
     """The local filesystem path behind a file: URI, or None for a remote URI."""
     if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
+        return Path(uri[len("file://") :])
     if uri.startswith("file:"):
-        return Path(uri[len("file:"):])
+        return Path(uri[len("file:") :])
     if "://" not in uri:
         return Path(uri)
     return None

@@ -1,4 +1,5 @@
 """The one SparkSession builder: every stage, the pipeline, the tests and the live fallback use it."""
+
 from __future__ import annotations
 
 import logging

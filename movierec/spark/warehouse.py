@@ -1,4 +1,5 @@
 """Reading and writing a run's files in the warehouse (any Hadoop URI, through Spark)."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ class IncompleteOutput(RuntimeError):
     """A stage output that is missing or not completely written: a later stage must not read it."""
 
 
-SUCCESS = "_SUCCESS"   # what Spark's file committer writes into a folder once all of its files are in place
+SUCCESS = "_SUCCESS"  # what Spark's file committer writes into a folder once all of its files are in place
 
 
 def require_complete(spark, path: str) -> None:
@@ -40,8 +41,10 @@ def require_complete(spark, path: str) -> None:
             with_parts.add(folder)
     if not committed or with_parts - committed:
         folder = sorted(with_parts - committed)[0] if with_parts - committed else path
-        raise IncompleteOutput(f"{folder} is not completely written (no {SUCCESS} marker): the stage that writes "
-                               f"it crashed or is still running; run that stage again for this run")
+        raise IncompleteOutput(
+            f"{folder} is not completely written (no {SUCCESS} marker): the stage that writes "
+            f"it crashed or is still running; run that stage again for this run"
+        )
 
 
 def write_table(df, path: str, *, require_rows: bool = True, partitions: int | None = None) -> None:

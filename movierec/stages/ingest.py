@@ -1,11 +1,11 @@
 """Stage `ingest`: MovieLens CSVs → validated Parquet, bad rows set aside with their reason.
 
-    spark-submit jobs/ingest.py --run-id ID [--data-dir DIR] [--max-bad-share 0.01]
+spark-submit jobs/ingest.py --run-id ID [--data-dir DIR] [--max-bad-share 0.01]
 """
+
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -14,12 +14,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from movierec.config import Settings
 from movierec.data import schemas as S
 from movierec.data import validation as V
-from movierec.config import Settings
 from movierec.spark.paths import RunPaths, local_path
-from movierec.stages.runner import stage_main
 from movierec.spark.warehouse import write_json, write_table
+from movierec.stages.runner import stage_main
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,18 @@ log = logging.getLogger(__name__)
 def read_csv(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:
     """A MovieLens CSV as text columns raw_<name>, malformed lines kept in _corrupt_record, line order in _line."""
     with_corrupt = T.StructType(schema.fields + [T.StructField(V.CORRUPT, T.StringType())])
-    raw = spark.read.csv(path, schema=with_corrupt, header=True, mode="PERMISSIVE",
-                         columnNameOfCorruptRecord=V.CORRUPT, escape='"', multiLine=False)
-    return raw.toDF(*[f"raw_{f.name}" for f in schema.fields], V.CORRUPT) \
-        .withColumn("_line", F.monotonically_increasing_id())
+    raw = spark.read.csv(
+        path,
+        schema=with_corrupt,
+        header=True,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=V.CORRUPT,
+        escape='"',
+        multiLine=False,
+    )
+    return raw.toDF(*[f"raw_{f.name}" for f in schema.fields], V.CORRUPT).withColumn(
+        "_line", F.monotonically_increasing_id()
+    )
 
 
 def data_file(data_dir: str, name: str) -> str:
@@ -53,7 +61,8 @@ def require_inputs(data_dir: str) -> None:
 def _rejects(checked: DataFrame, source: str, raw_columns: list[str]) -> DataFrame:
     raw = F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in raw_columns])
     return checked.where(F.col(S.REASON).isNotNull()).select(
-        F.lit(source).alias("source"), S.REASON, F.coalesce(F.col(V.CORRUPT), raw).alias("raw"))
+        F.lit(source).alias("source"), S.REASON, F.coalesce(F.col(V.CORRUPT), raw).alias("raw")
+    )
 
 
 def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
@@ -88,9 +97,12 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
         good_tags = spark.createDataFrame([], S.TAGS)
 
     rejects = _rejects(movies, "movies.csv", ["raw_movieId", "raw_title", "raw_genres"]).unionByName(
-        _rejects(ratings, "ratings.csv", ["raw_userId", "raw_movieId", "raw_rating", "raw_timestamp"]))
+        _rejects(ratings, "ratings.csv", ["raw_userId", "raw_movieId", "raw_rating", "raw_timestamp"])
+    )
     if has_tags:
-        rejects = rejects.unionByName(_rejects(tags, "tags.csv", ["raw_userId", "raw_movieId", "raw_tag", "raw_timestamp"]))
+        rejects = rejects.unionByName(
+            _rejects(tags, "tags.csv", ["raw_userId", "raw_movieId", "raw_tag", "raw_timestamp"])
+        )
     write_table(rejects, paths.rejects, require_rows=False, partitions=1)
     write_json(spark, paths.ingest_report, report)
 

@@ -2,13 +2,14 @@
 
 The Airflow DAG runs the same stage functions, one spark-submit each; this is the local way.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from movierec.config import Settings
 from movierec.stages.runner import run_stage
@@ -30,11 +31,11 @@ UPSTREAM = {
     "evaluate": ("ingest",),
     "publish": ("score", "evaluate"),
 }
-BESIDE = "evaluate"     # the stage `run_pipeline` runs in a second thread
+BESIDE = "evaluate"  # the stage `run_pipeline` runs in a second thread
 
 
 def new_run_id(prefix: str = "local") -> str:
-    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
 
 
 def stage_function(stage: str):
@@ -56,8 +57,9 @@ class _Progress:
         return report
 
 
-def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...] | list[str] = STAGES,
-                 beside: bool = True) -> dict:
+def run_pipeline(
+    spark, settings: Settings, run_id: str, stages: tuple[str, ...] | list[str] = STAGES, beside: bool = True
+) -> dict:
     """Run the given stages for one run id on an existing session; returns each stage's report.
 
     Stages run in the given order, except that with `beside` (and ingest's output already
@@ -74,7 +76,7 @@ def run_pipeline(spark, settings: Settings, run_id: str, stages: tuple[str, ...]
     progress = _Progress(stages)
     reports: dict = {}
     started = time.perf_counter()
-    chain = [s for s in stages if s not in (BESIDE, "ingest", "publish")]    # what evaluate can run beside
+    chain = [s for s in stages if s not in (BESIDE, "ingest", "publish")]  # what evaluate can run beside
     side = _Beside(spark, settings, run_id, progress) if beside and BESIDE in stages and chain else None
     side_ready = lambda: all(up not in stages or up in reports for up in UPSTREAM[BESIDE])
     try:

@@ -5,22 +5,22 @@
 A run that fails the quality gate is marked rejected and the active run keeps serving.
 A retry after a successful publish finds the run active and does nothing.
 """
+
 from __future__ import annotations
 
 import logging
-import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec.store import runs as store
 from movierec.config import Settings, run_params
-from movierec.spark.paths import RunPaths
-from movierec.evaluation.quality import quality_gate
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, SIMILAR_MOVIE, TITLE, USER, YEAR
-from movierec.stages.runner import stage_main
+from movierec.evaluation.quality import quality_gate
+from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import exists, read_json, read_table, write_json
+from movierec.stages.runner import stage_main
+from movierec.store import runs as store
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ def batches(df: DataFrame, columns: list[str], size: int = BATCH_ROWS) -> Iterat
 def run_tables(spark: SparkSession, paths: RunPaths) -> dict[str, Iterator[list[tuple]]]:
     ratings = read_table(spark, paths.ratings)
     return {
-        "recommendations": batches(read_table(spark, paths.recommendations),
-                                   [USER, RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE]),
+        "recommendations": batches(
+            read_table(spark, paths.recommendations), [USER, RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE]
+        ),
         "run_users": batches(ratings.groupBy(USER).agg(F.count("*").cast("int").alias("n")), [USER, "n"]),
         "popular_movies": batches(read_table(spark, paths.popular), [RANK, MOVIE, SCORE]),
         "similar_movies": batches(read_table(spark, paths.similar), [MOVIE, RANK, SIMILAR_MOVIE, SCORE]),
@@ -55,8 +56,7 @@ def run_tables(spark: SparkSession, paths: RunPaths) -> dict[str, Iterator[list[
 
 
 def catalogue(spark: SparkSession, paths: RunPaths) -> Iterator[list[tuple]]:
-    movies = read_table(spark, paths.movie_features).select(
-        MOVIE, TITLE, YEAR, F.array_join(GENRES, "|").alias(GENRES))
+    movies = read_table(spark, paths.movie_features).select(MOVIE, TITLE, YEAR, F.array_join(GENRES, "|").alias(GENRES))
     return batches(movies, [MOVIE, TITLE, YEAR, GENRES])
 
 
@@ -84,20 +84,26 @@ def publish(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
         store.reject_run(engine, run_id, decision.reason, metrics)
         write_json(spark, paths.publish_report, {"status": "rejected", "reason": decision.reason})
         serving = f"run {active_id} keeps serving" if active_id else "no run was serving and none serves now"
-        raise RunRejected(f"run {run_id} rejected: {decision.reason}; {serving} "
-                          f"(--skip-quality-gate publishes it anyway)")
+        raise RunRejected(
+            f"run {run_id} rejected: {decision.reason}; {serving} (--skip-quality-gate publishes it anyway)"
+        )
     if not decision.accept:
         log.warning("publish: quality gate overridden (skip_quality_gate): %s", decision.reason)
     try:
-        movies = list(catalogue(spark, paths))     # read before the switch, which then holds its lock briefly
+        movies = list(catalogue(spark, paths))  # read before the switch, which then holds its lock briefly
         counts = store.load_run(engine, run_id, run_tables(spark, paths))
-        removed = store.activate_run(engine, run_id, metrics or {}, store.utc_now(), settings.keep_runs,
-                                     movies=movies)
+        removed = store.activate_run(engine, run_id, metrics or {}, store.utc_now(), settings.keep_runs, movies=movies)
     except Exception as err:
         store.fail_run(engine, run_id, f"publish failed: {err}")
         raise
-    report = {"status": "published", "rows": counts, "previous_run": active_id, "removed_runs": removed,
-              "gate": decision.reason, "gate_overridden": not decision.accept}
+    report = {
+        "status": "published",
+        "rows": counts,
+        "previous_run": active_id,
+        "removed_runs": removed,
+        "gate": decision.reason,
+        "gate_overridden": not decision.accept,
+    }
     write_json(spark, paths.publish_report, report)
     return report
 

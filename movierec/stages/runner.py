@@ -1,10 +1,12 @@
 """The shape every stage entry point shares: parse args, build the session, run, report time."""
+
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from movierec import config
 from movierec.spark.paths import BadRunId, RunPaths, check_run_id
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 StageFn = Callable[..., dict]
 
 
-def stage_command(stage: str) -> "click.Command":
+def stage_command(stage: str) -> click.Command:
     """The click command of `spark-submit jobs/<stage>.py`: --run-id and every batch setting's flag
     (all stages take the same ones, so a scheduler can pass one argument list to each)."""
     import click
@@ -40,7 +42,7 @@ def parse_stage_args(stage: str, argv: list[str] | None) -> tuple[str, config.Se
     config.ConfigError on bad arguments; `--help` prints the help and exits."""
     argv = config.bool_values_as_flags(sys.argv[1:] if argv is None else list(argv), config.BATCH_SETTINGS)
     result = stage_command(stage).main(args=argv, prog_name=f"spark-submit jobs/{stage}.py", standalone_mode=False)
-    if not isinstance(result, tuple):    # --help
+    if not isinstance(result, tuple):  # --help
         raise SystemExit(result or 0)
     return result
 

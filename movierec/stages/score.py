@@ -3,10 +3,10 @@ the top-K per user; plus the cold-start list and similar movies for serving.
 
     spark-submit jobs/score.py --run-id ID [--top-k 100 --cf-weight 0.7 --cb-weight 0.3]
 """
+
 from __future__ import annotations
 
 import logging
-import sys
 
 import numpy as np
 from pyspark.ml.recommendation import ALSModel
@@ -14,14 +14,14 @@ from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from movierec.ranking import scoring
 from movierec.config import Settings
-from movierec.features import N_RATINGS
-from movierec.spark.paths import RunPaths
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
+from movierec.features import N_RATINGS
 from movierec.models.similar import nearest_neighbours
-from movierec.stages.runner import stage_main
+from movierec.ranking import scoring
+from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import load_model, read_table, write_json, write_table
+from movierec.stages.runner import stage_main
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ MIN_RATINGS_FOR_SIMILAR = 5
 
 def recommend(als, forest, ratings, movie_feats, profiles, settings: Settings):
     """(recommendations with ranks 1..K, per-user scales) for every user in `ratings`."""
-    pairs = scoring.candidates(als, ratings, movie_feats, profiles,
-                               settings.als_candidates, settings.content_candidates, settings.content_pool)
+    pairs = scoring.candidates(
+        als, ratings, movie_feats, profiles, settings.als_candidates, settings.content_candidates, settings.content_pool
+    )
     raw = scoring.raw_scores(pairs, als, forest, movie_feats, profiles).persist()
     scales = scoring.user_scales(raw).persist()
     scored = scoring.blend(raw, scales, scoring.Blend.from_settings(settings))
@@ -44,8 +45,12 @@ def similar_movies(spark: SparkSession, als: ALSModel, movie_feats, k: int):
     factors = als.itemFactors.join(movie_feats.select(F.col(MOVIE).alias("id"), N_RATINGS), "id").toPandas()
     if factors.empty:
         return spark.createDataFrame([], "movie_id int, rank int, similar_movie_id int, score double")
-    table = nearest_neighbours(factors["id"].to_numpy(), np.vstack(factors["features"].to_numpy()), k,
-                               eligible=(factors[N_RATINGS] >= MIN_RATINGS_FOR_SIMILAR).to_numpy())
+    table = nearest_neighbours(
+        factors["id"].to_numpy(),
+        np.vstack(factors["features"].to_numpy()),
+        k,
+        eligible=(factors[N_RATINGS] >= MIN_RATINGS_FOR_SIMILAR).to_numpy(),
+    )
     return spark.createDataFrame(table.astype({MOVIE: "int32", RANK: "int32", "similar_movie_id": "int32"}))
 
 
@@ -64,14 +69,26 @@ def score(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
 
     recs = read_table(spark, paths.recommendations)
     per_user = recs.groupBy(USER).count()
-    stats = per_user.agg(F.count("*").alias("users"), F.min("count").alias("min_k"), F.max("count").alias("max_k")).first()
+    stats = per_user.agg(
+        F.count("*").alias("users"), F.min("count").alias("min_k"), F.max("count").alias("max_k")
+    ).first()
     users = ratings.select(USER).distinct().count()
     if stats["users"] < users or stats["min_k"] < settings.top_k:
-        log.warning("score: %d of %d users have recommendations; fewest per user %s (top_k %d)",
-                    stats["users"], users, stats["min_k"], settings.top_k)
-    report = {"users": users, "users_with_recommendations": stats["users"], "min_per_user": stats["min_k"],
-              "max_per_user": stats["max_k"], "top_k": settings.top_k,
-              "weights": {"cf": settings.cf_weight, "cb": settings.cb_weight}}
+        log.warning(
+            "score: %d of %d users have recommendations; fewest per user %s (top_k %d)",
+            stats["users"],
+            users,
+            stats["min_k"],
+            settings.top_k,
+        )
+    report = {
+        "users": users,
+        "users_with_recommendations": stats["users"],
+        "min_per_user": stats["min_k"],
+        "max_per_user": stats["max_k"],
+        "top_k": settings.top_k,
+        "weights": {"cf": settings.cf_weight, "cb": settings.cb_weight},
+    }
     write_json(spark, paths.score_report, report)
     return report
 

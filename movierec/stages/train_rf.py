@@ -1,19 +1,18 @@
 """Stage `train_rf`: the content model, a random forest predicting ratings from pair content features.
 
-    spark-submit jobs/train_rf.py --run-id ID [--rf-trees 40 --rf-depth 8]
+spark-submit jobs/train_rf.py --run-id ID [--rf-trees 40 --rf-depth 8]
 """
-from __future__ import annotations
 
-import sys
+from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
 from movierec.config import Settings
-from movierec.models.forest import fit_rf
 from movierec.features import PAIR_FEATURES, pair_features
+from movierec.models.forest import fit_rf
 from movierec.spark.paths import RunPaths
-from movierec.stages.runner import stage_main
 from movierec.spark.warehouse import read_table, write_json
+from movierec.stages.runner import stage_main
 
 
 def train_rf(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:

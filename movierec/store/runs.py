@@ -19,35 +19,39 @@ SQLite: WAL (readers never wait for the publisher), a busy timeout, and transact
 by SQLAlchemy rather than the driver (which would not open one before a SELECT), so a
 reader's statements share one snapshot and a writer takes the write lock at BEGIN.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from movierec.spark.paths import check_run_id
-from movierec.store.tables import MOVIE_COLUMNS, RUN_TABLES, active_run, metadata, movies, recommendations, runs
+from movierec.store.tables import MOVIE_COLUMNS, RUN_TABLES, active_run, metadata, recommendations, runs
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-SCHEMA_LOCK_KEY = 71042025         # PostgreSQL advisory lock: one process creates the tables
-WRITE = "movierec_write"              # execution option: this transaction writes
+SCHEMA_LOCK_KEY = 71042025  # PostgreSQL advisory lock: one process creates the tables
+WRITE = "movierec_write"  # execution option: this transaction writes
 
 UPSERT_MOVIE = sa.text(
     "INSERT INTO movies (movie_id, title, year, genres) VALUES (:movie_id, :title, :year, :genres) "
     "ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year, genres = excluded.genres "
     "WHERE movies.title <> excluded.title OR movies.genres <> excluded.genres "
-    "OR COALESCE(movies.year, -1) <> COALESCE(excluded.year, -1)")
+    "OR COALESCE(movies.year, -1) <> COALESCE(excluded.year, -1)"
+)
 POINT_AT = sa.text(
     "INSERT INTO active_run (id, run_id, activated_at) VALUES (1, :run_id, :at) "
-    "ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, activated_at = excluded.activated_at")
+    "ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, activated_at = excluded.activated_at"
+)
 
 Batch = Sequence[Sequence[Any]]
 
@@ -82,6 +86,7 @@ class NothingToRollBackTo(StoreError):
 
 # ---------------------------------------------------------------- engine and schema
 
+
 def engine_for(db_url: str) -> Engine:
     """An engine for the store with the schema applied (idempotent)."""
     url = sa.make_url(db_url)
@@ -103,7 +108,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:
-    dbapi_connection.isolation_level = None   # the driver opens no transactions; _sqlite_on_begin does
+    dbapi_connection.isolation_level = None  # the driver opens no transactions; _sqlite_on_begin does
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -132,7 +137,7 @@ def apply_schema(engine: Engine) -> None:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _json(value: Any) -> str | None:
@@ -140,6 +145,7 @@ def _json(value: Any) -> str | None:
 
 
 # ---------------------------------------------------------------- reads
+
 
 def active_run_id(conn: Connection) -> str | None:
     return conn.execute(sa.select(active_run.c.run_id).where(active_run.c.id == 1)).scalar()
@@ -169,10 +175,10 @@ def list_runs(conn: Connection) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- helpers inside a write transaction
 
+
 def _active_for_update(conn: Connection) -> str | None:
     """The active run id, locking the pointer row on PostgreSQL so pointer moves queue up."""
-    return conn.execute(
-        sa.select(active_run.c.run_id).where(active_run.c.id == 1).with_for_update()).scalar()
+    return conn.execute(sa.select(active_run.c.run_id).where(active_run.c.id == 1).with_for_update()).scalar()
 
 
 def _status_for_update(conn: Connection, run_id: str) -> str | None:
@@ -199,20 +205,25 @@ def _point_at(conn: Connection, run_id: str) -> None:
 
 # ---------------------------------------------------------------- writing a run
 
+
 def begin_run(engine: Engine, run_id: str, params: Mapping[str, Any], started_at: str) -> None:
     """Start (or restart) loading a run: its `runs` row is reset to `loading`, earlier rows deleted."""
     check_run_id(run_id)
     with _writing(engine) as conn:
         if _active_for_update(conn) == run_id:
-            raise RunIsActive(f"run {run_id} is the active run and cannot be reloaded; "
-                              f"`movierec rollback` to another run first")
+            raise RunIsActive(
+                f"run {run_id} is the active run and cannot be reloaded; `movierec rollback` to another run first"
+            )
         earlier = _status_for_update(conn, run_id)
         if earlier is not None:
             log.info("run %s was %s: deleting its rows before loading again", run_id, earlier)
         _delete_run_rows(conn, run_id)
         conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
-        conn.execute(sa.insert(runs).values(run_id=run_id, status="loading", started_at=started_at,
-                                            params=_json(dict(params or {}))))
+        conn.execute(
+            sa.insert(runs).values(
+                run_id=run_id, status="loading", started_at=started_at, params=_json(dict(params or {}))
+            )
+        )
 
 
 def load_run(engine: Engine, run_id: str, tables: Mapping[str, Iterable[Batch]]) -> dict[str, int]:
@@ -243,8 +254,10 @@ def _with_run_id(table: str, run_id: str, batches: Iterable[Batch]) -> Iterator[
     for number, batch in enumerate(batches):
         for row in batch:
             if len(row) != len(columns):
-                raise BadRows(f"{table}: batch {number} has a row of {len(row)} values {tuple(row)!r}; "
-                              f"expected {len(columns)}: {', '.join(columns)}")
+                raise BadRows(
+                    f"{table}: batch {number} has a row of {len(row)} values {tuple(row)!r}; "
+                    f"expected {len(columns)}: {', '.join(columns)}"
+                )
         yield [(run_id, *row) for row in batch]
 
 
@@ -295,8 +308,10 @@ def _upsert_movies(conn: Connection, batches: Iterable[Batch]) -> int:
 
 def _movie_params(number: int, row: Sequence[Any]) -> dict[str, Any]:
     if len(row) != len(MOVIE_COLUMNS):
-        raise BadRows(f"movies: batch {number} has a row of {len(row)} values {tuple(row)!r}; "
-                      f"expected {len(MOVIE_COLUMNS)}: {', '.join(MOVIE_COLUMNS)}")
+        raise BadRows(
+            f"movies: batch {number} has a row of {len(row)} values {tuple(row)!r}; "
+            f"expected {len(MOVIE_COLUMNS)}: {', '.join(MOVIE_COLUMNS)}"
+        )
     movie_id, title, year, genres = row
     if not isinstance(genres, str):
         genres = "|".join(genres)
@@ -305,8 +320,15 @@ def _movie_params(number: int, row: Sequence[Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- ending a run
 
-def activate_run(engine: Engine, run_id: str, metrics: Mapping[str, Any], finished_at: str,
-                 keep_runs: int = 3, movies: Iterable[Batch] = ()) -> list[str]:
+
+def activate_run(
+    engine: Engine,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    finished_at: str,
+    keep_runs: int = 3,
+    movies: Iterable[Batch] = (),
+) -> list[str]:
     """Publish a loaded run and make it the active one (one transaction), then apply retention.
 
     `movies`, the run's catalogue rows, are upserted in the same transaction: the catalogue the
@@ -317,13 +339,25 @@ def activate_run(engine: Engine, run_id: str, metrics: Mapping[str, Any], finish
     with _writing(engine) as conn:
         previous = _active_for_update(conn)
         _require_status(conn, run_id, "loading")
-        if conn.execute(sa.select(sa.literal(1)).select_from(recommendations)
-                        .where(recommendations.c.run_id == run_id).limit(1)).first() is None:
+        if (
+            conn.execute(
+                sa.select(sa.literal(1)).select_from(recommendations).where(recommendations.c.run_id == run_id).limit(1)
+            ).first()
+            is None
+        ):
             raise EmptyRun(f"run {run_id} has no recommendations; it would serve nothing")
         _upsert_movies(conn, movies)
-        conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(
-            status="published", finished_at=finished_at, published_at=utc_now(),
-            metrics=_json(dict(metrics)), message=None))
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(
+                status="published",
+                finished_at=finished_at,
+                published_at=utc_now(),
+                metrics=_json(dict(metrics)),
+                message=None,
+            )
+        )
         _point_at(conn, run_id)
     log.info("run %s is active (was %s)", run_id, previous)
     try:
@@ -340,9 +374,15 @@ def apply_retention(engine: Engine, keep_runs: int = 3) -> list[str]:
         raise ValueError(f"keep_runs must be at least 1, not {keep_runs}")
     with _writing(engine) as conn:
         active = _active_for_update(conn)
-        published = conn.execute(
-            sa.select(runs.c.run_id).where(runs.c.status == "published")
-            .order_by(runs.c.published_at.desc(), runs.c.run_id.desc())).scalars().all()
+        published = (
+            conn.execute(
+                sa.select(runs.c.run_id)
+                .where(runs.c.status == "published")
+                .order_by(runs.c.published_at.desc(), runs.c.run_id.desc())
+            )
+            .scalars()
+            .all()
+        )
         doomed = [run_id for run_id in published[keep_runs:] if run_id != active]
         for run_id in doomed:
             _delete_run_rows(conn, run_id)
@@ -366,8 +406,10 @@ def _close_run(engine: Engine, run_id: str, status: str, message: str, metrics: 
     check_run_id(run_id)
     with _writing(engine) as conn:
         if _active_for_update(conn) == run_id:
-            raise RunIsActive(f"run {run_id} is the active run and cannot be marked {status}; "
-                              f"`movierec rollback` to another run first")
+            raise RunIsActive(
+                f"run {run_id} is the active run and cannot be marked {status}; "
+                f"`movierec rollback` to another run first"
+            )
         _delete_run_rows(conn, run_id)
         values: dict[str, str | None] = {"status": status, "finished_at": utc_now(), "message": message}
         if metrics is not None:
@@ -396,11 +438,15 @@ def _previous_published(conn: Connection, active: str | None) -> str:
     published_at = conn.execute(sa.select(runs.c.published_at).where(runs.c.run_id == active)).scalar()
     older = (runs.c.published_at < published_at) | ((runs.c.published_at == published_at) & (runs.c.run_id < active))
     target = conn.execute(
-        sa.select(runs.c.run_id).where(runs.c.status == "published", older)
-        .order_by(runs.c.published_at.desc(), runs.c.run_id.desc()).limit(1)).scalar()
+        sa.select(runs.c.run_id)
+        .where(runs.c.status == "published", older)
+        .order_by(runs.c.published_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+    ).scalar()
     if target is None:
-        raise NothingToRollBackTo(f"no published run older than the active run {active} is kept; "
-                                  f"`movierec runs` lists what there is")
+        raise NothingToRollBackTo(
+            f"no published run older than the active run {active} is kept; `movierec runs` lists what there is"
+        )
     return target
 
 

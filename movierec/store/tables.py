@@ -5,6 +5,7 @@ file equal to it), for readers and DBAs who want the plain SQL.  The same tables
 and PostgreSQL: times are ISO-8601 UTC text, parameters and metrics JSON text.  A run's rows
 are all written before `active_run` points at it (see movierec.store.runs).
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ RUN_ID = sa.String(200)
 TIME = sa.String(40)
 
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("run_id", RUN_ID, primary_key=True),
     sa.Column("status", sa.String(20), nullable=False, comment="loading | published | rejected | failed"),
     sa.Column("started_at", TIME),
@@ -29,7 +31,8 @@ runs = sa.Table(
 
 # the catalogue, shared by all runs (movies are only ever added or corrected)
 movies = sa.Table(
-    "movies", metadata,
+    "movies",
+    metadata,
     sa.Column("movie_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("year", sa.Integer),
@@ -37,7 +40,8 @@ movies = sa.Table(
 )
 
 recommendations = sa.Table(
-    "recommendations", metadata,
+    "recommendations",
+    metadata,
     sa.Column("run_id", RUN_ID, primary_key=True),
     sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False, comment="1 = best"),
@@ -50,7 +54,8 @@ recommendations = sa.Table(
 # users the run was trained on: a user here without recommendations is scored live,
 # a user not here is a cold start
 run_users = sa.Table(
-    "run_users", metadata,
+    "run_users",
+    metadata,
     sa.Column("run_id", RUN_ID, primary_key=True),
     sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("ratings_count", sa.Integer, nullable=False),
@@ -58,7 +63,8 @@ run_users = sa.Table(
 
 # most popular movies of the run, for cold starts
 popular_movies = sa.Table(
-    "popular_movies", metadata,
+    "popular_movies",
+    metadata,
     sa.Column("run_id", RUN_ID, primary_key=True),
     sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("movie_id", sa.Integer, nullable=False),
@@ -67,7 +73,8 @@ popular_movies = sa.Table(
 
 # nearest movies by ALS item factors (cosine), precomputed per run
 similar_movies = sa.Table(
-    "similar_movies", metadata,
+    "similar_movies",
+    metadata,
     sa.Column("run_id", RUN_ID, primary_key=True),
     sa.Column("movie_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
@@ -77,9 +84,9 @@ similar_movies = sa.Table(
 
 # one row: the run that serves
 active_run = sa.Table(
-    "active_run", metadata,
-    sa.Column("id", sa.Integer, sa.CheckConstraint("id = 1", name="one_row"), primary_key=True,
-              autoincrement=False),
+    "active_run",
+    metadata,
+    sa.Column("id", sa.Integer, sa.CheckConstraint("id = 1", name="one_row"), primary_key=True, autoincrement=False),
     sa.Column("run_id", RUN_ID, nullable=False),
     sa.Column("activated_at", TIME, nullable=False),
 )
@@ -97,8 +104,10 @@ def schema_sql(dialect_name: str = "postgresql") -> str:
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[dialect_name]
-    header = ("-- movierec store: generated from movierec/store/tables.py by `movierec schema` (do not edit).\n"
-              "-- The same tables run on SQLite and PostgreSQL (the code creates them from the same metadata).\n")
+    header = (
+        "-- movierec store: generated from movierec/store/tables.py by `movierec schema` (do not edit).\n"
+        "-- The same tables run on SQLite and PostgreSQL (the code creates them from the same metadata).\n"
+    )
     parts = [header]
     for table in metadata.sorted_tables:
         ddl = str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()

@@ -5,6 +5,7 @@ before anything imports it, so no test reads or writes ~/airflow or a developer'
 Airflow home.  Tests that run Airflow for real (dag.test, airflow standalone) do it in
 subprocesses with their own environment (see `airflow_env`).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -12,11 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
-
-from dag_helpers import DAG_ID, DAGS_DIR, PROJECT
+from dag_helpers import DAG_ID, DAGS_DIR
 
 if "airflow" not in sys.modules:
     _home = tempfile.mkdtemp(prefix="movierec-airflow-home-")

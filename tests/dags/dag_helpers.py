@@ -1,4 +1,5 @@
 """Helpers shared by the DAG, compose and Airflow tests (imported by conftest.py and the tests)."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ def free_port() -> int:
 def base_env(**extra: str) -> dict[str, str]:
     """This process's environment with the venv's bin (spark-submit, airflow) first on PATH
     and Spark kept on loopback; no MOVIEREC_* or AIRFLOW* leaks in from the caller."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MOVIEREC_", "AIRFLOW", "SPARK_HOME", "PYSPARK_", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MOVIEREC_", "AIRFLOW", "SPARK_HOME", "PYSPARK_", "PYTHONPATH"))
+    }
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["SPARK_LOCAL_IP"] = "127.0.0.1"
     env["PYSPARK_PYTHON"] = sys.executable

@@ -10,6 +10,7 @@
 - the init scripts run for real: the PostgreSQL one against a throwaway server, the
   Airflow one against a SQLite Airflow.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,11 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
-
 from dag_helpers import PROJECT, VENV_BIN, base_env
 
 COMPOSE_FILE = PROJECT / "docker-compose.yaml"
@@ -35,7 +34,9 @@ SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e6
 CREATED_BY_MAKE = {"./data"}
 ONE_SHOT = {"airflow-init"}
 
-VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 def interpolate(value, env: dict[str, str]):
@@ -118,6 +119,7 @@ def command_of(service: dict) -> list[str]:
 
 # --- the file is a Compose file -----------------------------------------------------------
 
+
 def test_vendored_schema_is_the_compose_specification():
     import hashlib
 
@@ -144,8 +146,15 @@ def test_the_schema_catches_mistakes(compose, validator):
 
 def test_expected_services(compose):
     assert set(compose["services"]) == {
-        "postgres", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-        "spark-master", "spark-worker", "api"}
+        "postgres",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "spark-master",
+        "spark-worker",
+        "api",
+    }
 
 
 def test_services_wait_for_what_they_need(compose):
@@ -171,6 +180,7 @@ def test_every_long_running_service_has_a_healthcheck(compose):
 
 
 # --- names that must exist ----------------------------------------------------------------
+
 
 def test_build_context_and_dockerfile_exist(compose):
     builds = {json.dumps(s["build"], sort_keys=True) for s in compose["services"].values() if "build" in s}
@@ -268,8 +278,13 @@ def test_spark_services_run_real_spark_classes_with_real_options(compose):
         cmd = command_of(compose["services"][name])
         assert cmd[0] == "spark-class" and (VENV_BIN / "spark-class").exists()
         assert cmd[1].replace(".", "/") + ".class" in classes
-        usage = subprocess.run([str(VENV_BIN / "spark-class"), cmd[1], "--help"], capture_output=True, text=True,
-                               timeout=120, env=base_env())
+        usage = subprocess.run(
+            [str(VENV_BIN / "spark-class"), cmd[1], "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=base_env(),
+        )
         text = usage.stdout + usage.stderr
         assert "Usage:" in text, text[-2000:]
         for option in (a for a in cmd[2:] if a.startswith("--")):
@@ -279,8 +294,13 @@ def test_spark_services_run_real_spark_classes_with_real_options(compose):
 def test_api_service_runs_movierec_serve_under_gunicorn(compose):
     cmd = command_of(compose["services"]["api"])
     assert cmd[:2] == ["movierec", "serve"]
-    done = subprocess.run([str(VENV_BIN / "movierec"), *cmd[1:], "--dry-run"], capture_output=True, text=True,
-                          timeout=120, env=base_env(MOVIEREC_DB_URL=compose["services"]["api"]["environment"]["MOVIEREC_DB_URL"]))
+    done = subprocess.run(
+        [str(VENV_BIN / "movierec"), *cmd[1:], "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=base_env(MOVIEREC_DB_URL=compose["services"]["api"]["environment"]["MOVIEREC_DB_URL"]),
+    )
     assert done.returncode == 0, done.stderr
     assert "gunicorn" in done.stdout and "serving.wsgi:app" in done.stdout and "0.0.0.0:8000" in done.stdout
 
@@ -299,8 +319,13 @@ def test_airflow_init_runs_the_script_the_image_holds(compose):
 
 
 def test_healthchecks_are_runnable(compose):
-    ports = {"airflow-apiserver": "8080", "airflow-scheduler": "8974", "spark-master": "8081", "spark-worker": "8082",
-             "api": "8000"}
+    ports = {
+        "airflow-apiserver": "8080",
+        "airflow-scheduler": "8974",
+        "spark-master": "8081",
+        "spark-worker": "8082",
+        "api": "8000",
+    }
     for name, service in compose["services"].items():
         test = service.get("healthcheck", {}).get("test")
         if not test:
@@ -314,14 +339,15 @@ def test_healthchecks_are_runnable(compose):
 
 
 def test_the_api_healthcheck_route_exists():
-    from serving import create_app
     from movierec.config import from_env
+    from serving import create_app
 
     app = create_app({"SETTINGS": from_env({}, db_url="sqlite://"), "TESTING": True})
     assert "/healthz" in {rule.rule for rule in app.url_map.iter_rules()}
 
 
 # --- safety -------------------------------------------------------------------------------
+
 
 def test_ports_bind_to_loopback_only(compose):
     for name, service in compose["services"].items():
@@ -365,28 +391,42 @@ def test_interpolation_follows_the_compose_rules():
 
 # --- init scripts, for real ---------------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_postgres_init_script_creates_both_databases_with_their_own_owners(postgres_server):
     import sqlalchemy as sa
 
     script = PROJECT / "docker" / "postgres" / "init-databases.sh"
     psql_dir = postgres_server.bin_dir
-    env = base_env(PATH=f"{psql_dir}{os.pathsep}{os.environ['PATH']}", PGHOST="127.0.0.1",
-                   PGPORT=str(postgres_server.port), POSTGRES_USER="postgres", POSTGRES_DB="postgres",
-                   AIRFLOW_DB_PASSWORD="pw-airflow", MOVIEREC_DB_PASSWORD="pw-movierec")
+    env = base_env(
+        PATH=f"{psql_dir}{os.pathsep}{os.environ['PATH']}",
+        PGHOST="127.0.0.1",
+        PGPORT=str(postgres_server.port),
+        POSTGRES_USER="postgres",
+        POSTGRES_DB="postgres",
+        AIRFLOW_DB_PASSWORD="pw-airflow",
+        MOVIEREC_DB_PASSWORD="pw-movierec",
+    )
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     engine = sa.create_engine(postgres_server.url())
     with engine.connect() as conn:
-        owners = dict(conn.execute(sa.text(
-            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('airflow', 'movierec')")).all())
+        owners = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('airflow', 'movierec')"
+                )
+            ).all()
+        )
     assert owners == {"airflow": "airflow", "movierec": "movierec"}
     # the movierec role can create the store's tables in its own database
     url = postgres_server.url("movierec").replace("postgres@", "movierec@", 1)
     with sa.create_engine(url).begin() as conn:
         conn.execute(sa.text("CREATE TABLE probe (id INTEGER)"))
         assert conn.execute(sa.text("SELECT current_user")).scalar_one() == "movierec"
-    again = subprocess.run(["bash", str(script)], env={**env, "AIRFLOW_DB_PASSWORD": ""}, capture_output=True, text=True)
+    again = subprocess.run(
+        ["bash", str(script)], env={**env, "AIRFLOW_DB_PASSWORD": ""}, capture_output=True, text=True
+    )
     assert again.returncode != 0 and "AIRFLOW_DB_PASSWORD" in again.stderr
 
 
@@ -395,14 +435,23 @@ def test_airflow_init_script_migrates_and_sets_the_admin_password(tmp_path):
     from dag_helpers import airflow_env
 
     passwords = tmp_path / "auth" / "passwords.json"
-    env = airflow_env(tmp_path / "airflow", AIRFLOW_ADMIN_PASSWORD="s3cret",
-                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords))
-    done = subprocess.run(["bash", str(PROJECT / "docker" / "airflow-init.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = airflow_env(
+        tmp_path / "airflow",
+        AIRFLOW_ADMIN_PASSWORD="s3cret",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+    )
+    done = subprocess.run(
+        ["bash", str(PROJECT / "docker" / "airflow-init.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert json.loads(passwords.read_text()) == {"admin": "s3cret"}
     assert oct(passwords.stat().st_mode & 0o777) == "0o600"
-    check = subprocess.run([str(VENV_BIN / "airflow"), "db", "check-migrations", "-t", "5"], env=env,
-                           capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "check-migrations", "-t", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]

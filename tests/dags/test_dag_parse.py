@@ -10,6 +10,7 @@ not grow when other processes (Spark jobs of other tests) compete for the two co
 a generous 1 s bound holds on a busy machine and still catches a heavy import (pyspark
 alone costs about a second of CPU).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ print(json.dumps({
 
 
 def parse_in_fresh_interpreter() -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, str(DAG_FILE)], env=base_env(), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(DAG_FILE)], env=base_env(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -66,8 +68,9 @@ def test_the_probe_sees_a_slow_or_heavy_import(tmp_path):
         "try:\n    socket.create_connection(('127.0.0.1', 9), timeout=0.2)\nexcept OSError:\n    pass\n"
         + DAG_FILE.read_text().replace("from __future__ import annotations", "")
     )
-    done = subprocess.run([sys.executable, "-c", PROBE, str(bad)], env=base_env(), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(bad)], env=base_env(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "pyspark" in {m.split(".")[0] for m in result["heavy"]}

@@ -1,14 +1,14 @@
 """The DAG as Airflow parses it: tasks, edges, schedule, params, retries, what each task submits."""
+
 from __future__ import annotations
 
 import copy
 import importlib.util
 import sys
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-
 from dag_helpers import DAG_FILE, DAG_ID, PROJECT, STAGES
 
 EXPECTED_EDGES = {
@@ -122,29 +122,55 @@ def test_params_have_a_json_schema_for_the_trigger_form(dag):
     params = dag.params
     assert set(params) == {"data_dir", "top_k", "cf_weight", "cb_weight", "als_rank", "skip_quality_gate"}
     types = {name: params.get_param(name).schema["type"] for name in params}
-    assert types == {"data_dir": "string", "top_k": "integer", "cf_weight": "number", "cb_weight": "number",
-                     "als_rank": "integer", "skip_quality_gate": "boolean"}
+    assert types == {
+        "data_dir": "string",
+        "top_k": "integer",
+        "cf_weight": "number",
+        "cb_weight": "number",
+        "als_rank": "integer",
+        "skip_quality_gate": "boolean",
+    }
     for name in params:
         param = params.get_param(name)
         assert param.description and param.schema.get("title"), name
     # defaults are the deployment's settings: MOVIEREC_* of the process that parses the DAG
     defaults = from_env()
-    assert params.dump() == {"data_dir": defaults.data_dir, "top_k": defaults.top_k,
-                             "cf_weight": defaults.cf_weight, "cb_weight": defaults.cb_weight,
-                             "als_rank": defaults.als_rank, "skip_quality_gate": defaults.skip_quality_gate}
+    assert params.dump() == {
+        "data_dir": defaults.data_dir,
+        "top_k": defaults.top_k,
+        "cf_weight": defaults.cf_weight,
+        "cb_weight": defaults.cb_weight,
+        "als_rank": defaults.als_rank,
+        "skip_quality_gate": defaults.skip_quality_gate,
+    }
 
 
 def test_param_defaults_follow_the_deployments_settings(monkeypatch):
-    module = load_dag_module(monkeypatch, "_mr_env", MOVIEREC_TOP_K="25", MOVIEREC_DATA_DIR="/data/ml",
-                             MOVIEREC_CF_WEIGHT="0.6", MOVIEREC_CB_WEIGHT="0.4")
+    module = load_dag_module(
+        monkeypatch,
+        "_mr_env",
+        MOVIEREC_TOP_K="25",
+        MOVIEREC_DATA_DIR="/data/ml",
+        MOVIEREC_CF_WEIGHT="0.6",
+        MOVIEREC_CB_WEIGHT="0.4",
+    )
     dumped = module.dag.params.dump()
     assert (dumped["top_k"], dumped["data_dir"], dumped["cf_weight"], dumped["cb_weight"]) == (25, "/data/ml", 0.6, 0.4)
 
 
-@pytest.mark.parametrize("name,value", [
-    ("top_k", 0), ("top_k", "ten"), ("top_k", 2.5), ("cf_weight", -0.1), ("cb_weight", 1.5),
-    ("als_rank", 0), ("data_dir", ""), ("skip_quality_gate", "yes"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("top_k", 0),
+        ("top_k", "ten"),
+        ("top_k", 2.5),
+        ("cf_weight", -0.1),
+        ("cb_weight", 1.5),
+        ("als_rank", 0),
+        ("data_dir", ""),
+        ("skip_quality_gate", "yes"),
+    ],
+)
 def test_params_refuse_bad_values(dag, name, value):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -155,8 +181,14 @@ def test_params_refuse_bad_values(dag, name, value):
 
 def test_params_accept_good_values(dag):
     params = copy.deepcopy(dag.params)
-    for name, value in {"top_k": 7, "cf_weight": 1, "cb_weight": 0.0, "als_rank": 4, "data_dir": "hdfs://nn/ml",
-                        "skip_quality_gate": True}.items():
+    for name, value in {
+        "top_k": 7,
+        "cf_weight": 1,
+        "cb_weight": 0.0,
+        "als_rank": 4,
+        "data_dir": "hdfs://nn/ml",
+        "skip_quality_gate": True,
+    }.items():
         params[name] = value
     assert params.validate()["top_k"] == 7
 
@@ -171,10 +203,33 @@ def render_args(dag, task_id: str, run_id: str, **param_values):
 
 
 def test_params_flow_into_the_stage_arguments(dag):
-    args = render_args(dag, "score", "manual__2026-11-29T10:00:00+00:00", data_dir="/data/ml", top_k=7,
-                       cf_weight=0.8, cb_weight=0.2, als_rank=16, skip_quality_gate=True)
-    assert args == ["--run-id", "manual__2026-11-29T10:00:00+00:00", "--data-dir", "/data/ml", "--top-k", "7",
-                    "--cf-weight", "0.8", "--cb-weight", "0.2", "--als-rank", "16", "--skip-quality-gate", "true"]
+    args = render_args(
+        dag,
+        "score",
+        "manual__2026-11-29T10:00:00+00:00",
+        data_dir="/data/ml",
+        top_k=7,
+        cf_weight=0.8,
+        cb_weight=0.2,
+        als_rank=16,
+        skip_quality_gate=True,
+    )
+    assert args == [
+        "--run-id",
+        "manual__2026-11-29T10:00:00+00:00",
+        "--data-dir",
+        "/data/ml",
+        "--top-k",
+        "7",
+        "--cf-weight",
+        "0.8",
+        "--cb-weight",
+        "0.2",
+        "--als-rank",
+        "16",
+        "--skip-quality-gate",
+        "true",
+    ]
 
 
 def test_rendered_arguments_parse_into_the_stage_settings(dag):
@@ -182,12 +237,27 @@ def test_rendered_arguments_parse_into_the_stage_settings(dag):
     from movierec.stages.runner import parse_stage_args
 
     for skip in (False, True):
-        args = render_args(dag, "publish", "scheduled__2026-11-29T02:00:00+00:00", top_k=7, cf_weight=0.6,
-                           cb_weight=0.4, als_rank=12, data_dir="/data/ml", skip_quality_gate=skip)
+        args = render_args(
+            dag,
+            "publish",
+            "scheduled__2026-11-29T02:00:00+00:00",
+            top_k=7,
+            cf_weight=0.6,
+            cb_weight=0.4,
+            als_rank=12,
+            data_dir="/data/ml",
+            skip_quality_gate=skip,
+        )
         run_id, settings = parse_stage_args("publish", args)
         assert run_id == "scheduled__2026-11-29T02:00:00+00:00"
-        assert (settings.top_k, settings.cf_weight, settings.cb_weight, settings.als_rank, settings.data_dir,
-                settings.skip_quality_gate) == (7, 0.6, 0.4, 12, "/data/ml", skip)
+        assert (
+            settings.top_k,
+            settings.cf_weight,
+            settings.cb_weight,
+            settings.als_rank,
+            settings.data_dir,
+            settings.skip_quality_gate,
+        ) == (7, 0.6, 0.4, 12, "/data/ml", skip)
 
 
 def test_all_tasks_of_a_run_get_the_same_arguments(dag):
@@ -196,14 +266,14 @@ def test_all_tasks_of_a_run_get_the_same_arguments(dag):
 
 
 def test_airflow_generated_run_ids_reach_the_stages_unchanged(dag):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunType
 
     from movierec.spark.paths import check_run_id
 
-    when = datetime(2026, 11, 29, 2, 0, 0, 123456, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 29, 2, 0, 0, 123456, tzinfo=UTC)
     for run_type in (DagRunType.MANUAL, DagRunType.SCHEDULED, DagRunType.ASSET_TRIGGERED, DagRunType.BACKFILL_JOB):
         for logical_date in (when, None):
             run_id = DagRun.generate_run_id(run_type=run_type, logical_date=logical_date, run_after=when)
@@ -216,8 +286,8 @@ def test_hand_made_run_ids_map_to_valid_distinct_folders(dag, run_id):
 
     folder = render_args(dag, "ingest", run_id)[1]
     assert check_run_id(folder) == folder
-    assert render_args(dag, "publish", run_id)[1] == folder          # deterministic
-    assert render_args(dag, "ingest", run_id + "2")[1] != folder     # no collision with a neighbour
+    assert render_args(dag, "publish", run_id)[1] == folder  # deterministic
+    assert render_args(dag, "ingest", run_id + "2")[1] != folder  # no collision with a neighbour
     assert "/" not in folder
 
 

@@ -9,6 +9,7 @@
 4. read the result through the movierec API (`serving.create_app`):
    `GET /users/<id>/recommendations` answers from the new run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from dag_helpers import DAG_ID, PROJECT, STAGES, airflow_env, free_port, small_settings_env
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -79,8 +79,9 @@ def wait_until(what: str, check, limit_s: float, proc: subprocess.Popen, log: Pa
         if result:
             return result
         if proc.poll() is not None:
-            pytest.fail(f"airflow standalone exited ({proc.returncode}) while waiting for {what}:\n"
-                        f"{log.read_text()[-6000:]}")
+            pytest.fail(
+                f"airflow standalone exited ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-6000:]}"
+            )
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} within {limit_s:.0f} s:\n{log.read_text()[-6000:]}")
         time.sleep(every_s)
@@ -111,19 +112,26 @@ def airflow_standalone(tmp_path, small_data, jobs_zip):
     port = free_port()
     settings_env = small_settings_env(tmp_path, small_data, jobs_zip)
     env = airflow_env(
-        home, spark_master="local[2]",
+        home,
+        spark_master="local[2]",
         AIRFLOW_PORT=str(port),
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
         MOVIEREC_DAG_SCHEDULE="none",  # only the run this test triggers
-        MOVIEREC_DAG_RETRIES="0",      # a failing stage fails the test now, not after backoff
+        MOVIEREC_DAG_RETRIES="0",  # a failing stage fails the test now, not after backoff
         VENV=str(Path(os.sys.executable).parent.parent),
         **settings_env,
     )
     log = tmp_path / "standalone.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(["bash", str(PROJECT / "scripts" / "airflow-standalone.sh")], env=env, cwd=PROJECT,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", str(PROJECT / "scripts" / "airflow-standalone.sh")],
+            env=env,
+            cwd=PROJECT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield f"http://127.0.0.1:{port}", home, settings_env, log, proc
     finally:
@@ -142,7 +150,7 @@ def test_trigger_through_the_rest_api_and_read_recommendations_from_the_api(airf
     _, health = api.call("GET", "/api/v2/monitor/health")
     assert health["metadatabase"]["status"] == "healthy"
 
-    api.call("GET", f"/api/v2/dags/{DAG_ID}", expect=(401, 403))          # no token, no access
+    api.call("GET", f"/api/v2/dags/{DAG_ID}", expect=(401, 403))  # no token, no access
     _, token = api.call("POST", "/auth/token", {"username": "admin", "password": password}, expect=(200, 201))
     api.token = token["access_token"]
 

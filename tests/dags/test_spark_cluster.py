@@ -10,6 +10,7 @@ with `spark_default` = spark://127.0.0.1:<port>, changing nothing but the connec
 probe then shows what --py-files does on the cluster: executors whose Python has no
 site-packages (so no editable install of the project) import `jobs` from the shipped zip.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from dag_helpers import DAGS_DIR, DAG_ID, PROJECT, VENV_BIN, airflow_env, free_port, small_settings_env
+from dag_helpers import DAG_ID, DAGS_DIR, VENV_BIN, airflow_env, free_port, small_settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
 
@@ -84,20 +84,59 @@ def spark_cluster(tmp_path):
     """A Spark standalone master and one worker (1 core, 1.5 GB) on 127.0.0.1; yields
     (master URL, master UI URL); both are stopped afterwards, also when the test fails."""
     spark_class = str(VENV_BIN / "spark-class")
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
-           "SPARK_LOG_DIR": str(tmp_path / "logs"), "SPARK_WORKER_DIR": str(tmp_path / "work")}
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_LOG_DIR": str(tmp_path / "logs"),
+        "SPARK_WORKER_DIR": str(tmp_path / "work"),
+    }
     port, ui, worker_ui = free_port(), free_port(), free_port()
     procs = []
     try:
         with open(tmp_path / "master.log", "w") as log:
-            procs.append(subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                 "--webui-port", str(ui)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        spark_class,
+                        "org.apache.spark.deploy.master.Master",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--webui-port",
+                        str(ui),
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         with open(tmp_path / "worker.log", "w") as log:
-            procs.append(subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
-                 "--cores", "1", "--memory", "1536m", "--webui-port", str(worker_ui), "--work-dir", str(tmp_path / "work")],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        spark_class,
+                        "org.apache.spark.deploy.worker.Worker",
+                        f"spark://127.0.0.1:{port}",
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "1",
+                        "--memory",
+                        "1536m",
+                        "--webui-port",
+                        str(worker_ui),
+                        "--work-dir",
+                        str(tmp_path / "work"),
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -121,8 +160,14 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
     env = airflow_env(tmp_path / "airflow", **settings_env)
     plan = [("ingest", "local[2]"), ("featurize", "local[2]"), ("train_als", master)]
     with open(tmp_path / "stages.log", "w") as log:
-        done = subprocess.run([sys.executable, "-c", DRIVER, str(DAGS_DIR), DAG_ID, RUN_ID, json.dumps(plan)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True, timeout=800)
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(DAGS_DIR), DAG_ID, RUN_ID, json.dumps(plan)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=800,
+        )
     text = (tmp_path / "stages.log").read_text()
     assert done.returncode == 0, text[-6000:]
     assert text.count("DONE ") == 3
@@ -137,17 +182,37 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
 
     # --py-files on the cluster: an executor Python without site-packages finds `movierec` in the zip
     no_site_python = tmp_path / "python-no-site"
-    no_site_python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    no_site_python.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     no_site_python.chmod(0o755)
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     import pyspark
 
-    env_probe = {**env, "PYSPARK_PYTHON": str(no_site_python), "PYSPARK_DRIVER_PYTHON": sys.executable,
-                 "SPARK_HOME": str(Path(pyspark.__file__).parent)}
-    answer = subprocess.run([str(VENV_BIN / "spark-submit"), "--master", master, "--py-files", str(jobs_zip),
-                             "--conf", "spark.executor.memory=512m", "--conf", "spark.ui.enabled=false", str(probe)],
-                            env=env_probe, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    env_probe = {
+        **env,
+        "PYSPARK_PYTHON": str(no_site_python),
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_HOME": str(Path(pyspark.__file__).parent),
+    }
+    answer = subprocess.run(
+        [
+            str(VENV_BIN / "spark-submit"),
+            "--master",
+            master,
+            "--py-files",
+            str(jobs_zip),
+            "--conf",
+            "spark.executor.memory=512m",
+            "--conf",
+            "spark.ui.enabled=false",
+            str(probe),
+        ],
+        env=env_probe,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     lines = [line for line in answer.stdout.splitlines() if line.startswith("PROBE ")]
     assert answer.returncode == 0 and lines, answer.stdout[-3000:] + answer.stderr[-3000:]
     assert "movierec.zip/movierec/config.py" in lines[0], lines[0]

@@ -1,5 +1,6 @@
 """`movierec`, the click command line: its commands and their options, one-line errors before any
 work starts, no store made by a read, no secret printed; in-process and as real subprocesses."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,19 @@ from movierec.text import format_table
 from tests.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["download", "synth", "pipeline", "evaluate", "tune", "report", "runs", "rollback", "schema", "serve",
-            "config"]
+COMMANDS = [
+    "download",
+    "synth",
+    "pipeline",
+    "evaluate",
+    "tune",
+    "report",
+    "runs",
+    "rollback",
+    "schema",
+    "serve",
+    "config",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +49,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def movierec_process(*args: str, cwd: Path = ROOT, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "movierec.cli", *args], cwd=cwd, env=clean_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "movierec.cli", *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def files_under(folder: Path) -> list[str]:
@@ -55,22 +73,33 @@ def published_store(path: Path) -> str:
     """A SQLite store with a published, a rejected and a failed run, their times and metrics known."""
     url = f"sqlite:///{path}"
     engine = store.engine_for(url)
-    evaluated = {"protocol": {"k": 10}, "models": {
-        "als": {"ndcg": 0.1189, "coverage": 0.07}, "content": {"ndcg": 0.0283},
-        "hybrid": {"coverage": 0.062, "ndcg": 0.1227, "ndcg_all": 0.3}, "popularity": {"ndcg": 0.074}}}
-    params = {"top_k": 10, "db_url": "postgresql+psycopg://movierec:hunter2@db/movierec"}   # as runs kept it once
+    evaluated = {
+        "protocol": {"k": 10},
+        "models": {
+            "als": {"ndcg": 0.1189, "coverage": 0.07},
+            "content": {"ndcg": 0.0283},
+            "hybrid": {"coverage": 0.062, "ndcg": 0.1227, "ndcg_all": 0.3},
+            "popularity": {"ndcg": 0.074},
+        },
+    }
+    params = {"top_k": 10, "db_url": "postgresql+psycopg://movierec:hunter2@db/movierec"}  # as runs kept it once
     store.begin_run(engine, "night-1", params, "2026-11-30T02:00:01.250000+00:00")
     store.load_run(engine, "night-1", {"recommendations": [[(1, 1, 50, 0.9, 0.8, 0.7)]]})
     store.activate_run(engine, "night-1", evaluated, "2026-11-30T02:03:04.500000+00:00")
     store.begin_run(engine, "night-2", {}, "2026-12-01T02:00:00+00:00")
-    store.reject_run(engine, "night-2", "hybrid NDCG@10 0.0500 is below the popularity baseline 0.0740",
-                     {"protocol": {"k": 10}, "models": {"hybrid": {"ndcg": 0.05}, "popularity": {"ndcg": 0.074}}})
+    store.reject_run(
+        engine,
+        "night-2",
+        "hybrid NDCG@10 0.0500 is below the popularity baseline 0.0740",
+        {"protocol": {"k": 10}, "models": {"hybrid": {"ndcg": 0.05}, "popularity": {"ndcg": 0.074}}},
+    )
     store.fail_run(engine, "night-3", "score: out of memory")
     engine.dispose()
     return url
 
 
 # ---------------------------------------------------------------- the group
+
 
 def test_version():
     result = movierec_process("--version")
@@ -86,27 +115,35 @@ def test_no_command_prints_the_help_with_every_command(capsys):
     assert listed == COMMANDS
 
 
-PROBE = ("import sys; from movierec.cli import main; code = main(sys.argv[1:]); "
-         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'flask'}); "
-         "print('HEAVY', ','.join(heavy), file=sys.stderr); sys.exit(code)")
+PROBE = (
+    "import sys; from movierec.cli import main; code = main(sys.argv[1:]); "
+    "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'flask'}); "
+    "print('HEAVY', ','.join(heavy), file=sys.stderr); sys.exit(code)"
+)
 
 
 def probe(*args: str) -> tuple[int, str, list[str]]:
     """Run `movierec ARGS` in a fresh interpreter; (exit code, stderr without the probe line, heavy modules)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, env=clean_env(), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
     lines = done.stderr.splitlines()
     heavy = [line for line in lines if line.startswith("HEAVY")]
     assert heavy, done.stderr
     rest = "\n".join(line for line in lines if not line.startswith("HEAVY"))
-    return done.returncode, rest, [m for m in heavy[-1][len("HEAVY"):].strip().split(",") if m]
+    return done.returncode, rest, [m for m in heavy[-1][len("HEAVY") :].strip().split(",") if m]
 
 
 def test_help_runs_and_synth_never_load_spark(tmp_path):
     url = published_store(tmp_path / "store.db")
-    for args in (["--help"], ["pipeline", "--help"], ["runs", "--db-url", url],
-                 ["synth", "--users", "20", "--movies", "60", "--ratings", "300", "--out", str(tmp_path / "d")],
-                 ["pipeline", "--stages", "ingest,bogus"], ["config"]):
+    for args in (
+        ["--help"],
+        ["pipeline", "--help"],
+        ["runs", "--db-url", url],
+        ["synth", "--users", "20", "--movies", "60", "--ratings", "300", "--out", str(tmp_path / "d")],
+        ["pipeline", "--stages", "ingest,bogus"],
+        ["config"],
+    ):
         code, err, heavy = probe(*args)
         assert code == (2 if "bogus" in args[-1] else 0), err
         assert heavy == [], f"movierec {' '.join(args)} imported {heavy}"
@@ -125,29 +162,56 @@ def test_the_probe_sees_spark_when_a_command_loads_it(tmp_path):
 
 # ---------------------------------------------------------------- each command's options
 
-SERVE_ONLY = ["--bind", "--workers", "--threads", "--metrics-dir", "--dev", "--dry-run", "--warm-spark",
-              "--live-timeout", "--page-cache-size", "--reports-dir"]
-MODEL = ["--data-dir", "--top-k", "--cf-weight", "--cb-weight", "--cf-slope", "--als-rank", "--als-feedback",
-         "--rf-trees", "--seed", "--als-candidates", "--similar-k"]
+SERVE_ONLY = [
+    "--bind",
+    "--workers",
+    "--threads",
+    "--metrics-dir",
+    "--dev",
+    "--dry-run",
+    "--warm-spark",
+    "--live-timeout",
+    "--page-cache-size",
+    "--reports-dir",
+]
+MODEL = [
+    "--data-dir",
+    "--top-k",
+    "--cf-weight",
+    "--cb-weight",
+    "--cf-slope",
+    "--als-rank",
+    "--als-feedback",
+    "--rf-trees",
+    "--seed",
+    "--als-candidates",
+    "--similar-k",
+]
 SPARK = ["--spark-master", "--shuffle-partitions", "--driver-memory", "--warehouse"]
 PUBLISH = ["--db-url", "--keep-runs", "--quality-tolerance", "--skip-quality-gate", "--no-skip-quality-gate"]
 DAG = ["--dag-schedule", "--dag-retries", "--jobs-zip", "--jobs-dir"]
 
 
-@pytest.mark.parametrize("command, offered, absent", [
-    ("runs", ["--db-url", "--json"], MODEL + SPARK + SERVE_ONLY + DAG + ["--keep-runs"]),
-    ("rollback", ["--db-url", "--to"], MODEL + SPARK + SERVE_ONLY + DAG),
-    ("schema", ["--dialect"], ["--db-url"] + MODEL + SPARK),
-    ("serve", SERVE_ONLY + ["--db-url"] + SPARK, MODEL + DAG + ["--keep-runs", "--skip-quality-gate"]),
-    ("pipeline", ["--run-id", "--stages", "--max-bad-share"] + MODEL + SPARK + PUBLISH, SERVE_ONLY + DAG),
-    ("evaluate", ["--run-id"] + MODEL + SPARK, PUBLISH + SERVE_ONLY + DAG),
-    ("tune", ["--max-minutes", "--min-coverage", "--space", "--json"] + MODEL + SPARK, PUBLISH + SERVE_ONLY + DAG),
-    ("report", ["--run-id", "--out-dir", "--db-url"] + SPARK, MODEL + SERVE_ONLY + DAG + ["--keep-runs"]),
-    ("download", ["--url", "--dest", "--force", "--sha256"], ["--db-url"] + MODEL + SPARK),
-    ("synth", ["--users", "--movies", "--ratings", "--seed", "--out", "--tags"],
-     ["--db-url", "--top-k", "--warehouse"]),
-    ("config", ["--markdown", "--json"] + [config.flag_name(n) for n in config.ALL_SETTINGS], []),
-])
+@pytest.mark.parametrize(
+    "command, offered, absent",
+    [
+        ("runs", ["--db-url", "--json"], MODEL + SPARK + SERVE_ONLY + DAG + ["--keep-runs"]),
+        ("rollback", ["--db-url", "--to"], MODEL + SPARK + SERVE_ONLY + DAG),
+        ("schema", ["--dialect"], ["--db-url"] + MODEL + SPARK),
+        ("serve", SERVE_ONLY + ["--db-url"] + SPARK, MODEL + DAG + ["--keep-runs", "--skip-quality-gate"]),
+        ("pipeline", ["--run-id", "--stages", "--max-bad-share"] + MODEL + SPARK + PUBLISH, SERVE_ONLY + DAG),
+        ("evaluate", ["--run-id"] + MODEL + SPARK, PUBLISH + SERVE_ONLY + DAG),
+        ("tune", ["--max-minutes", "--min-coverage", "--space", "--json"] + MODEL + SPARK, PUBLISH + SERVE_ONLY + DAG),
+        ("report", ["--run-id", "--out-dir", "--db-url"] + SPARK, MODEL + SERVE_ONLY + DAG + ["--keep-runs"]),
+        ("download", ["--url", "--dest", "--force", "--sha256"], ["--db-url"] + MODEL + SPARK),
+        (
+            "synth",
+            ["--users", "--movies", "--ratings", "--seed", "--out", "--tags"],
+            ["--db-url", "--top-k", "--warehouse"],
+        ),
+        ("config", ["--markdown", "--json"] + [config.flag_name(n) for n in config.ALL_SETTINGS], []),
+    ],
+)
 def test_each_command_offers_the_settings_it_reads_and_no_other(command, offered, absent):
     text = help_of(command)
     flags = {word.rstrip(",") for word in text.split() if word.startswith("--")}
@@ -158,11 +222,14 @@ def test_each_command_offers_the_settings_it_reads_and_no_other(command, offered
 def test_a_settings_help_names_its_variable_and_default():
     text = " ".join(help_of("pipeline").split())
     assert "--top-k INTEGER Recommendations kept per user [MOVIEREC_TOP_K; default: 100]" in text
-    assert "--skip-quality-gate / --no-skip-quality-gate Publish even when the quality gate says no " \
-           "[MOVIEREC_SKIP_QUALITY_GATE; default: off]" in text
+    assert (
+        "--skip-quality-gate / --no-skip-quality-gate Publish even when the quality gate says no "
+        "[MOVIEREC_SKIP_QUALITY_GATE; default: off]" in text
+    )
 
 
 # ---------------------------------------------------------------- user errors: one line, exit 2, nothing made
+
 
 def user_error(capsys, args: list[str]) -> str:
     """Run `movierec ARGS` in-process; assert exit code 2 and one line on stderr; return that line."""
@@ -170,7 +237,7 @@ def user_error(capsys, args: list[str]) -> str:
     captured = capsys.readouterr()
     assert code == 2, (code, captured.err)
     lines = captured.err.strip().splitlines()
-    messages = [line for line in lines if " INFO " not in line]    # a log line is not the message
+    messages = [line for line in lines if " INFO " not in line]  # a log line is not the message
     assert len(messages) == 1, captured.err
     assert "Traceback" not in captured.err
     return messages[0]
@@ -179,11 +246,18 @@ def user_error(capsys, args: list[str]) -> str:
 def test_read_only_commands_never_make_a_store(capsys, tmp_path):
     missing = tmp_path / "typo" / "store.db"
     url = f"sqlite:///{missing}"
-    for command in (["runs"], ["runs", "--json"], ["rollback"], ["rollback", "--to", "night-1"],
-                    ["report", "--warehouse", str(tmp_path / "warehouse"), "--out-dir", str(tmp_path / "reports")]):
+    for command in (
+        ["runs"],
+        ["runs", "--json"],
+        ["rollback"],
+        ["rollback", "--to", "night-1"],
+        ["report", "--warehouse", str(tmp_path / "warehouse"), "--out-dir", str(tmp_path / "reports")],
+    ):
         line = user_error(capsys, [*command, "--db-url", url])
-        assert line == (f"movierec {command[0]}: no store at {missing} (MOVIEREC_DB_URL / --db-url): check the path, "
-                        f"or make one with `movierec pipeline`")
+        assert line == (
+            f"movierec {command[0]}: no store at {missing} (MOVIEREC_DB_URL / --db-url): check the path, "
+            f"or make one with `movierec pipeline`"
+        )
     assert files_under(tmp_path) == []
 
 
@@ -195,24 +269,32 @@ def test_a_file_that_is_no_store_is_left_as_it_was(capsys, tmp_path):
     assert empty.read_bytes() == b"" and files_under(tmp_path) == ["empty.db"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["runs", "--db-url", "mysql://movierec:hunter2@db/movierec"],
-     "movierec runs: MOVIEREC_DB_URL / --db-url: mysql is not supported, the store runs on SQLite or PostgreSQL"),
-    (["rollback", "--db-url", "postgresql+nosuchdriver://db/movierec"], "no driver for postgresql+nosuchdriver://"),
-    (["runs", "--db-url", "just some words"], "is not a database URL; use sqlite:///"),
-    (["pipeline", "--stages", "ingest,bogus"], "movierec pipeline: --stages: unknown stage bogus; the stages are "
-                                               "ingest,featurize,train_als,train_rf,score,evaluate,publish"),
-    (["pipeline", "--stages", "ingest,ingest"], "ingest given more than once"),
-    (["pipeline", "--stages", "publish", "--db-url", "mysql://u:hunter2@db/x"], "mysql is not supported"),
-    (["pipeline", "--run-id", "a/b"], "movierec pipeline: --run-id: run id 'a/b'"),
-    (["pipeline", "--top-k", "ten"], "movierec pipeline: MOVIEREC_TOP_K / --top-k: invalid literal"),
-    (["pipeline", "--skip-quality-gate", "true"], "Got unexpected extra argument (true)"),
-    (["evaluate", "--als-feedback", "stars"], "als_feedback must be one of rating, binary, centred, midpoint"),
-    (["runs", "--bogus"], "movierec runs: No such option '--bogus'. (`movierec runs --help` lists the options)"),
-    (["serve", "--workers", "0"], "movierec serve: Invalid value for '--workers'"),
-    (["schema", "--dialect", "oracle"], "Invalid value for '--dialect'"),
-    (["nosuchcommand"], "movierec: No such command 'nosuchcommand'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["runs", "--db-url", "mysql://movierec:hunter2@db/movierec"],
+            "movierec runs: MOVIEREC_DB_URL / --db-url: mysql is not supported, the store runs on SQLite or PostgreSQL",
+        ),
+        (["rollback", "--db-url", "postgresql+nosuchdriver://db/movierec"], "no driver for postgresql+nosuchdriver://"),
+        (["runs", "--db-url", "just some words"], "is not a database URL; use sqlite:///"),
+        (
+            ["pipeline", "--stages", "ingest,bogus"],
+            "movierec pipeline: --stages: unknown stage bogus; the stages are "
+            "ingest,featurize,train_als,train_rf,score,evaluate,publish",
+        ),
+        (["pipeline", "--stages", "ingest,ingest"], "ingest given more than once"),
+        (["pipeline", "--stages", "publish", "--db-url", "mysql://u:hunter2@db/x"], "mysql is not supported"),
+        (["pipeline", "--run-id", "a/b"], "movierec pipeline: --run-id: run id 'a/b'"),
+        (["pipeline", "--top-k", "ten"], "movierec pipeline: MOVIEREC_TOP_K / --top-k: invalid literal"),
+        (["pipeline", "--skip-quality-gate", "true"], "Got unexpected extra argument (true)"),
+        (["evaluate", "--als-feedback", "stars"], "als_feedback must be one of rating, binary, centred, midpoint"),
+        (["runs", "--bogus"], "movierec runs: No such option '--bogus'. (`movierec runs --help` lists the options)"),
+        (["serve", "--workers", "0"], "movierec serve: Invalid value for '--workers'"),
+        (["schema", "--dialect", "oracle"], "Invalid value for '--dialect'"),
+        (["nosuchcommand"], "movierec: No such command 'nosuchcommand'"),
+    ],
+)
 def test_user_errors_are_one_line_with_exit_code_2(capsys, args, message):
     line = user_error(capsys, args)
     assert message in line
@@ -222,16 +304,19 @@ def test_user_errors_are_one_line_with_exit_code_2(capsys, args, message):
 def test_an_unreachable_database_is_one_line_without_its_password(capsys):
     url = f"postgresql+psycopg://movierec:hunter2@127.0.0.1:{free_port()}/movierec"
     line = user_error(capsys, ["runs", "--db-url", url])
-    assert line.startswith(f"movierec runs: the store postgresql+psycopg://movierec:***@127.0.0.1:")
+    assert line.startswith("movierec runs: the store postgresql+psycopg://movierec:***@127.0.0.1:")
     assert "cannot be opened" in line and "check MOVIEREC_DB_URL / --db-url" in line and "hunter2" not in line
 
 
 def test_a_missing_data_directory_stops_before_spark(capsys, tmp_path):
     for command in ("pipeline", "evaluate", "tune"):
-        line = user_error(capsys, [command, "--data-dir", str(tmp_path / "nothing"),
-                                   "--warehouse", str(tmp_path / "w")])
-        assert line == (f"movierec {command}: no data directory {tmp_path / 'nothing'} (MOVIEREC_DATA_DIR / "
-                        f"--data-dir): run `movierec download`, or point MOVIEREC_DATA_DIR at a MovieLens directory")
+        line = user_error(
+            capsys, [command, "--data-dir", str(tmp_path / "nothing"), "--warehouse", str(tmp_path / "w")]
+        )
+        assert line == (
+            f"movierec {command}: no data directory {tmp_path / 'nothing'} (MOVIEREC_DATA_DIR / "
+            f"--data-dir): run `movierec download`, or point MOVIEREC_DATA_DIR at a MovieLens directory"
+        )
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "movies.csv").write_text("movieId,title,genres\n")
     line = user_error(capsys, ["evaluate", "--data-dir", str(tmp_path / "half")])
@@ -245,14 +330,16 @@ def test_a_bad_variable_is_a_user_error_too(capsys, monkeypatch):
 
 
 def test_errors_as_a_real_process_are_one_line_and_exit_2(tmp_path):
-    for args, message in ((["runs", "--db-url", f"sqlite:///{tmp_path / 'x' / 'store.db'}"], "no store at"),
-                          (["pipeline", "--stages", "ingest,bogus"], "unknown stage bogus"),
-                          (["report", "--db-url", "mysql://u:hunter2@db/x"], "mysql is not supported")):
+    for args, message in (
+        (["runs", "--db-url", f"sqlite:///{tmp_path / 'x' / 'store.db'}"], "no store at"),
+        (["pipeline", "--stages", "ingest,bogus"], "unknown stage bogus"),
+        (["report", "--db-url", "mysql://u:hunter2@db/x"], "mysql is not supported"),
+    ):
         done = movierec_process(*args, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and "hunter2" not in done.stderr and done.stdout == ""
-    assert files_under(tmp_path) == []      # not even var/ under the working directory
+    assert files_under(tmp_path) == []  # not even var/ under the working directory
 
 
 def test_a_refusal_of_the_store_is_exit_code_1(capsys, tmp_path):
@@ -260,10 +347,12 @@ def test_a_refusal_of_the_store_is_exit_code_1(capsys, tmp_path):
     assert main(["rollback", "--db-url", url]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "movierec rollback: no published run older than the active run night-1 is kept; "
-        "`movierec runs` lists what there is")
+        "`movierec runs` lists what there is"
+    )
 
 
 # ---------------------------------------------------------------- movierec runs
+
 
 def test_runs_shows_the_hybrids_ndcg_and_each_time_under_its_heading(capsys, tmp_path):
     url = published_store(tmp_path / "store.db")
@@ -277,15 +366,15 @@ def test_runs_shows_the_hybrids_ndcg_and_each_time_under_its_heading(capsys, tmp
     assert published.startswith("*  night-1  published")
     assert published.index("2026-11-30 02:00:01") == header.index("started")
     assert published.index("2026-11-30 02:03:04") == header.index("finished")
-    assert published[header.index("published"):].startswith("20")
+    assert published[header.index("published") :].startswith("20")
     # the serving model's figure, right-aligned under its heading; not ALS's, nor ndcg_all
     assert published.endswith("0.1227") and published.index("0.1227") + 6 == header.index("NDCG@10") + 7
     rejected, failed = by_run["night-2"], by_run["night-3"]
     assert rejected.index("2026-12-01 02:00:00") == header.index("started")
-    assert rejected[header.index("message"):] == "hybrid NDCG@10 0.0500 is below the popularity baseline 0.0740"
-    assert "0.0500" in rejected[header.index("published"):header.index("message")]
-    assert failed[header.index("started"):header.index("finished")].strip() == ""
-    assert failed[header.index("message"):] == "score: out of memory"
+    assert rejected[header.index("message") :] == "hybrid NDCG@10 0.0500 is below the popularity baseline 0.0740"
+    assert "0.0500" in rejected[header.index("published") : header.index("message")]
+    assert failed[header.index("started") : header.index("finished")].strip() == ""
+    assert failed[header.index("message") :] == "score: out of memory"
 
 
 def test_runs_json_has_every_run_without_passwords(capsys, tmp_path):
@@ -307,6 +396,7 @@ def test_no_runs_says_so(capsys, tmp_path):
 
 # ---------------------------------------------------------------- schema, config
 
+
 def test_schema_prints_what_sql_schema_sql_holds():
     done = movierec_process("schema")
     assert done.returncode == 0, done.stderr
@@ -314,9 +404,15 @@ def test_schema_prints_what_sql_schema_sql_holds():
 
 
 def test_config_shows_where_each_value_came_from_and_no_password():
-    done = movierec_process("config", "--top-k", "7", "--warehouse", "s3a://AKIA:hunter2@bucket/w",
-                            MOVIEREC_DB_URL="postgresql+psycopg://movierec:hunter2@db:5432/movierec",
-                            MOVIEREC_REPORTS_DIR="/srv/reports")
+    done = movierec_process(
+        "config",
+        "--top-k",
+        "7",
+        "--warehouse",
+        "s3a://AKIA:hunter2@bucket/w",
+        MOVIEREC_DB_URL="postgresql+psycopg://movierec:hunter2@db:5432/movierec",
+        MOVIEREC_REPORTS_DIR="/srv/reports",
+    )
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
     assert set(rows) == set(config.ALL_SETTINGS)
@@ -353,6 +449,7 @@ def test_readme_commands_table_matches_the_help():
 
 # ---------------------------------------------------------------- the stage scripts: the same flags
 
+
 def test_stage_scripts_take_the_batch_settings_and_the_dags_boolean_form():
     from movierec.stages.runner import parse_stage_args
 
@@ -360,8 +457,14 @@ def test_stage_scripts_take_the_batch_settings_and_the_dags_boolean_form():
     assert (run_id, s.top_k, s.skip_quality_gate) == ("r1", 7, True)
     assert parse_stage_args("publish", ["--run-id", "r1", "--skip-quality-gate", "false"])[1].skip_quality_gate is False
     assert parse_stage_args("publish", ["--run-id", "r1", "--skip-quality-gate"])[1].skip_quality_gate is True
-    done = subprocess.run([sys.executable, "jobs/ingest.py", "--help"], cwd=ROOT, env=clean_env(PYTHONPATH=str(ROOT)),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "jobs/ingest.py", "--help"],
+        cwd=ROOT,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "Usage: spark-submit jobs/ingest.py [OPTIONS]" in done.stdout
     flags = {word.rstrip(",") for word in done.stdout.split() if word.startswith("--")}
@@ -369,12 +472,15 @@ def test_stage_scripts_take_the_batch_settings_and_the_dags_boolean_form():
     assert not {"--live-timeout", "--bind", "--dag-schedule", "--reports-dir"} & flags
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "Missing option '--run-id'"),
-    (["--run-id", "r1", "--top-k", "ten"], "MOVIEREC_TOP_K / --top-k: invalid literal"),
-    (["--run-id", "a/b"], "Invalid value for --run-id"),
-    (["--run-id", "r1", "--live-timeout", "3"], "No such option '--live-timeout'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "Missing option '--run-id'"),
+        (["--run-id", "r1", "--top-k", "ten"], "MOVIEREC_TOP_K / --top-k: invalid literal"),
+        (["--run-id", "a/b"], "Invalid value for --run-id"),
+        (["--run-id", "r1", "--live-timeout", "3"], "No such option '--live-timeout'"),
+    ],
+)
 def test_a_stage_with_bad_arguments_exits_2_before_spark(caplog, argv, message):
     from movierec.stages.runner import stage_main
 
@@ -385,6 +491,7 @@ def test_a_stage_with_bad_arguments_exits_2_before_spark(caplog, argv, message):
 
 
 # ---------------------------------------------------------------- the one table formatter
+
 
 def test_format_table_pads_aligns_and_rules():
     table = format_table(("", "name", "n"), [("*", "alpha", 1), (None, "b", 1234)], right=(2,))
@@ -399,6 +506,7 @@ def test_format_table_pads_aligns_and_rules():
 
 # ---------------------------------------------------------------- end to end, with Spark
 
+
 @pytest.mark.spark
 @pytest.mark.slow
 @pytest.mark.postgres
@@ -408,14 +516,45 @@ def test_pipeline_then_runs_as_real_processes(small_data, postgres_server, tmp_p
     import sqlalchemy as sa
 
     plain = postgres_server.create_database("cli_e2e")
-    with_password = sa.make_url(plain).set(password="hunter2")    # the server trusts local users: any password
+    with_password = sa.make_url(plain).set(password="hunter2")  # the server trusts local users: any password
     url = with_password.render_as_string(hide_password=False)
-    small = ["--spark-master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "2g", "--als-rank", "8",
-             "--als-iterations", "5", "--rf-trees", "8", "--rf-depth", "4", "--top-k", "10", "--als-candidates", "30",
-             "--content-candidates", "20"]
-    done = movierec_process("pipeline", "--run-id", "cli-e2e", "--data-dir", str(small_data),
-                            "--warehouse", str(tmp_path / "warehouse"), "--db-url", url, "--skip-quality-gate",
-                            *small, cwd=tmp_path, timeout=900)
+    small = [
+        "--spark-master",
+        "local[2]",
+        "--shuffle-partitions",
+        "2",
+        "--driver-memory",
+        "2g",
+        "--als-rank",
+        "8",
+        "--als-iterations",
+        "5",
+        "--rf-trees",
+        "8",
+        "--rf-depth",
+        "4",
+        "--top-k",
+        "10",
+        "--als-candidates",
+        "30",
+        "--content-candidates",
+        "20",
+    ]
+    done = movierec_process(
+        "pipeline",
+        "--run-id",
+        "cli-e2e",
+        "--data-dir",
+        str(small_data),
+        "--warehouse",
+        str(tmp_path / "warehouse"),
+        "--db-url",
+        url,
+        "--skip-quality-gate",
+        *small,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     shown = with_password.render_as_string(hide_password=True)
     assert done.stdout.splitlines()[-1] == f"published run cli-e2e to {shown}" and ":***@" in shown

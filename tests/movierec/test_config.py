@@ -1,4 +1,5 @@
 """movierec.config: where settings come from, their kinds, the flags generated from them, secrets kept out."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def command_with(*names: str) -> click.Command:
     """A click command offering these settings' flags; it prints the settings it got as JSON."""
+
     @click.command()
     @config.setting_options(*names)
     def show(settings: config.Settings) -> None:
@@ -46,7 +48,7 @@ def test_booleans_are_on_off_flags_over_the_environment():
     assert as_json(run(command, [], {"MOVIEREC_SKIP_QUALITY_GATE": "true"})) is True
     assert as_json(run(command, ["--no-skip-quality-gate"], {"MOVIEREC_SKIP_QUALITY_GATE": "true"})) is False
     assert as_json(run(command, ["--skip-quality-gate"], {"MOVIEREC_SKIP_QUALITY_GATE": "0"})) is True
-    assert run(command, ["--skip-quality-gate", "true"], {}).exit_code == 2    # no value after an on/off flag
+    assert run(command, ["--skip-quality-gate", "true"], {}).exit_code == 2  # no value after an on/off flag
 
 
 def test_flag_values_are_checked_like_variables():
@@ -57,44 +59,99 @@ def test_flag_values_are_checked_like_variables():
     assert "top_k must be at least 1" in str(result.exception)
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"MOVIEREC_TOP_K": "ten"}, "MOVIEREC_TOP_K / --top-k: invalid literal"),
-    ({"MOVIEREC_TOP_K": "0"}, "top_k must be at least 1"),
-    ({"MOVIEREC_SKIP_QUALITY_GATE": "maybe"}, "not a boolean"),
-    ({"MOVIEREC_CF_WEIGHT": "-1"}, "must be non-negative"),
-    ({"MOVIEREC_DAG_RETRIES": "-1"}, "dag_retries must be 0 or more"),
-    ({"MOVIEREC_LIVE_TIMEOUT": "0"}, "live_timeout must be more than 0"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MOVIEREC_TOP_K": "ten"}, "MOVIEREC_TOP_K / --top-k: invalid literal"),
+        ({"MOVIEREC_TOP_K": "0"}, "top_k must be at least 1"),
+        ({"MOVIEREC_SKIP_QUALITY_GATE": "maybe"}, "not a boolean"),
+        ({"MOVIEREC_CF_WEIGHT": "-1"}, "must be non-negative"),
+        ({"MOVIEREC_DAG_RETRIES": "-1"}, "dag_retries must be 0 or more"),
+        ({"MOVIEREC_LIVE_TIMEOUT": "0"}, "live_timeout must be more than 0"),
+    ],
+)
 def test_bad_values_say_what_is_wrong(env, message):
     with pytest.raises(config.ConfigError, match=message):
         config.from_env(env)
 
 
 def test_settings_read_elsewhere_before_are_settings_now():
-    s = config.from_env({"MOVIEREC_REPORTS_DIR": "/srv/reports", "MOVIEREC_DAG_SCHEDULE": "none",
-                         "MOVIEREC_DAG_RETRIES": "5", "MOVIEREC_JOBS_ZIP": "", "MOVIEREC_JOBS_DIR": "/opt/jobs"})
+    s = config.from_env(
+        {
+            "MOVIEREC_REPORTS_DIR": "/srv/reports",
+            "MOVIEREC_DAG_SCHEDULE": "none",
+            "MOVIEREC_DAG_RETRIES": "5",
+            "MOVIEREC_JOBS_ZIP": "",
+            "MOVIEREC_JOBS_DIR": "/opt/jobs",
+        }
+    )
     assert (s.reports_dir, s.dag_schedule, s.dag_retries, s.jobs_zip, s.jobs_dir) == (
-        "/srv/reports", "none", 5, "", "/opt/jobs")
+        "/srv/reports",
+        "none",
+        5,
+        "",
+        "/opt/jobs",
+    )
     d = config.Settings()
     assert (d.reports_dir, d.dag_schedule, d.dag_retries, d.jobs_zip, d.jobs_dir) == (
-        "var/reports", "0 2 * * *", 2, "var/dist/movierec.zip", "jobs")
+        "var/reports",
+        "0 2 * * *",
+        2,
+        "var/dist/movierec.zip",
+        "jobs",
+    )
 
 
 def test_every_setting_is_a_model_or_a_deployment_setting():
     kinds = {name: config.kind(name) for name in config.ALL_SETTINGS}
     assert set(kinds.values()) == {"model", "deployment"}
-    for name in ("data_dir", "top_k", "cf_weight", "cb_slope", "als_rank", "als_feedback", "rf_trees",
-                 "tag_features", "seed", "als_candidates", "content_pool", "popular_n", "similar_k"):
+    for name in (
+        "data_dir",
+        "top_k",
+        "cf_weight",
+        "cb_slope",
+        "als_rank",
+        "als_feedback",
+        "rf_trees",
+        "tag_features",
+        "seed",
+        "als_candidates",
+        "content_pool",
+        "popular_n",
+        "similar_k",
+    ):
         assert kinds[name] == "model", name
-    for name in ("warehouse", "db_url", "spark_master", "driver_memory", "shuffle_partitions", "live_timeout",
-                 "page_cache_size", "warm_spark", "keep_runs", "quality_tolerance", "skip_quality_gate",
-                 "max_bad_share", "reports_dir", "dag_schedule", "dag_retries", "jobs_zip", "jobs_dir"):
+    for name in (
+        "warehouse",
+        "db_url",
+        "spark_master",
+        "driver_memory",
+        "shuffle_partitions",
+        "live_timeout",
+        "page_cache_size",
+        "warm_spark",
+        "keep_runs",
+        "quality_tolerance",
+        "skip_quality_gate",
+        "max_bad_share",
+        "reports_dir",
+        "dag_schedule",
+        "dag_retries",
+        "jobs_zip",
+        "jobs_dir",
+    ):
         assert kinds[name] == "deployment", name
 
 
 def test_a_run_stores_its_model_settings_and_warehouse_without_credentials():
-    s = config.from_env({}, db_url="postgresql+psycopg://movierec:hunter2@db/movierec", top_k=7, als_rank=12,
-                        warehouse="s3a://AKIA123:hunter2@bucket/warehouse", live_timeout=3.0)
+    s = config.from_env(
+        {},
+        db_url="postgresql+psycopg://movierec:hunter2@db/movierec",
+        top_k=7,
+        als_rank=12,
+        warehouse="s3a://AKIA123:hunter2@bucket/warehouse",
+        live_timeout=3.0,
+    )
     model = config.model_settings(s)
     assert model["top_k"] == 7 and model["als_rank"] == 12 and model["data_dir"] == s.data_dir
     assert not {"db_url", "warehouse", "live_timeout", "spark_master", "keep_runs"} & set(model)
@@ -104,28 +161,40 @@ def test_a_run_stores_its_model_settings_and_warehouse_without_credentials():
     assert "hunter2" not in repr(params)
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("postgresql+psycopg://movierec:s3cr%40t@db.example:5432/movierec",
-     "postgresql+psycopg://movierec:***@db.example:5432/movierec"),
-    ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
-    ("sqlite:///var/movierec.db", "sqlite:///var/movierec.db"),
-    ("s3a://key:se@cret@bucket/path", "s3a://key:***@bucket/path"),
-    ("hdfs://nn:8020/warehouse?delegation_token=abc", "hdfs://nn:8020/warehouse?delegation_token=***"),
-    ("spark://master:7077", "spark://master:7077"),
-    ("k8s://https://kube:443", "k8s://https://kube:443"),
-    ("var/warehouse", "var/warehouse"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "postgresql+psycopg://movierec:s3cr%40t@db.example:5432/movierec",
+            "postgresql+psycopg://movierec:***@db.example:5432/movierec",
+        ),
+        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+        ("sqlite:///var/movierec.db", "sqlite:///var/movierec.db"),
+        ("s3a://key:se@cret@bucket/path", "s3a://key:***@bucket/path"),
+        ("hdfs://nn:8020/warehouse?delegation_token=abc", "hdfs://nn:8020/warehouse?delegation_token=***"),
+        ("spark://master:7077", "spark://master:7077"),
+        ("k8s://https://kube:443", "k8s://https://kube:443"),
+        ("var/warehouse", "var/warehouse"),
+    ],
+)
 def test_urls_are_shown_without_passwords(url, shown):
     assert config.redact_url(url) == shown
 
 
 def test_the_dags_boolean_form_becomes_the_flag_pair():
     assert config.bool_values_as_flags(["--run-id", "r", "--skip-quality-gate", "true", "--top-k", "3"]) == [
-        "--run-id", "r", "--skip-quality-gate", "--top-k", "3"]
+        "--run-id",
+        "r",
+        "--skip-quality-gate",
+        "--top-k",
+        "3",
+    ]
     assert config.bool_values_as_flags(["--skip-quality-gate", "false"]) == ["--no-skip-quality-gate"]
     assert config.bool_values_as_flags(["--warm-spark=no", "--skip-quality-gate"]) == [
-        "--no-warm-spark", "--skip-quality-gate"]
-    assert config.bool_values_as_flags(["--data-dir", "true"]) == ["--data-dir", "true"]   # not a boolean
+        "--no-warm-spark",
+        "--skip-quality-gate",
+    ]
+    assert config.bool_values_as_flags(["--data-dir", "true"]) == ["--data-dir", "true"]  # not a boolean
     with pytest.raises(config.ConfigError, match="--warm-spark: not a boolean"):
         config.bool_values_as_flags(["--warm-spark=maybe"])
 
@@ -133,8 +202,10 @@ def test_the_dags_boolean_form_becomes_the_flag_pair():
 def test_markdown_table_has_one_row_per_setting_with_its_kind():
     rows = [line for line in config.markdown_table().splitlines()[2:]]
     assert len(rows) == len(config.ALL_SETTINGS)
-    assert "| `MOVIEREC_SKIP_QUALITY_GATE` | `--skip-quality-gate` / `--no-skip-quality-gate` | deployment | " \
-           "`false` |" in config.markdown_table()
+    assert (
+        "| `MOVIEREC_SKIP_QUALITY_GATE` | `--skip-quality-gate` / `--no-skip-quality-gate` | deployment | "
+        "`false` |" in config.markdown_table()
+    )
     assert "| `MOVIEREC_TOP_K` | `--top-k` | model | `100` |" in config.markdown_table()
 
 

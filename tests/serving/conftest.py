@@ -1,5 +1,6 @@
 """Fixtures for the API: a store with known contents (SQLite, and a throwaway PostgreSQL),
 the app and its test client, and a real gunicorn."""
+
 from __future__ import annotations
 
 import pytest

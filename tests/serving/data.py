@@ -16,6 +16,7 @@ run-new:
 run-old:
     user 1: 10 stored rows, rank r -> movie 20 + r; user 3 trained on and stored
 """
+
 from __future__ import annotations
 
 OLD_RUN = "run-old"
@@ -37,8 +38,11 @@ def genres_of(movie_id: int) -> list[str]:
 
 def movies() -> list[tuple]:
     rows = [(m, f"Movie {m} ({1990 + m})", 1990 + m, "|".join(genres_of(m))) for m in range(1, 31)]
-    rows += [(31, "Untitled", None, ""), (32, "Noir (1950)", 1950, "Film-Noir|Comedy"),
-             (33, "Toy Story (1995)", 1995, "Adventure|Animation|Children|Comedy|Fantasy")]
+    rows += [
+        (31, "Untitled", None, ""),
+        (32, "Noir (1950)", 1950, "Film-Noir|Comedy"),
+        (33, "Toy Story (1995)", 1995, "Adventure|Animation|Children|Comedy|Fantasy"),
+    ]
     return rows
 
 
@@ -52,21 +56,32 @@ def load(engine) -> None:
 
     store.upsert_movies(engine, [movies()])
     store.begin_run(engine, OLD_RUN, {"top_k": 10}, "2026-01-01T00:00:00+00:00")
-    store.load_run(engine, OLD_RUN, {
-        "recommendations": [[(1, r, 20 + r, 0.9 - r / 100, 0.8, 0.4) for r in range(1, 11)]
-                            + [(3, r, r, 0.5, 0.5, 0.5) for r in range(1, 4)]],
-        "run_users": [[(1, 50), (3, 12)]],
-        "popular_movies": [[(r, m, 50.0 - r) for r, m in enumerate([1, 2, 3], start=1)]],
-        "similar_movies": [[(1, 1, 30, 0.5)]],
-    })
+    store.load_run(
+        engine,
+        OLD_RUN,
+        {
+            "recommendations": [
+                [(1, r, 20 + r, 0.9 - r / 100, 0.8, 0.4) for r in range(1, 11)]
+                + [(3, r, r, 0.5, 0.5, 0.5) for r in range(1, 4)]
+            ],
+            "run_users": [[(1, 50), (3, 12)]],
+            "popular_movies": [[(r, m, 50.0 - r) for r, m in enumerate([1, 2, 3], start=1)]],
+            "similar_movies": [[(1, 1, 30, 0.5)]],
+        },
+    )
     store.activate_run(engine, OLD_RUN, {"hybrid": {"ndcg@10": 0.3}}, "2026-01-01T01:00:00+00:00")
 
     store.begin_run(engine, NEW_RUN, NEW_PARAMS, "2026-01-02T00:00:00+00:00")
-    store.load_run(engine, NEW_RUN, {
-        "recommendations": [[user1_row(r) for r in range(1, 21)]
-                            + [(4, r, 25 + r, 0.6 - r / 100, 0.6, 0.6) for r in range(1, 6)]],
-        "run_users": [[(1, 40), (2, 25), (4, 8)]],
-        "popular_movies": [[(r, m, 100.0 - r) for r, m in enumerate(POPULAR, start=1)]],
-        "similar_movies": [[(1, r, 1 + r, 1 - r / 10) for r in range(1, 6)] + [(2, 1, 1, 0.95)]],
-    })
+    store.load_run(
+        engine,
+        NEW_RUN,
+        {
+            "recommendations": [
+                [user1_row(r) for r in range(1, 21)] + [(4, r, 25 + r, 0.6 - r / 100, 0.6, 0.6) for r in range(1, 6)]
+            ],
+            "run_users": [[(1, 40), (2, 25), (4, 8)]],
+            "popular_movies": [[(r, m, 100.0 - r) for r, m in enumerate(POPULAR, start=1)]],
+            "similar_movies": [[(1, r, 1 + r, 1 - r / 10) for r in range(1, 6)] + [(2, 1, 1, 0.95)]],
+        },
+    )
     store.activate_run(engine, NEW_RUN, NEW_METRICS, "2026-01-02T01:00:00+00:00")

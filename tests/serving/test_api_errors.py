@@ -1,4 +1,5 @@
 """Bad input on the GET routes, missing runs, an unreachable store: JSON errors, never a trace."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,34 +7,40 @@ import pytest
 from tests.serving.server import free_port
 
 
-@pytest.mark.parametrize("path,status,message", [
-    ("/users/abc/recommendations", 400, "user id must be a non-negative integer, got 'abc'"),
-    ("/users/-1/recommendations", 400, "user id must be a non-negative integer, got '-1'"),
-    ("/users/1.5/recommendations", 400, "user id must be a non-negative integer"),
-    ("/users/%D9%A3/recommendations", 400, "user id must be a non-negative integer"),   # Arabic-Indic 3
-    ("/users/99999999999/recommendations", 400, "user id must be between 0 and 2147483647"),
-    ("/users/1/recommendations?k=0", 400, "k must be an integer from 1 to 500, got 0"),
-    ("/users/1/recommendations?k=501", 400, "k must be an integer from 1 to 500, got 501"),
-    ("/users/1/recommendations?k=ten", 400, "k must be an integer from 1 to 500, got 'ten'"),
-    ("/users/1/recommendations?k=", 400, "k must be an integer from 1 to 500"),
-    ("/users/1/recommendations?offset=-1", 400, "offset must be an integer from 0 to 499, got -1"),
-    ("/users/1/recommendations?offset=500", 400, "offset must be an integer from 0 to 499, got 500"),
-    ("/users/1/recommendations?offset=1e3", 400, "offset must be an integer from 0 to 499"),
-    ("/users/1/recommendations?k=5.0", 400, "k must be an integer from 1 to 500, got '5.0'"),
-    ("/users/1/recommendations?k=1_0", 400, "k must be an integer from 1 to 500, got '1_0'"),   # int() takes it
-    ("/users/1/recommendations?k=%D9%A3", 400, "k must be an integer from 1 to 500"),           # Arabic-Indic 3
-    ("/users/1/recommendations?genre=Cmedy", 400, "unknown genre 'Cmedy'; known genres: Action, Adventure"),
-    ("/users/1/recommendations?genre=", 400,
-     "genre must be a genre name of the catalogue (case-insensitive), not empty, got ''"),
-    ("/users/3/recommendations?genre=Horror", 400, "unknown genre 'Horror'"),
-    ("/movies/abc", 400, "movie id must be a non-negative integer, got 'abc'"),
-    ("/movies/-5", 400, "movie id must be a non-negative integer"),
-    ("/movies/abc/similar", 400, "movie id must be a non-negative integer"),
-    ("/movies/1/similar?k=0", 400, "k must be an integer from 1 to 100, got 0"),
-    ("/movies/1/similar?k=101", 400, "k must be an integer from 1 to 100, got 101"),
-    ("/nowhere", 404, "The requested URL was not found"),
-    ("/users/1", 404, "The requested URL was not found"),
-])
+@pytest.mark.parametrize(
+    "path,status,message",
+    [
+        ("/users/abc/recommendations", 400, "user id must be a non-negative integer, got 'abc'"),
+        ("/users/-1/recommendations", 400, "user id must be a non-negative integer, got '-1'"),
+        ("/users/1.5/recommendations", 400, "user id must be a non-negative integer"),
+        ("/users/%D9%A3/recommendations", 400, "user id must be a non-negative integer"),  # Arabic-Indic 3
+        ("/users/99999999999/recommendations", 400, "user id must be between 0 and 2147483647"),
+        ("/users/1/recommendations?k=0", 400, "k must be an integer from 1 to 500, got 0"),
+        ("/users/1/recommendations?k=501", 400, "k must be an integer from 1 to 500, got 501"),
+        ("/users/1/recommendations?k=ten", 400, "k must be an integer from 1 to 500, got 'ten'"),
+        ("/users/1/recommendations?k=", 400, "k must be an integer from 1 to 500"),
+        ("/users/1/recommendations?offset=-1", 400, "offset must be an integer from 0 to 499, got -1"),
+        ("/users/1/recommendations?offset=500", 400, "offset must be an integer from 0 to 499, got 500"),
+        ("/users/1/recommendations?offset=1e3", 400, "offset must be an integer from 0 to 499"),
+        ("/users/1/recommendations?k=5.0", 400, "k must be an integer from 1 to 500, got '5.0'"),
+        ("/users/1/recommendations?k=1_0", 400, "k must be an integer from 1 to 500, got '1_0'"),  # int() takes it
+        ("/users/1/recommendations?k=%D9%A3", 400, "k must be an integer from 1 to 500"),  # Arabic-Indic 3
+        ("/users/1/recommendations?genre=Cmedy", 400, "unknown genre 'Cmedy'; known genres: Action, Adventure"),
+        (
+            "/users/1/recommendations?genre=",
+            400,
+            "genre must be a genre name of the catalogue (case-insensitive), not empty, got ''",
+        ),
+        ("/users/3/recommendations?genre=Horror", 400, "unknown genre 'Horror'"),
+        ("/movies/abc", 400, "movie id must be a non-negative integer, got 'abc'"),
+        ("/movies/-5", 400, "movie id must be a non-negative integer"),
+        ("/movies/abc/similar", 400, "movie id must be a non-negative integer"),
+        ("/movies/1/similar?k=0", 400, "k must be an integer from 1 to 100, got 0"),
+        ("/movies/1/similar?k=101", 400, "k must be an integer from 1 to 100, got 101"),
+        ("/nowhere", 404, "The requested URL was not found"),
+        ("/users/1", 404, "The requested URL was not found"),
+    ],
+)
 def test_bad_requests_are_json_errors(sqlite_client, path, status, message):
     response = sqlite_client.get(path)
     assert response.status_code == status
@@ -72,15 +79,20 @@ def test_no_shutdown_route(sqlite_client):
 def test_before_the_first_publish_data_routes_are_503(make_app, tmp_path):
     client = make_app(f"sqlite:///{tmp_path / 'empty.db'}").test_client()
     assert client.get("/healthz").status_code == 200
-    for path in ("/readyz", "/runs/active", "/users/1/recommendations", "/movies/1/similar",
-                 "/users/1/recommendations?genre=Comedy"):
+    for path in (
+        "/readyz",
+        "/runs/active",
+        "/users/1/recommendations",
+        "/movies/1/similar",
+        "/users/1/recommendations?genre=Comedy",
+    ):
         response = client.get(path)
         assert response.status_code == 503, path
         assert int(response.headers["Retry-After"]) > 0
         assert "no active run" in response.get_json()["message"]
     response = client.post("/recommend", json={"userId": 1, "movieIds": [1]})
     assert response.status_code == 503
-    assert client.get("/movies/1").status_code == 404   # the catalogue is empty, not missing
+    assert client.get("/movies/1").status_code == 404  # the catalogue is empty, not missing
 
 
 def test_an_unreachable_store_is_503_not_500(make_app):

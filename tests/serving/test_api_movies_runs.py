@@ -1,4 +1,5 @@
 """GET /movies/<id>, /movies/<id>/similar, /runs/active."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,11 @@ from tests.serving.data import NEW_METRICS, NEW_PARAMS, NEW_RUN
 
 def test_movie_from_the_catalogue(client):
     assert client.get("/movies/1").get_json() == {
-        "movie_id": 1, "title": "Movie 1 (1991)", "year": 1991, "genres": ["Drama", "Romance"]}
+        "movie_id": 1,
+        "title": "Movie 1 (1991)",
+        "year": 1991,
+        "genres": ["Drama", "Romance"],
+    }
     assert client.get("/movies/31").get_json() == {"movie_id": 31, "title": "Untitled", "year": None, "genres": []}
 
 
@@ -24,8 +29,14 @@ def test_similar_movies_of_the_active_run(client):
     assert answer["movie_id"] == 1 and answer["run_id"] == NEW_RUN and answer["title"] == "Movie 1 (1991)"
     assert [item["movie_id"] for item in answer["items"]] == [2, 3, 4, 5, 6]
     assert [item["score"] for item in answer["items"]] == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5])
-    assert answer["items"][1] == {"rank": 2, "movie_id": 3, "title": "Movie 3 (1993)", "year": 1993,
-                                  "genres": ["Comedy"], "score": pytest.approx(0.8)}
+    assert answer["items"][1] == {
+        "rank": 2,
+        "movie_id": 3,
+        "title": "Movie 3 (1993)",
+        "year": 1993,
+        "genres": ["Comedy"],
+        "score": pytest.approx(0.8),
+    }
     assert [item["movie_id"] for item in client.get("/movies/1/similar?k=2").get_json()["items"]] == [2, 3]
     # the old run's similar row for movie 1 (-> 30) is not served
     assert 30 not in [item["movie_id"] for item in answer["items"]]
@@ -52,8 +63,12 @@ def test_active_run_shows_no_deployment_setting_of_an_older_run(make_app, fresh_
     from movierec.store import runs as writer
 
     engine = writer.engine_for(fresh_store_url)
-    old_params = {**NEW_PARAMS, "db_url": "postgresql+psycopg://movierec:s3cret-pw@db/movierec",
-                  "warehouse": "s3a://key:s3cret-pw@bucket/wh", "spark_master": "spark://master:7077"}
+    old_params = {
+        **NEW_PARAMS,
+        "db_url": "postgresql+psycopg://movierec:s3cret-pw@db/movierec",
+        "warehouse": "s3a://key:s3cret-pw@bucket/wh",
+        "spark_master": "spark://master:7077",
+    }
     writer.begin_run(engine, "legacy", old_params, "2026-01-03T00:00:00+00:00")
     writer.load_run(engine, "legacy", {"recommendations": [[(1, 1, 1, 0.5, 0.5, 0.5)]]})
     writer.activate_run(engine, "legacy", {}, "2026-01-03T01:00:00+00:00")

@@ -1,4 +1,5 @@
 """GET /users/<id>/recommendations against the known store (tests/serving/data.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,9 +19,16 @@ def test_precomputed_top_10_with_movie_details(client):
     assert ids(answer) == [20, 19, 18, 17, 16, 15, 14, 13, 12, 11]
     assert [item["rank"] for item in answer["items"]] == list(range(1, 11))
     first = answer["items"][0]
-    assert first == {"rank": 1, "movie_id": 20, "title": "Movie 20 (2010)", "year": 2010,
-                     "genres": ["Action", "Sci-Fi"], "score": pytest.approx(0.99),
-                     "cf_score": pytest.approx(0.98), "cb_score": pytest.approx(0.5)}
+    assert first == {
+        "rank": 1,
+        "movie_id": 20,
+        "title": "Movie 20 (2010)",
+        "year": 2010,
+        "genres": ["Action", "Sci-Fi"],
+        "score": pytest.approx(0.99),
+        "cf_score": pytest.approx(0.98),
+        "cb_score": pytest.approx(0.5),
+    }
     third = answer["items"][2]
     assert third["movie_id"] == 18 and third["genres"] == ["Comedy"] and third["score"] == pytest.approx(0.97)
 
@@ -76,13 +84,16 @@ def test_cold_start_narrowed_by_genre(client):
     assert ids(client.get("/users/3/recommendations?genre=film-noir").get_json()) == [32]
 
 
-@pytest.mark.parametrize("query", [
-    "/users/2/recommendations",                 # trained on, nothing stored
-    "/users/4/recommendations?k=6",             # 5 stored, 6 asked
-    "/users/1/recommendations?k=21",            # 20 stored
-    "/users/1/recommendations?k=2&offset=19",   # the page reaches past rank 20
-    "/users/1/recommendations?k=7&genre=Comedy",  # 6 stored comedies
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/users/2/recommendations",  # trained on, nothing stored
+        "/users/4/recommendations?k=6",  # 5 stored, 6 asked
+        "/users/1/recommendations?k=21",  # 20 stored
+        "/users/1/recommendations?k=2&offset=19",  # the page reaches past rank 20
+        "/users/1/recommendations?k=7&genre=Comedy",  # 6 stored comedies
+    ],
+)
 def test_pages_past_the_store_need_live_scoring(client, blocked_live, query):
     """With the live fallback busy, these answer 503 with Retry-After: they need Spark."""
     response = client.get(query)
@@ -116,8 +127,11 @@ def test_answers_follow_the_active_run(make_app, fresh_store_url):
 def test_a_cached_page_is_the_uncached_answer(make_app, sqlite_store_url):
     cached = make_app(sqlite_store_url).test_client()
     uncached = make_app(sqlite_store_url, config={"PAGE_CACHE_SIZE": 0}).test_client()
-    for path in ("/users/1/recommendations?k=3&offset=2", "/users/4/recommendations?k=5",
-                 "/users/1/recommendations?k=2&genre=comedy"):
+    for path in (
+        "/users/1/recommendations?k=3&offset=2",
+        "/users/4/recommendations?k=5",
+        "/users/1/recommendations?k=2&genre=comedy",
+    ):
         first, again, plain = cached.get(path), cached.get(path), uncached.get(path)
         assert first.get_data() == again.get_data() == plain.get_data()
         assert again.status_code == 200 and again.mimetype == "application/json"

@@ -1,5 +1,6 @@
 """The whole app under a real gunicorn (`movierec serve`, 2 workers) on 127.0.0.1,
 against SQLite and against a throwaway PostgreSQL."""
+
 from __future__ import annotations
 
 import http.client
@@ -20,8 +21,12 @@ ROUTE = "/users/<user_id>/recommendations"
 def served(request, tmp_path_factory):
     url = request.getfixturevalue(f"{request.param}_store_url")
     # JAVA_HOME leads nowhere: Spark cannot start in these workers, a real "Spark unavailable"
-    server = Served(url, tmp_path_factory.mktemp(f"gunicorn-{request.param}"), workers=2,
-                    env={"JAVA_HOME": "/nonexistent/java", "MOVIEREC_LIVE_TIMEOUT": "60"})
+    server = Served(
+        url,
+        tmp_path_factory.mktemp(f"gunicorn-{request.param}"),
+        workers=2,
+        env={"JAVA_HOME": "/nonexistent/java", "MOVIEREC_LIVE_TIMEOUT": "60"},
+    )
     try:
         yield server.wait_ready()
     finally:
@@ -45,8 +50,12 @@ def counted(served, route=ROUTE, status="200") -> float:
     _, _, text = call(served, "GET", "/metrics")
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if (sample.name == "movierec_http_requests_total" and sample.labels.get("route") == route
-                    and sample.labels.get("status") == status and sample.labels.get("method") == "GET"):
+            if (
+                sample.name == "movierec_http_requests_total"
+                and sample.labels.get("route") == route
+                and sample.labels.get("status") == status
+                and sample.labels.get("method") == "GET"
+            ):
                 return sample.value
     return 0.0
 
@@ -57,14 +66,18 @@ def test_routes_answer_as_in_process(served):
     assert [item["movie_id"] for item in answer["items"]] == [20, 19, 18, 17, 16]
     status, _, answer = call(served, "GET", "/users/3/recommendations")
     assert answer["source"] == "cold_start" and [i["movie_id"] for i in answer["items"]] == POPULAR[:10]
-    status, _, answer = call(served, "POST", "/recommend", {"userId": 1, "movieIds": [5, 20]},
-                             {"Content-Type": "application/json"})
+    status, _, answer = call(
+        served, "POST", "/recommend", {"userId": 1, "movieIds": [5, 20]}, {"Content-Type": "application/json"}
+    )
     assert status == 200 and [item["movieId"] for item in answer] == [20, 5]
     assert call(served, "GET", "/movies/1")[2]["title"] == "Movie 1 (1991)"
     assert [i["movie_id"] for i in call(served, "GET", "/movies/1/similar?k=2")[2]["items"]] == [2, 3]
     assert call(served, "GET", "/runs/active")[2]["run_id"] == NEW_RUN
-    assert call(served, "GET", "/readyz")[2] == {"status": "ready", "run_id": NEW_RUN,
-                                                 "activated_at": call(served, "GET", "/runs/active")[2]["activated_at"]}
+    assert call(served, "GET", "/readyz")[2] == {
+        "status": "ready",
+        "run_id": NEW_RUN,
+        "activated_at": call(served, "GET", "/runs/active")[2]["activated_at"],
+    }
     assert call(served, "GET", "/healthz")[2] == {"status": "ok"}
     assert call(served, "GET", "/openapi.json")[2]["openapi"].startswith("3.")
     status, headers, html = call(served, "GET", "/")
@@ -84,8 +97,13 @@ def test_an_oversized_chunked_body_is_413(served):
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
     try:
         chunks = [b'{"userId": 1, "movieIds": [1], "x": "'] + [b"y" * 10_000] * 10 + [b'"}']
-        connection.request("POST", "/recommend", body=iter(chunks), encode_chunked=True,
-                           headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        connection.request(
+            "POST",
+            "/recommend",
+            body=iter(chunks),
+            encode_chunked=True,
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        )
         response = connection.getresponse()
         assert response.status == 413
         assert json.loads(response.read())["status"] == 413
@@ -127,5 +145,5 @@ def test_metrics_add_up_over_the_workers(served):
 def test_the_served_command_is_gunicorn_with_workers(served):
     log = served.log()
     assert "Booting worker" in log and "gthread" in log
-    assert "Control socket listening" not in log   # no way to stop it but a signal to its pid
+    assert "Control socket listening" not in log  # no way to stop it but a signal to its pid
     assert served.process.poll() is None

@@ -4,6 +4,7 @@ A small pipeline run (tests' small_data, the session's fast settings) is publish
 SQLite store; the answers are checked against the store's own rows and against
 `movierec.ranking.online.RunModels` called directly, the batch's scoring code.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,17 +15,22 @@ import sqlalchemy as sa
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 RUN = "live-1"
-STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "publish")   # no evaluate: the gate is skipped
+STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "publish")  # no evaluate: the gate is skipped
 
 
 @pytest.fixture(scope="module")
 def live_settings(spark, settings, small_data, tmp_path_factory):
-    from movierec.spark.paths import local_path, RunPaths
+    from movierec.spark.paths import RunPaths, local_path
     from movierec.stages.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("live")
-    live = settings.replace(data_dir=str(small_data), warehouse=str(root / "warehouse"),
-                            db_url=f"sqlite:///{root / 'store.db'}", skip_quality_gate=True, live_timeout=300.0)
+    live = settings.replace(
+        data_dir=str(small_data),
+        warehouse=str(root / "warehouse"),
+        db_url=f"sqlite:///{root / 'store.db'}",
+        skip_quality_gate=True,
+        live_timeout=300.0,
+    )
     run_pipeline(spark, live, RUN, STAGES)
     assert local_path(RunPaths(live.warehouse, RUN).als_model).exists()
     return live
@@ -49,19 +55,32 @@ def oracle(spark, live_settings):
 
 def stored_list(engine, user_id: int, run_id: str = RUN) -> list[tuple[int, float]]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(sa.text(
-            "SELECT movie_id, score FROM recommendations WHERE run_id = :run AND user_id = :user ORDER BY rank"),
-            {"run": run_id, "user": user_id})]
+        return [
+            tuple(row)
+            for row in conn.execute(
+                sa.text(
+                    "SELECT movie_id, score FROM recommendations WHERE run_id = :run AND user_id = :user ORDER BY rank"
+                ),
+                {"run": run_id, "user": user_id},
+            )
+        ]
 
 
 @pytest.fixture(scope="module")
 def users(engine):
     """Two users with stored rows; the second one's rows are removed (trained on, nothing stored)."""
     with engine.begin() as conn:
-        ids = [row[0] for row in conn.execute(sa.text(
-            "SELECT DISTINCT user_id FROM recommendations WHERE run_id = :run ORDER BY user_id"), {"run": RUN})]
-        conn.execute(sa.text("DELETE FROM recommendations WHERE run_id = :run AND user_id = :user"),
-                     {"run": RUN, "user": ids[-1]})
+        ids = [
+            row[0]
+            for row in conn.execute(
+                sa.text("SELECT DISTINCT user_id FROM recommendations WHERE run_id = :run ORDER BY user_id"),
+                {"run": RUN},
+            )
+        ]
+        conn.execute(
+            sa.text("DELETE FROM recommendations WHERE run_id = :run AND user_id = :user"),
+            {"run": RUN, "user": ids[-1]},
+        )
     return ids[0], ids[-1]
 
 
@@ -79,7 +98,7 @@ def ids(answer):
 def test_a_page_past_the_store_continues_the_stored_list_live(client, engine, oracle, users):
     user = users[0]
     stored = [movie for movie, _ in stored_list(engine, user)]
-    assert len(stored) == 10   # the session settings' top_k
+    assert len(stored) == 10  # the session settings' top_k
     answer = client.get(f"/users/{user}/recommendations?k=15").get_json()
     assert answer["source"] == "live" and answer["run_id"] == RUN
     assert ids(answer)[:10] == stored
@@ -114,8 +133,10 @@ def test_a_user_without_stored_rows_is_scored_live(client, oracle, users):
 def test_live_pages_of_a_genre_do_not_repeat(client, users, oracle):
     user = users[1]
     genre = sorted(oracle.genres)[0]
-    pages = [client.get(f"/users/{user}/recommendations?k=4&offset={offset}&genre={genre}").get_json()
-             for offset in (0, 4, 8)]
+    pages = [
+        client.get(f"/users/{user}/recommendations?k=4&offset={offset}&genre={genre}").get_json()
+        for offset in (0, 4, 8)
+    ]
     seen = sum((ids(page) for page in pages), [])
     assert len(seen) == len(set(seen)) and len(seen) > 0
     assert all(genre in item["genres"] for page in pages for item in page["items"])
@@ -129,8 +150,7 @@ def test_post_mixes_stored_pairs_with_live_ones(client, engine, oracle, users):
     (first, first_score), (second, second_score) = stored[0], stored[1]
     other = next(m for m in sorted(oracle.movie_ids) if m not in {movie for movie, _ in stored})
     new_movie, genres = 9_999_999, sorted(oracle.genres)[:2]
-    body = {"userId": user, "movieIds": [other, first, new_movie, second],
-            "genres_lists": [None, None, genres, []]}
+    body = {"userId": user, "movieIds": [other, first, new_movie, second], "genres_lists": [None, None, genres, []]}
     response = client.post("/recommend", json=body)
     assert response.status_code == 200, response.get_json()
     answer = {item["movieId"]: item for item in response.get_json()}
@@ -155,7 +175,7 @@ def test_warm_spark_loads_the_active_run_at_boot(live_settings, users):
 
     app = create_app({"SETTINGS": live_settings.replace(warm_spark=True), "TESTING": True})
     scorer = app.extensions["movierec"].live()
-    scorer.run_blocking(lambda: None).result(timeout=600)   # queued behind the warm-up
+    scorer.run_blocking(lambda: None).result(timeout=600)  # queued behind the warm-up
     assert scorer.started and scorer.loaded_run == RUN
     assert app.test_client().get(f"/users/{users[1]}/recommendations?k=3").get_json()["source"] == "live"
 
@@ -170,10 +190,10 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "longer than 0.001 s" in response.get_json()["message"]
     scorer = app.extensions["movierec"].live()
-    scorer.run_blocking(lambda: None).result(timeout=600)   # whatever the timed-out call started is done
-    assert scorer.loaded_run == RUN                          # the model load was not cancelled with it
+    scorer.run_blocking(lambda: None).result(timeout=600)  # whatever the timed-out call started is done
+    assert scorer.loaded_run == RUN  # the model load was not cancelled with it
     response = client.get(f"/users/{users[1]}/recommendations?k=3")
-    assert response.status_code == 503                      # scoring itself still takes more than 1 ms
+    assert response.status_code == 503  # scoring itself still takes more than 1 ms
     scorer.timeout = 600
     response = client.get(f"/users/{users[1]}/recommendations?k=3")
     assert response.status_code == 200 and response.get_json()["source"] == "live"
@@ -181,9 +201,9 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users)
 
 def test_the_fallback_follows_the_active_run(spark, client, live_settings, engine, users):
     """Publish a second run (the first one's outputs under a new id), then roll back."""
-    from movierec.store import runs as store
     from movierec.spark.paths import RunPaths, local_path
     from movierec.stages.pipeline import run_pipeline
+    from movierec.store import runs as store
 
     scorer = client.application.extensions["movierec"].live()
     assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
@@ -205,9 +225,10 @@ def test_live_scores_use_the_runs_own_weights(live_settings, oracle, users):
     """A server started with other blend weights still scores the run as the run was made."""
     from serving import create_app
 
-    app = create_app({"SETTINGS": live_settings.replace(cf_weight=0.2, cb_weight=0.8, als_candidates=5),
-                      "TESTING": True})
+    app = create_app(
+        {"SETTINGS": live_settings.replace(cf_weight=0.2, cb_weight=0.8, als_candidates=5), "TESTING": True}
+    )
     answer = app.test_client().get(f"/users/{users[1]}/recommendations?k=5").get_json()
-    direct = oracle.recommend(users[1], 5)   # loaded with the run's settings
+    direct = oracle.recommend(users[1], 5)  # loaded with the run's settings
     assert ids(answer) == [row["movie_id"] for row in direct]
     assert [item["score"] for item in answer["items"]] == pytest.approx([row["score"] for row in direct])

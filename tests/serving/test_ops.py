@@ -1,4 +1,5 @@
 """GET /healthz, /readyz, /metrics."""
+
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,8 +20,9 @@ def samples(client) -> dict[tuple, float]:
 
 
 def request_count(found, route, status, method="GET"):
-    return found.get(("movierec_http_requests_total",
-                      (("method", method), ("route", route), ("status", str(status)))), 0)
+    return found.get(
+        ("movierec_http_requests_total", (("method", method), ("route", route), ("status", str(status)))), 0
+    )
 
 
 def test_healthz(client):
@@ -62,8 +64,7 @@ def test_metrics_count_live_fallback_calls(client, blocked_live):
     assert found[("movierec_live_calls_total", (("kind", "score"), ("outcome", "timeout")))] == 1
     assert found[("movierec_live_call_duration_seconds_count", (("kind", "score"), ("outcome", "timeout")))] == 1
     # each waited for the 0.5 s time-out: the sum of two observations is at least 1 s
-    total = sum(value for (name, labels), value in found.items()
-                if name == "movierec_live_call_duration_seconds_sum")
+    total = sum(value for (name, labels), value in found.items() if name == "movierec_live_call_duration_seconds_sum")
     assert total >= 1.0
 
 

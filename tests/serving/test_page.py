@@ -1,4 +1,5 @@
 """GET / (the page's HTML) and the evaluation report it links to, through the test client."""
+
 from __future__ import annotations
 
 import os
@@ -9,16 +10,23 @@ import pytest
 
 @pytest.fixture
 def reports(tmp_path) -> Path:
-    return tmp_path / "reports"   # the make_app fixture's REPORTS_DIR
+    return tmp_path / "reports"  # the make_app fixture's REPORTS_DIR
 
 
 def test_the_page_has_the_lookup_forms(sqlite_client):
     response = sqlite_client.get("/")
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    for needle in ('id="user-form"', 'id="user-id"', 'id="movie-form"', "/static/app.js", "/openapi.json", 'href="/docs"'):
+    for needle in (
+        'id="user-form"',
+        'id="user-id"',
+        'id="movie-form"',
+        "/static/app.js",
+        "/openapi.json",
+        'href="/docs"',
+    ):
         assert needle in html
-    assert "evaluation report" not in html   # none written yet
+    assert "evaluation report" not in html  # none written yet
     script = sqlite_client.get("/static/app.js")
     assert script.status_code == 200 and "/recommendations?" in script.get_data(as_text=True)
     script.close()

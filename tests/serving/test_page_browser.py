@@ -1,4 +1,5 @@
 """The page in Debian's headless chromium (driven by playwright), against a real gunicorn."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,13 @@ from tests.serving.server import Served
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +29,19 @@ def reports_dir(tmp_path_factory) -> Path:
     (folder / NEW_RUN).mkdir()
     (folder / NEW_RUN / "index.html").write_text(
         "<!doctype html><html><head><title>Evaluation of run-new</title></head>"
-        "<body><h1>Evaluation of run-new</h1></body></html>")
+        "<body><h1>Evaluation of run-new</h1></body></html>"
+    )
     return folder
 
 
 @pytest.fixture(scope="module")
 def server(sqlite_store_url, reports_dir, tmp_path_factory):
-    served = Served(sqlite_store_url, tmp_path_factory.mktemp("gunicorn-page"), workers=2,
-                    env={"MOVIEREC_REPORTS_DIR": str(reports_dir), "JAVA_HOME": "/nonexistent/java"})
+    served = Served(
+        sqlite_store_url,
+        tmp_path_factory.mktemp("gunicorn-page"),
+        workers=2,
+        env={"MOVIEREC_REPORTS_DIR": str(reports_dir), "JAVA_HOME": "/nonexistent/java"},
+    )
     try:
         yield served.wait_ready()
     finally:
@@ -113,14 +124,14 @@ def test_a_new_user_sees_popular_movies(page):
     rows(page).first.wait_for()
     assert "most popular" in page.inner_text("#status")
     assert rows(page).nth(0).locator("td").nth(1).inner_text() == "Movie 5 (1995)"
-    assert rows(page).nth(0).locator("td").nth(5).inner_text().strip() == "–"   # no ALS component
+    assert rows(page).nth(0).locator("td").nth(5).inner_text().strip() == "–"  # no ALS component
 
 
 def test_similar_movies_from_a_row_and_by_id(page):
     page.fill("#user-id", "1")
     page.click("#go")
     rows(page).first.wait_for()
-    rows(page).nth(0).locator("button").click()   # movie 20: the run has no neighbours for it
+    rows(page).nth(0).locator("button").click()  # movie 20: the run has no neighbours for it
     page.locator("#similar-status", has_text="Like Movie 20 (2010):").wait_for()
     assert "no similar movies in this run" in page.inner_text("#similar-status")
     assert page.input_value("#movie-id") == "20"

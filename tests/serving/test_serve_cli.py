@@ -1,4 +1,5 @@
 """`movierec serve`: the gunicorn command it builds and the settings it hands the workers."""
+
 from __future__ import annotations
 
 import os
@@ -15,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def serve(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "movierec.cli", "serve", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "movierec.cli", "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_dry_run_prints_the_gunicorn_command():
-    result = serve("--dry-run", "--bind", "127.0.0.1:9999", "--workers", "3", "--threads", "2",
-                   "--live-timeout", "40")
+    result = serve("--dry-run", "--bind", "127.0.0.1:9999", "--workers", "3", "--threads", "2", "--live-timeout", "40")
     assert result.returncode == 0, result.stderr
     command = result.stdout.split()
     assert command[1:3] == ["-m", "gunicorn"]
@@ -29,7 +30,7 @@ def test_dry_run_prints_the_gunicorn_command():
     pairs = dict(zip(command, command[1:]))
     assert pairs["--bind"] == "127.0.0.1:9999" and pairs["--workers"] == "3" and pairs["--threads"] == "2"
     assert pairs["--worker-class"] == "gthread"
-    assert pairs["--timeout"] == "55"   # live_timeout 40 + 15: a live call never gets its worker killed
+    assert pairs["--timeout"] == "55"  # live_timeout 40 + 15: a live call never gets its worker killed
     assert pairs["--config"] == "python:serving.gunicorn_conf"
 
 
@@ -49,13 +50,16 @@ def test_workers_get_exactly_the_commands_settings():
     assert from_env(env) == settings
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--live-timeout", "soon"], "MOVIEREC_LIVE_TIMEOUT / --live-timeout: could not convert"),
-    (["--workers", "0"], "--workers"),
-    (["--bind", "localhost"], "is not host:port"),
-    (["--db-url", "mysql://movierec:pw@db/movierec"], "mysql is not supported"),
-    (["--top-k", "5"], "No such option '--top-k'"),     # the API reads the run's own model settings
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--live-timeout", "soon"], "MOVIEREC_LIVE_TIMEOUT / --live-timeout: could not convert"),
+        (["--workers", "0"], "--workers"),
+        (["--bind", "localhost"], "is not host:port"),
+        (["--db-url", "mysql://movierec:pw@db/movierec"], "mysql is not supported"),
+        (["--top-k", "5"], "No such option '--top-k'"),  # the API reads the run's own model settings
+    ],
+)
 def test_bad_arguments_are_refused_in_one_line_before_gunicorn_starts(args, message):
     result = serve("--dry-run", *args)
     assert result.returncode == 2, result.stderr
@@ -71,9 +75,25 @@ def test_the_start_line_names_the_store_without_its_password():
     from tests.postgres import free_port
 
     url = f"postgresql+psycopg://movierec:s3cret-pw@127.0.0.1:{free_port()}/movierec"
-    process = subprocess.Popen([sys.executable, "-m", "movierec.cli", "serve", "--bind", f"127.0.0.1:{free_port()}",
-                                "--workers", "1", "--db-url", url], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "movierec.cli",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{free_port()}",
+            "--workers",
+            "1",
+            "--db-url",
+            url,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     stop = lambda: os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
     deadline = threading.Timer(60, stop)
     deadline.start()

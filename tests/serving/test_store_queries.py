@@ -13,6 +13,7 @@ Two published runs, "run-b" active, "run-a" the one before:
     run-a: user 1 ranks 1..9 -> movie rank (a_row); user 3 ranks 1..2 -> 1, 2;
            trained on users 1, 3; popular 1, 2 (score 10 - rank); similar: movie 1 -> 9 (0.5)
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,14 +29,14 @@ from serving import store
 RUN_A, RUN_B = "run-a", "run-b"
 GENRED = [
     (1, "Alpha (2001)", 2001, "Sci_Fi"),
-    (2, "Beta (2002)", 2002, "SciXFi"),           # what "Sci_Fi" matches if _ is a wildcard
+    (2, "Beta (2002)", 2002, "SciXFi"),  # what "Sci_Fi" matches if _ is a wildcard
     (3, "Gamma (2003)", 2003, "100%"),
     (4, "Delta (2004)", 2004, "100 Proof|Drama"),  # what "100%" matches if % is a wildcard
     (5, "Epsilon", None, "Drama|Sci_Fi"),
-    (6, "Zeta (2006)", 2006, "Dramatic"),          # "Drama" inside a longer name
-    (7, "Eta (2007)", 2007, "Melodrama|A\\B"),     # the escape character itself
-    (8, "Theta (2008)", 2008, "AB"),               # what "A\B" matches if \ escapes B
-    (9, "Iota (2009)", 2009, ""),                  # no genres
+    (6, "Zeta (2006)", 2006, "Dramatic"),  # "Drama" inside a longer name
+    (7, "Eta (2007)", 2007, "Melodrama|A\\B"),  # the escape character itself
+    (8, "Theta (2008)", 2008, "AB"),  # what "A\B" matches if \ escapes B
+    (9, "Iota (2009)", 2009, ""),  # no genres
 ]
 BULK = [(m, f"Bulk {m}", 1900 + m % 100, "Comedy") for m in range(1001, 1701)]
 POPULAR_B = [5, 3, 1, 9, 4, 2]
@@ -53,21 +54,33 @@ def a_row(rank: int) -> tuple:
 def load(engine: sa.Engine) -> None:
     runs.upsert_movies(engine, [GENRED, BULK[:350], BULK[350:]])
     runs.begin_run(engine, RUN_A, {"top_k": 9}, "2026-03-01T00:00:00+00:00")
-    runs.load_run(engine, RUN_A, {
-        "recommendations": [[a_row(r) for r in range(1, 10)] + [(3, 1, 1, 0.3, 0.3, 0.3), (3, 2, 2, 0.2, 0.2, 0.2)]],
-        "run_users": [[(1, 30), (3, 7)]],
-        "popular_movies": [[(1, 1, 9.0), (2, 2, 8.0)]],
-        "similar_movies": [[(1, 1, 9, 0.5)]],
-    })
+    runs.load_run(
+        engine,
+        RUN_A,
+        {
+            "recommendations": [
+                [a_row(r) for r in range(1, 10)] + [(3, 1, 1, 0.3, 0.3, 0.3), (3, 2, 2, 0.2, 0.2, 0.2)]
+            ],
+            "run_users": [[(1, 30), (3, 7)]],
+            "popular_movies": [[(1, 1, 9.0), (2, 2, 8.0)]],
+            "similar_movies": [[(1, 1, 9, 0.5)]],
+        },
+    )
     runs.activate_run(engine, RUN_A, {}, "2026-03-01T01:00:00+00:00")
     runs.begin_run(engine, RUN_B, {"top_k": 9}, "2026-03-02T00:00:00+00:00")
-    runs.load_run(engine, RUN_B, {
-        "recommendations": [[b_row(r) for r in range(1, 6)], [b_row(r) for r in range(6, 10)]
-                            + [(2, r, 1000 + r, 0.5, 0.5, 0.5) for r in range(1, 4)]],
-        "run_users": [[(1, 40), (2, 12), (5, 3)]],
-        "popular_movies": [[(r, m, 100.0 - r) for r, m in enumerate(POPULAR_B, start=1)]],
-        "similar_movies": [[(1, r, 1 + r, 1 - r / 8) for r in range(1, 5)]],
-    })
+    runs.load_run(
+        engine,
+        RUN_B,
+        {
+            "recommendations": [
+                [b_row(r) for r in range(1, 6)],
+                [b_row(r) for r in range(6, 10)] + [(2, r, 1000 + r, 0.5, 0.5, 0.5) for r in range(1, 4)],
+            ],
+            "run_users": [[(1, 40), (2, 12), (5, 3)]],
+            "popular_movies": [[(r, m, 100.0 - r) for r, m in enumerate(POPULAR_B, start=1)]],
+            "similar_movies": [[(1, r, 1 + r, 1 - r / 8) for r in range(1, 5)]],
+        },
+    )
     runs.activate_run(engine, RUN_B, {}, "2026-03-02T01:00:00+00:00")
 
 
@@ -102,23 +115,28 @@ def page_ids(answer) -> tuple:
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def test_split_genres():
     assert store.split_genres("Drama|Sci_Fi") == ["Drama", "Sci_Fi"]
     assert store.split_genres("") == [] and store.split_genres(None) == []
     assert store.split_genres("A||B|") == ["A", "B"]
 
 
-@pytest.mark.parametrize("genre, pattern", [
-    ("Drama", "%|Drama|%"),
-    ("Sci_Fi", "%|Sci\\_Fi|%"),
-    ("100%", "%|100\\%|%"),
-    ("A\\B", "%|A\\\\B|%"),
-])
+@pytest.mark.parametrize(
+    "genre, pattern",
+    [
+        ("Drama", "%|Drama|%"),
+        ("Sci_Fi", "%|Sci\\_Fi|%"),
+        ("100%", "%|100\\%|%"),
+        ("A\\B", "%|A\\\\B|%"),
+    ],
+)
 def test_genre_pattern_escapes_like_wildcards(genre, pattern):
     assert store.genre_pattern(genre) == pattern
 
 
 # ---------------------------------------------------------------- the active run and the hot path
+
 
 def test_active_run_and_its_key(engine, conn):
     active = store.get_active_run(conn)
@@ -132,17 +150,28 @@ def test_stored_page_rows_with_movie_details(engine):
     run_id, rows = store.get_stored_page(engine, 1, k=5)
     assert run_id == RUN_B
     assert [row["movie_id"] for row in rows] == [9, 8, 7, 6, 5]
-    assert rows[4] == {"rank": 5, "movie_id": 5, "title": "Epsilon", "year": None, "genres": ["Drama", "Sci_Fi"],
-                       "score": 1 - 5 / 16, "cf_score": 0.5 + 5 / 64, "cb_score": 0.25 + 5 / 128}
+    assert rows[4] == {
+        "rank": 5,
+        "movie_id": 5,
+        "title": "Epsilon",
+        "year": None,
+        "genres": ["Drama", "Sci_Fi"],
+        "score": 1 - 5 / 16,
+        "cf_score": 0.5 + 5 / 64,
+        "cb_score": 0.25 + 5 / 128,
+    }
     assert rows[0]["genres"] == [] and rows[0]["title"] == "Iota (2009)" and rows[0]["year"] == 2009
 
 
-@pytest.mark.parametrize("k, offset, expected", [
-    (3, 0, [9, 8, 7]),
-    (3, 2, [7, 6, 5]),
-    (5, 8, [1]),            # the last row only
-    (100, 0, [9, 8, 7, 6, 5, 4, 3, 2, 1]),
-])
+@pytest.mark.parametrize(
+    "k, offset, expected",
+    [
+        (3, 0, [9, 8, 7]),
+        (3, 2, [7, 6, 5]),
+        (5, 8, [1]),  # the last row only
+        (100, 0, [9, 8, 7, 6, 5, 4, 3, 2, 1]),
+    ],
+)
 def test_stored_page_offsets(engine, k, offset, expected):
     run_id, rows = store.get_stored_page(engine, 1, k=k, offset=offset)
     assert run_id == RUN_B and [row["movie_id"] for row in rows] == expected
@@ -155,20 +184,23 @@ def test_no_stored_rows_gives_no_run_id(engine, user_id, offset):
     assert store.get_stored_page(engine, user_id, k=10, offset=offset) == (None, [])
 
 
-@pytest.mark.parametrize("genre, expected", [
-    ("Sci_Fi", [5, 1]),
-    ("SciXFi", [2]),
-    ("100%", [3]),
-    ("100 Proof", [4]),
-    ("Drama", [5, 4]),
-    ("Dramatic", [6]),
-    ("A\\B", [7]),
-    ("AB", [8]),
-    ("Sci%", []),
-    ("%", []),
-    ("_", []),
-    ("Dram", []),
-])
+@pytest.mark.parametrize(
+    "genre, expected",
+    [
+        ("Sci_Fi", [5, 1]),
+        ("SciXFi", [2]),
+        ("100%", [3]),
+        ("100 Proof", [4]),
+        ("Drama", [5, 4]),
+        ("Dramatic", [6]),
+        ("A\\B", [7]),
+        ("AB", [8]),
+        ("Sci%", []),
+        ("%", []),
+        ("_", []),
+        ("Dram", []),
+    ],
+)
 def test_stored_page_genre_filter_is_exact(engine, genre, expected):
     run_id, rows = store.get_stored_page(engine, 1, k=20, genre=genre)
     assert [row["movie_id"] for row in rows] == expected
@@ -184,42 +216,58 @@ def test_stored_page_genre_filter_then_offset(engine):
 
 # ---------------------------------------------------------------- per-run queries
 
+
 def test_stored_list_is_the_given_runs_whole_list(conn):
     assert store.get_stored_list(conn, RUN_B, 1) == [
-        dict(zip(("rank", "movie_id", "score", "cf_score", "cb_score"), b_row(r)[1:])) for r in range(1, 10)]
+        dict(zip(("rank", "movie_id", "score", "cf_score", "cb_score"), b_row(r)[1:])) for r in range(1, 10)
+    ]
     assert [row["movie_id"] for row in store.get_stored_list(conn, RUN_A, 1)] == list(range(1, 10))
     assert store.get_stored_list(conn, RUN_B, 3) == []
     assert [row["movie_id"] for row in store.get_stored_list(conn, RUN_A, 3)] == [1, 2]
 
 
-@pytest.mark.parametrize("run_id, user_id, expected", [
-    (RUN_B, 1, True), (RUN_B, 5, True), (RUN_B, 3, False), (RUN_A, 3, True), (RUN_A, 2, False), ("nope", 1, False),
-])
+@pytest.mark.parametrize(
+    "run_id, user_id, expected",
+    [
+        (RUN_B, 1, True),
+        (RUN_B, 5, True),
+        (RUN_B, 3, False),
+        (RUN_A, 3, True),
+        (RUN_A, 2, False),
+        ("nope", 1, False),
+    ],
+)
 def test_is_run_user(conn, run_id, user_id, expected):
     assert store.is_run_user(conn, run_id, user_id) is expected
 
 
 def test_stored_pairs_of_each_run(conn):
     pairs = store.get_stored_pairs(conn, RUN_B, 1, [1, 5, 42])
-    assert pairs == {1: {"movie_id": 1, "score": 1 - 9 / 16, "cf_score": 0.5 + 9 / 64, "cb_score": 0.25 + 9 / 128},
-                     5: {"movie_id": 5, "score": 1 - 5 / 16, "cf_score": 0.5 + 5 / 64, "cb_score": 0.25 + 5 / 128}}
+    assert pairs == {
+        1: {"movie_id": 1, "score": 1 - 9 / 16, "cf_score": 0.5 + 9 / 64, "cb_score": 0.25 + 9 / 128},
+        5: {"movie_id": 5, "score": 1 - 5 / 16, "cf_score": 0.5 + 5 / 64, "cb_score": 0.25 + 5 / 128},
+    }
     assert store.get_stored_pairs(conn, RUN_A, 1, iter([1, 5])) == {
         1: {"movie_id": 1, "score": 0.5 - 1 / 32, "cf_score": 0.25, "cb_score": 0.125},
-        5: {"movie_id": 5, "score": 0.5 - 5 / 32, "cf_score": 0.25, "cb_score": 0.125}}
+        5: {"movie_id": 5, "score": 0.5 - 5 / 32, "cf_score": 0.25, "cb_score": 0.125},
+    }
     assert store.get_stored_pairs(conn, RUN_B, 1, []) == {}
 
 
-@pytest.mark.parametrize("run_id, k, offset, genre, expected", [
-    (RUN_B, 3, 0, None, [(1, 5), (2, 3), (3, 1)]),
-    (RUN_B, 2, 2, None, [(3, 1), (4, 9)]),
-    (RUN_B, 10, 5, None, [(6, 2)]),
-    (RUN_B, 10, 6, None, []),
-    (RUN_B, 10, 0, "Sci_Fi", [(1, 5), (3, 1)]),
-    (RUN_B, 10, 1, "Sci_Fi", [(3, 1)]),
-    (RUN_B, 10, 0, "100%", [(2, 3)]),
-    (RUN_B, 10, 0, "Drama", [(1, 5), (5, 4)]),
-    (RUN_A, 10, 0, None, [(1, 1), (2, 2)]),
-])
+@pytest.mark.parametrize(
+    "run_id, k, offset, genre, expected",
+    [
+        (RUN_B, 3, 0, None, [(1, 5), (2, 3), (3, 1)]),
+        (RUN_B, 2, 2, None, [(3, 1), (4, 9)]),
+        (RUN_B, 10, 5, None, [(6, 2)]),
+        (RUN_B, 10, 6, None, []),
+        (RUN_B, 10, 0, "Sci_Fi", [(1, 5), (3, 1)]),
+        (RUN_B, 10, 1, "Sci_Fi", [(3, 1)]),
+        (RUN_B, 10, 0, "100%", [(2, 3)]),
+        (RUN_B, 10, 0, "Drama", [(1, 5), (5, 4)]),
+        (RUN_A, 10, 0, None, [(1, 1), (2, 2)]),
+    ],
+)
 def test_popular(conn, run_id, k, offset, genre, expected):
     rows = store.get_popular(conn, run_id, k, offset, genre)
     assert [(row["rank"], row["movie_id"]) for row in rows] == expected
@@ -229,9 +277,18 @@ def test_popular(conn, run_id, k, offset, genre, expected):
 
 
 def test_popular_row_has_movie_details(conn):
-    assert store.get_popular(conn, RUN_B, 1) == [{"rank": 1, "movie_id": 5, "title": "Epsilon", "year": None,
-                                                  "genres": ["Drama", "Sci_Fi"], "score": 99.0,
-                                                  "cf_score": None, "cb_score": None}]
+    assert store.get_popular(conn, RUN_B, 1) == [
+        {
+            "rank": 1,
+            "movie_id": 5,
+            "title": "Epsilon",
+            "year": None,
+            "genres": ["Drama", "Sci_Fi"],
+            "score": 99.0,
+            "cf_score": None,
+            "cb_score": None,
+        }
+    ]
 
 
 def test_popular_scores(conn):
@@ -244,14 +301,22 @@ def test_similar(conn):
     assert rows == [
         {"rank": 1, "movie_id": 2, "title": "Beta (2002)", "year": 2002, "genres": ["SciXFi"], "score": 0.875},
         {"rank": 2, "movie_id": 3, "title": "Gamma (2003)", "year": 2003, "genres": ["100%"], "score": 0.75},
-        {"rank": 3, "movie_id": 4, "title": "Delta (2004)", "year": 2004, "genres": ["100 Proof", "Drama"],
-         "score": 0.625}]
+        {
+            "rank": 3,
+            "movie_id": 4,
+            "title": "Delta (2004)",
+            "year": 2004,
+            "genres": ["100 Proof", "Drama"],
+            "score": 0.625,
+        },
+    ]
     assert [row["movie_id"] for row in store.get_similar(conn, RUN_B, 1, 10)] == [2, 3, 4, 5]
     assert [row["movie_id"] for row in store.get_similar(conn, RUN_A, 1, 10)] == [9]
     assert store.get_similar(conn, RUN_B, 2, 10) == []
 
 
 # ---------------------------------------------------------------- the catalogue
+
 
 def test_movie(conn):
     assert store.get_movie(conn, 5) == {"movie_id": 5, "title": "Epsilon", "year": None, "genres": ["Drama", "Sci_Fi"]}
@@ -273,10 +338,21 @@ def test_movies_beyond_one_in_list(conn):
 
 def test_catalogue_genres(conn):
     assert store.get_catalogue_genres(conn) == {
-        "Sci_Fi", "SciXFi", "100%", "100 Proof", "Drama", "Dramatic", "Melodrama", "A\\B", "AB", "Comedy"}
+        "Sci_Fi",
+        "SciXFi",
+        "100%",
+        "100 Proof",
+        "Drama",
+        "Dramatic",
+        "Melodrama",
+        "A\\B",
+        "AB",
+        "Comedy",
+    }
 
 
 # ---------------------------------------------------------------- never a mix of two runs
+
 
 def test_a_page_never_mixes_two_runs_while_the_pointer_moves(engine):
     """A writer flips the active run back and forth; every page read meanwhile is wholly one run's."""
@@ -299,8 +375,9 @@ def test_a_page_never_mixes_two_runs_while_the_pointer_moves(engine):
     try:
         while (min(seen.values()) < 20 or sum(seen.values()) < 200) and time.monotonic() < deadline and not errors:
             run_id, rows = store.get_stored_page(engine, 1, k=9)
-            assert [(row["movie_id"], row["score"], row["cf_score"], row["cb_score"]) for row in rows] \
-                == expected[run_id], run_id
+            assert [(row["movie_id"], row["score"], row["cf_score"], row["cb_score"]) for row in rows] == expected[
+                run_id
+            ], run_id
             seen[run_id] += 1
     finally:
         stop.set()
@@ -324,6 +401,7 @@ def test_after_a_rollback_the_page_is_the_older_runs(engine):
 
 # ---------------------------------------------------------------- an empty store, a store without tables
 
+
 def test_before_the_first_publish(new_url):
     engine = runs.engine_for(new_url("empty"))
     try:
@@ -337,7 +415,7 @@ def test_before_the_first_publish(new_url):
 
 
 def test_a_driver_error_is_sqlalchemys_and_leaves_the_pool_usable(new_url):
-    engine = sa.create_engine(new_url("bare"))       # no tables yet
+    engine = sa.create_engine(new_url("bare"))  # no tables yet
     try:
         with pytest.raises(sa.exc.DBAPIError):
             store.get_stored_page(engine, 1, k=10)

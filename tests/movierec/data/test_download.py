@@ -1,4 +1,5 @@
 """`movierec download` against a real HTTP server on 127.0.0.1 serving zips built here."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,8 @@ from movierec.data.download import PINNED_SHA256, ChecksumError, DownloadError, 
 REAL_DATA = Path(__file__).resolve().parents[4] / "shared/data/ml-latest-small"
 FILES = {
     "ratings.csv": b"userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n",
-    "movies.csv": b'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n3,"Grumpier, Old Men (1995)",Comedy\n',
+    "movies.csv": b"movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
+    b'3,"Grumpier, Old Men (1995)",Comedy\n',
     "tags.csv": b"userId,movieId,tag,timestamp\n1,1,funny,964982710\n",
     "links.csv": b"movieId,imdbId,tmdbId\n1,0114709,862\n3,0113228,15602\n",
     "README.txt": b"a small test data set\n",
@@ -94,8 +96,13 @@ def test_download_verifies_and_unpacks(server, tmp_path):
     dest = tmp_path / "data"
     zip_digest = hashlib.sha256(server.files["/ml-latest-small.zip"]).hexdigest()
     seen = []
-    path = download(server.url("/ml-latest-small.zip"), dest, expected=EXPECTED, zip_sha256=zip_digest,
-                    progress=lambda done, total: seen.append((done, total)))
+    path = download(
+        server.url("/ml-latest-small.zip"),
+        dest,
+        expected=EXPECTED,
+        zip_sha256=zip_digest,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert path == dest / "ml-latest-small"
     assert contents(path) == FILES
     assert [p.name for p in dest.iterdir()] == ["ml-latest-small"]  # no temporary files left
@@ -208,7 +215,9 @@ def test_cli_refuses_a_zip_that_is_not_the_real_data(server, tmp_path, capsys):
 
 
 def test_cli_bad_sha256_argument_makes_no_request(server, tmp_path, capsys):
-    code = cli.main(["download", "--url", server.url("/ml-latest-small.zip"), "--dest", str(tmp_path), "--sha256", "xyz"])
+    code = cli.main(
+        ["download", "--url", server.url("/ml-latest-small.zip"), "--dest", str(tmp_path), "--sha256", "xyz"]
+    )
     assert code == 1
     assert "64 hexadecimal digits" in capsys.readouterr().err
     assert server.requests == []

@@ -1,4 +1,5 @@
 """Temporal hold-out: exact membership on a hand-made set, ties in timestamp included."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,18 +14,33 @@ pytestmark = pytest.mark.spark
 ROWS = [
     # user 1: 5 ratings -> floor(0.2*5) = 1 held out.  Order by (ts, movie):
     #   14@50, 10@100, 11@200, 12@300, 13@300 -> 12 and 13 tie at 300, higher id 13 is latest
-    (1, 12, 4.0, 300), (1, 10, 3.0, 100), (1, 14, 2.0, 50), (1, 13, 5.0, 300), (1, 11, 1.0, 200),
+    (1, 12, 4.0, 300),
+    (1, 10, 3.0, 100),
+    (1, 14, 2.0, 50),
+    (1, 13, 5.0, 300),
+    (1, 11, 1.0, 200),
     # user 2: 10 ratings -> floor(0.2*10) = 2 held out.  Order by (ts, movie):
     #   20@1 21@2 22@3 23@4 24@5 26@6 28@7 | 25@1000 27@1000 29@1000
     #   the three-way tie straddles the cut: 27 and 29 are held out, 25 stays in train
-    (2, 29, 3.5, 1000), (2, 20, 4.0, 1), (2, 25, 4.5, 1000), (2, 21, 3.0, 2), (2, 22, 2.5, 3),
-    (2, 27, 5.0, 1000), (2, 23, 4.0, 4), (2, 24, 1.5, 5), (2, 26, 3.0, 6), (2, 28, 4.0, 7),
+    (2, 29, 3.5, 1000),
+    (2, 20, 4.0, 1),
+    (2, 25, 4.5, 1000),
+    (2, 21, 3.0, 2),
+    (2, 22, 2.5, 3),
+    (2, 27, 5.0, 1000),
+    (2, 23, 4.0, 4),
+    (2, 24, 1.5, 5),
+    (2, 26, 3.0, 6),
+    (2, 28, 4.0, 7),
     # user 3: 3 ratings -> floor(0.6) = 0, raised to at least 1: the latest, 32@30
-    (3, 31, 4.0, 20), (3, 32, 3.0, 30), (3, 30, 5.0, 10),
+    (3, 31, 4.0, 20),
+    (3, 32, 3.0, 30),
+    (3, 30, 5.0, 10),
     # user 4: a single rating -> stays in train, nothing held out
     (4, 40, 4.0, 500),
     # user 5: 2 ratings in the same second -> 1 held out, the higher movie id (51)
-    (5, 51, 2.0, 7), (5, 50, 3.0, 7),
+    (5, 51, 2.0, 7),
+    (5, 50, 3.0, 7),
 ]
 
 TEST_KEYS = {(1, 13), (2, 27), (2, 29), (3, 32), (5, 51)}

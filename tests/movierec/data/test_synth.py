@@ -1,4 +1,5 @@
 """The synthetic MovieLens generator: exact layout, exact counts, valid values, real structure."""
+
 from __future__ import annotations
 
 import calendar
@@ -17,9 +18,27 @@ from movierec.data import synth
 
 ROOT = Path(__file__).resolve().parents[3]
 # written out here, not imported, so a wrong list in movierec/data/synth.py fails the test
-MOVIELENS_GENRES = {"Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
-                    "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
-                    "Sci-Fi", "Thriller", "War", "Western"}
+MOVIELENS_GENRES = {
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+}
 HALF_STARS = {"0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"}
 TITLE = re.compile(r"^.+ \((\d{4})\)$")
 
@@ -185,8 +204,23 @@ def test_bad_numbers_are_refused_and_nothing_is_written(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    code = cli.main(["synth", "--users", "20", "--movies", "100", "--ratings", "400", "--seed", "3",
-                     "--tags", "9", "--out", str(tmp_path / "d")])
+    code = cli.main(
+        [
+            "synth",
+            "--users",
+            "20",
+            "--movies",
+            "100",
+            "--ratings",
+            "400",
+            "--seed",
+            "3",
+            "--tags",
+            "9",
+            "--out",
+            str(tmp_path / "d"),
+        ]
+    )
     assert code == 0
     assert "ratings=400" in capsys.readouterr().out
     assert len(read(tmp_path / "d" / "ratings.csv")[1]) == 400
@@ -201,11 +235,29 @@ def peak_rss_kib(tmp_path: Path, ratings: int) -> int:
     """Peak RSS of a `movierec synth` child, read with RUSAGE_CHILDREN in a fresh parent
     (so no other child of the test process counts)."""
     out = tmp_path / f"r{ratings}"
-    command = [sys.executable, "-m", "movierec.cli", "synth", "--users", str(ratings // 100), "--movies", "5000",
-               "--ratings", str(ratings), "--seed", "1", "--tags", "0", "--out", str(out)]
-    probe = ("import resource, subprocess, sys; "
-             f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    command = [
+        sys.executable,
+        "-m",
+        "movierec.cli",
+        "synth",
+        "--users",
+        str(ratings // 100),
+        "--movies",
+        "5000",
+        "--ratings",
+        str(ratings),
+        "--seed",
+        "1",
+        "--tags",
+        "0",
+        "--out",
+        str(out),
+    ]
+    probe = (
+        "import resource, subprocess, sys; "
+        f"subprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     with open(out / "ratings.csv", "rb") as f:
         assert sum(1 for _ in f) == ratings + 1
@@ -249,10 +301,13 @@ def test_small_data_fixture(small_data):
 
 
 def test_make_dataset_fixture(make_dataset):
-    path = make_dataset([(1, 10, 4.0, 100), (2, 10, "bad", 200), (1, 7, 3.5, 300)],
-                        tags=[(1, 10, "funny, dark", 150)])
-    assert (path / "ratings.csv").read_text() == "userId,movieId,rating,timestamp\n1,10,4.0,100\n2,10,bad,200\n1,7,3.5,300\n"
-    assert (path / "movies.csv").read_text() == "movieId,title,genres\n7,Movie 7 (2000),Drama\n10,Movie 10 (2000),Drama\n"
+    path = make_dataset([(1, 10, 4.0, 100), (2, 10, "bad", 200), (1, 7, 3.5, 300)], tags=[(1, 10, "funny, dark", 150)])
+    assert (
+        path / "ratings.csv"
+    ).read_text() == "userId,movieId,rating,timestamp\n1,10,4.0,100\n2,10,bad,200\n1,7,3.5,300\n"
+    assert (
+        path / "movies.csv"
+    ).read_text() == "movieId,title,genres\n7,Movie 7 (2000),Drama\n10,Movie 10 (2000),Drama\n"
     assert (path / "tags.csv").read_text() == 'userId,movieId,tag,timestamp\n1,10,"funny, dark",150\n'
     assert make_dataset([(1, 1, 5.0, 1)]) != path
     assert not (make_dataset([(1, 1, 5.0, 1)]) / "tags.csv").exists()

@@ -1,5 +1,6 @@
 """The content model's forest: seeded and independent of how its rows arrive, fed the pair
 feature vector as declared, and predicting ratings on the label's scale."""
+
 from __future__ import annotations
 
 import random
@@ -14,8 +15,14 @@ from movierec.models.forest import CB_RAW, cb_scores, fit_rf, rf_estimator
 pytestmark = pytest.mark.spark
 
 N_FEATURES = len(FE.PAIR_FEATURES)
-PAIRS_SCHEMA = T.StructType([T.StructField("user_id", T.IntegerType()), T.StructField("movie_id", T.IntegerType()),
-                             T.StructField("features", VectorUDT()), T.StructField("rating", T.DoubleType())])
+PAIRS_SCHEMA = T.StructType(
+    [
+        T.StructField("user_id", T.IntegerType()),
+        T.StructField("movie_id", T.IntegerType()),
+        T.StructField("features", VectorUDT()),
+        T.StructField("rating", T.DoubleType()),
+    ]
+)
 PROBE_SCHEMA = T.StructType([T.StructField("i", T.IntegerType()), T.StructField("features", VectorUDT())])
 
 
@@ -37,8 +44,9 @@ def trees(model) -> str:
 
 
 def predictions(model, spark) -> list[float]:
-    probe = spark.createDataFrame([(i, Vectors.dense([(i * 7 % 11) / 10] * N_FEATURES)) for i in range(12)],
-                                  PROBE_SCHEMA)
+    probe = spark.createDataFrame(
+        [(i, Vectors.dense([(i * 7 % 11) / 10] * N_FEATURES)) for i in range(12)], PROBE_SCHEMA
+    )
     return [row[CB_RAW] for row in cb_scores(model, probe).orderBy("i").collect()]
 
 
@@ -82,8 +90,10 @@ def test_predictions_stay_within_the_ratings_seen(spark, small):
 
 
 def test_the_forest_reads_the_declared_pair_features(spark, small):
-    movies = spark.createDataFrame([(1, "A (1990)", ["Drama"]), (2, "B (2000)", ["Comedy", "Drama"]),
-                                    (3, "C", ["Action"])], "movie_id int, title string, genres array<string>")
+    movies = spark.createDataFrame(
+        [(1, "A (1990)", ["Drama"]), (2, "B (2000)", ["Comedy", "Drama"]), (3, "C", ["Action"])],
+        "movie_id int, title string, genres array<string>",
+    )
     rated = [(u, m, r) for u in range(1, 9) for m, r in ((1, 1.0 + u % 4), (2, 5.0 - u % 3), (3, 3.0))]
     ratings = spark.createDataFrame(rated, "user_id int, movie_id int, rating double")
     tags = spark.createDataFrame([(1, 2, "funny", 1)], "user_id int, movie_id int, tag string, timestamp long")
@@ -102,5 +112,5 @@ def test_the_forest_reads_the_declared_pair_features(spark, small):
     assert user1_movie2["f_user_mean"] == pytest.approx(3.0) and user1_movie2["f_genre_count"] == 2.0
 
     model = fit_rf(pairs, small)
-    assert model.numFeatures == N_FEATURES          # no movie or user id went in
+    assert model.numFeatures == N_FEATURES  # no movie or user id went in
     assert CB_RAW in cb_scores(model, pairs).columns

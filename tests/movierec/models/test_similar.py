@@ -20,4 +20,4 @@ def test_only_eligible_movies_are_neighbours():
     ids = np.array([1, 2, 3])
     factors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     table = nearest_neighbours(ids, factors, 1, eligible=np.array([False, False, True]))
-    assert dict(zip(table.movie_id, table.similar_movie_id)) == {1: 3, 2: 3}     # 3 has no eligible other
+    assert dict(zip(table.movie_id, table.similar_movie_id)) == {1: 3, 2: 3}  # 3 has no eligible other

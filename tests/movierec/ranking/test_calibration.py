@@ -1,4 +1,5 @@
 """Calibration: a logistic regression of liked on each component's z-score, on held-out ratings."""
+
 import math
 import random
 
@@ -10,11 +11,15 @@ pytestmark = pytest.mark.spark
 
 
 def test_labelled_marks_liked_candidates_and_keeps_only_users_with_a_held_out_part(spark):
-    z = spark.createDataFrame([(1, 10, 1.0, 0.0), (1, 11, -1.0, 0.5), (2, 10, 0.0, 0.0)],
-                              "user_id int, movie_id int, z_cf double, z_cb double")   # any columns pass through
-    held_out = spark.createDataFrame([(1, 10, 4.0), (1, 12, 5.0), (1, 11, 3.5)], "user_id int, movie_id int, rating double")
+    z = spark.createDataFrame(
+        [(1, 10, 1.0, 0.0), (1, 11, -1.0, 0.5), (2, 10, 0.0, 0.0)],
+        "user_id int, movie_id int, z_cf double, z_cb double",
+    )  # any columns pass through
+    held_out = spark.createDataFrame(
+        [(1, 10, 4.0), (1, 12, 5.0), (1, 11, 3.5)], "user_id int, movie_id int, rating double"
+    )
     got = {(r["user_id"], r["movie_id"]): r["liked"] for r in calibration.labelled(z, held_out, 4.0).collect()}
-    assert got == {(1, 10): 1.0, (1, 11): 0.0}       # 11 rated below 4; user 2 has no held-out part
+    assert got == {(1, 10): 1.0, (1, 11): 0.0}  # 11 rated below 4; user 2 has no held-out part
 
 
 Z_SCHEMA = "user_id int, movie_id int, z_cf double, z_cb double, z_popularity double, z_quality double, z_taste double"

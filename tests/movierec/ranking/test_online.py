@@ -3,6 +3,7 @@
 `RunModels.score` keeps the run on the driver and scores pairs without Spark; these tests
 hold it to what the batch's functions give over the run's tables (bit for bit where the
 arithmetic is the same, within 1e-12 otherwise: the JVM's exp and C's may differ in the last bit)."""
+
 import math
 
 import numpy as np
@@ -40,9 +41,9 @@ def test_als_prediction_adds_in_single_precision_in_factor_order():
     from movierec.ranking.online import als_prediction
 
     # 1 + 2^-24 is not a float32: adding the small term first or last rounds differently
-    user = np.array([1.0, 2.0 ** -24, 2.0 ** -24], dtype=np.float32)
+    user = np.array([1.0, 2.0**-24, 2.0**-24], dtype=np.float32)
     items = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)
-    assert als_prediction(user, items) == [1.0, 2.0 ** -23]
+    assert als_prediction(user, items) == [1.0, 2.0**-23]
 
 
 def same(a, b) -> bool:
@@ -92,10 +93,15 @@ def test_live_pairs_have_the_batchs_features_evidence_and_stored_scores(spark, p
         assert rows, user
         pairs = spark.createDataFrame([(user, m) for m in rows], "user_id int, movie_id int")
         only = F.col("user_id") == user
-        raw = {r.movie_id: r for r in scoring.raw_scores(pairs, models.als, models.forest, models.movie_feats,
-                                                         models.profiles.where(only)).collect()}
-        feats = {r.movie_id: r
-                 for r in FE.pair_features(pairs, models.movie_feats, models.profiles.where(only)).collect()}
+        raw = {
+            r.movie_id: r
+            for r in scoring.raw_scores(
+                pairs, models.als, models.forest, models.movie_feats, models.profiles.where(only)
+            ).collect()
+        }
+        feats = {
+            r.movie_id: r for r in FE.pair_features(pairs, models.movie_feats, models.profiles.where(only)).collect()
+        }
         live = models.pairs(user, list(rows))
         assert sorted(p.movie_id for p in live) == sorted(rows)
         for pair in live:
@@ -118,14 +124,21 @@ def test_blend_values_is_scoring_blend(spark, pipeline_run):
     names = list(scoring.EVIDENCE)
     columns = list(scoring.EVIDENCE.values())
     rows = [(1, i, *[None if (i + j) % 7 == 0 else rng.uniform(-1, 5) for j in range(len(names))]) for i in range(200)]
-    scale_row = (1, *[v for j, _ in enumerate(names) for v in (rng.uniform(0, 3), 0.0 if j == 1 else rng.uniform(0.1, 2))])
+    scale_row = (
+        1,
+        *[v for j, _ in enumerate(names) for v in (rng.uniform(0, 3), 0.0 if j == 1 else rng.uniform(0.1, 2))],
+    )
     raw = spark.createDataFrame(rows, "user_id int, movie_id int, " + ", ".join(f"{c} double" for c in columns))
-    scale = spark.createDataFrame([scale_row], "user_id int, " + ", ".join(
-        f"{n}_{stat} double" for n in names for stat in ("mean", "std")))   # one zero spread: the MIN_STD floor
+    scale = spark.createDataFrame(
+        [scale_row], "user_id int, " + ", ".join(f"{n}_{stat} double" for n in names for stat in ("mean", "std"))
+    )  # one zero spread: the MIN_STD floor
     scales = scoring.scales_of(scale.first())
     assert scales == {n: (scale_row[1 + 2 * j], scale_row[2 + 2 * j]) for j, n in enumerate(names)}
-    for params in (scoring.Blend.from_settings(settings), scoring.Blend.plain(0.2, 0.8),
-                   scoring.Blend(0.5, 0.5, {"cf": 40.0}, -3.0, {"cb": 30.0, "taste": -2.0}, 1.0)):   # exp overflows
+    for params in (
+        scoring.Blend.from_settings(settings),
+        scoring.Blend.plain(0.2, 0.8),
+        scoring.Blend(0.5, 0.5, {"cf": 40.0}, -3.0, {"cb": 30.0, "taste": -2.0}, 1.0),
+    ):  # exp overflows
         batch = {r.movie_id: r for r in scoring.blend(raw, scale, params).collect()}
         for row in rows:
             evidence = scoring.evidence_of(dict(zip(columns, row[2:])))
@@ -155,7 +168,7 @@ def test_score_is_the_batch_scoring_of_the_same_pairs(spark, pipeline_run, model
         want = expected[row["movie_id"]]
         for column in ("score", "cf_score", "cb_score"):
             assert row[column] == pytest.approx(want[column], abs=1e-12), (row["movie_id"], column)
-    average = 1 / (1 + math.exp(-settings.cf_intercept))   # ALS never saw them: z_cf = 0
+    average = 1 / (1 + math.exp(-settings.cf_intercept))  # ALS never saw them: z_cf = 0
     assert all(row["cf_score"] == pytest.approx(average) for row in live if row["movie_id"] in without_factors)
 
 
@@ -170,4 +183,4 @@ def test_score_of_a_new_movie_uses_the_genres_given(models):
     with pytest.raises(UnknownMovie):
         models.score(3, [999_999])
     with pytest.raises(UnknownUser):
-        models.score(10 ** 8, known)
+        models.score(10**8, known)

@@ -1,4 +1,5 @@
 """The hybrid formula, per-user scaling, top-K and candidate pools on hand-made rows."""
+
 import math
 import random
 
@@ -9,16 +10,18 @@ from movierec.ranking import scoring
 
 pytestmark = pytest.mark.spark
 
-LOW, HIGH = 1 / (1 + math.e), 1 / (1 + math.exp(-1))     # logistic(-1) = 0.268941…, logistic(1) = 0.731058…
+LOW, HIGH = 1 / (1 + math.e), 1 / (1 + math.exp(-1))  # logistic(-1) = 0.268941…, logistic(1) = 0.731058…
 
 
 def test_user_scales_are_mean_and_population_std(spark):
-    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (2, 10, 5.0, 1.0)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double")
+    raw = spark.createDataFrame(
+        [(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (2, 10, 5.0, 1.0)],
+        "user_id int, movie_id int, cf_raw double, cb_raw double",
+    )
     scales = {r["user_id"]: r.asDict() for r in scoring.user_scales(raw).collect()}
-    assert scales[1]["cf_mean"] == 2.0 and scales[1]["cf_std"] == 1.0     # (1+3)/2, sqrt(((1-2)²+(3-2)²)/2)
+    assert scales[1]["cf_mean"] == 2.0 and scales[1]["cf_std"] == 1.0  # (1+3)/2, sqrt(((1-2)²+(3-2)²)/2)
     assert scales[1]["cb_mean"] == 3.0 and scales[1]["cb_std"] == 1.0
-    assert scales[2]["cf_std"] == 0.0                                      # one candidate: no spread
+    assert scales[2]["cf_std"] == 0.0  # one candidate: no spread
 
 
 def logistic(x):
@@ -29,10 +32,13 @@ PLAIN = scoring.Blend.plain(0.7, 0.3)
 
 
 def test_blend_puts_both_components_on_the_users_scale(spark):
-    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (1, 12, None, 3.0)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double")
-    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
-                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    raw = spark.createDataFrame(
+        [(1, 10, 1.0, 2.0), (1, 11, 3.0, 4.0), (1, 12, None, 3.0)],
+        "user_id int, movie_id int, cf_raw double, cb_raw double",
+    )
+    scales = spark.createDataFrame(
+        [(1, 2.0, 1.0, 3.0, 1.0)], "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double"
+    )
     got = {r["movie_id"]: r for r in scoring.blend(raw, scales, PLAIN).collect()}
     # movie 10: z_cf = (1-2)/1 = -1, z_cb = (2-3)/1 = -1 → both logistic(-1)
     assert got[10]["cf_score"] == pytest.approx(LOW) and got[10]["cb_score"] == pytest.approx(LOW)
@@ -44,10 +50,12 @@ def test_blend_puts_both_components_on_the_users_scale(spark):
 
 
 def test_blend_applies_each_components_calibration(spark):
-    raw = spark.createDataFrame([(1, 10, 1.0, 2.0), (1, 12, None, 5.0)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double")
-    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 0.5)],
-                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    raw = spark.createDataFrame(
+        [(1, 10, 1.0, 2.0), (1, 12, None, 5.0)], "user_id int, movie_id int, cf_raw double, cb_raw double"
+    )
+    scales = spark.createDataFrame(
+        [(1, 2.0, 1.0, 3.0, 0.5)], "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double"
+    )
     params = scoring.Blend(0.6, 0.4, cf_slopes={"cf": 2.0}, cf_intercept=-1.0, cb_slopes={"cb": 0.5}, cb_intercept=-3.0)
     got = {r["movie_id"]: r for r in scoring.blend(raw, scales, params).collect()}
     # movie 10: z_cf = -1 → logistic(2·(-1) - 1); z_cb = (2-3)/0.5 = -2 → logistic(0.5·(-2) - 3)
@@ -62,24 +70,31 @@ def test_blend_applies_each_components_calibration(spark):
 def test_a_flat_calibration_leaves_the_order_to_the_steep_component(spark):
     # the content model prefers 11 strongly, ALS prefers 10 mildly; with the content model
     # calibrated flat (it predicts little), ALS's order stands even at equal weights
-    raw = spark.createDataFrame([(1, 10, 2.5, 1.0), (1, 11, 1.5, 5.0)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double")
-    scales = spark.createDataFrame([(1, 2.0, 0.5, 3.0, 1.0)],
-                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    raw = spark.createDataFrame(
+        [(1, 10, 2.5, 1.0), (1, 11, 1.5, 5.0)], "user_id int, movie_id int, cf_raw double, cb_raw double"
+    )
+    scales = spark.createDataFrame(
+        [(1, 2.0, 0.5, 3.0, 1.0)], "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double"
+    )
     best = lambda params: scoring.top_k(scoring.blend(raw, scales, params), 1).first()["movie_id"]
     assert best(scoring.Blend(0.5, 0.5, {"cf": 1.0}, -2.0, {"cb": 1.0}, -2.0)) == 11
     assert best(scoring.Blend(0.5, 0.5, {"cf": 1.0}, -2.0, {"cb": 0.1}, -2.0)) == 10
 
 
 def test_content_evidence_beyond_the_forest_enters_the_content_score(spark):
-    raw = spark.createDataFrame([(1, 10, 1.0, 3.0, 1.0, 3.0, 0.2), (1, 11, 1.0, 3.0, 3.0, 4.0, 0.4)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double, f_movie_popularity double, "
-                                "f_movie_mean double, f_genre_taste double")
+    raw = spark.createDataFrame(
+        [(1, 10, 1.0, 3.0, 1.0, 3.0, 0.2), (1, 11, 1.0, 3.0, 3.0, 4.0, 0.4)],
+        "user_id int, movie_id int, cf_raw double, cb_raw double, f_movie_popularity double, "
+        "f_movie_mean double, f_genre_taste double",
+    )
     scales = scoring.user_scales(raw)
     row = scales.first()
-    assert (row["popularity_mean"], row["popularity_std"], row["quality_mean"], row["taste_std"]) == \
-        pytest.approx((2.0, 1.0, 3.5, 0.1))
-    params = scoring.Blend(0.7, 0.3, {"cf": 1.0}, -1.0, {"cb": 0.5, "popularity": 2.0, "quality": -1.0, "taste": 0.0}, -3.0)
+    assert (row["popularity_mean"], row["popularity_std"], row["quality_mean"], row["taste_std"]) == pytest.approx(
+        (2.0, 1.0, 3.5, 0.1)
+    )
+    params = scoring.Blend(
+        0.7, 0.3, {"cf": 1.0}, -1.0, {"cb": 0.5, "popularity": 2.0, "quality": -1.0, "taste": 0.0}, -3.0
+    )
     got = {r["movie_id"]: r for r in scoring.blend(raw, scales, params).collect()}
     # movie 11: z_cb = 0 (no spread), z_popularity = +1, z_quality = +1, taste has slope 0
     assert got[11]["cb_score"] == pytest.approx(logistic(2.0 * 1 - 1.0 * 1 - 3.0))
@@ -89,53 +104,67 @@ def test_content_evidence_beyond_the_forest_enters_the_content_score(spark):
 
 def test_evidence_a_runs_scales_lack_counts_as_average(spark):
     # a run scored before popularity was evidence: its stored scales have no popularity columns
-    raw = spark.createDataFrame([(1, 10, 1.0, 3.0, 1.0)], "user_id int, movie_id int, cf_raw double, cb_raw double, "
-                                                         "f_movie_popularity double")
-    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
-                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
+    raw = spark.createDataFrame(
+        [(1, 10, 1.0, 3.0, 1.0)], "user_id int, movie_id int, cf_raw double, cb_raw double, f_movie_popularity double"
+    )
+    scales = spark.createDataFrame(
+        [(1, 2.0, 1.0, 3.0, 1.0)], "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double"
+    )
     params = scoring.Blend(0.7, 0.3, {"cf": 1.0}, 0.0, {"cb": 1.0, "popularity": 5.0}, -1.0)
     row = scoring.blend(raw, scales, params).first()
-    assert row["cb_score"] == pytest.approx(logistic(-1.0))            # z_cb = 0, z_popularity taken as 0
+    assert row["cb_score"] == pytest.approx(logistic(-1.0))  # z_cb = 0, z_popularity taken as 0
     scale = scoring.Scale
-    live = scoring.blend_values({"cf": 1.0, "cb": 3.0, "popularity": 1.0}, {"cf": scale(2.0, 1.0), "cb": scale(3.0, 1.0)},
-                                params)
+    live = scoring.blend_values(
+        {"cf": 1.0, "cb": 3.0, "popularity": 1.0}, {"cf": scale(2.0, 1.0), "cb": scale(3.0, 1.0)}, params
+    )
     assert live["cb_score"] == pytest.approx(row["cb_score"]) and live["score"] == pytest.approx(row["score"])
 
 
 def test_settings_give_every_piece_of_evidence_a_slope():
     from movierec.config import Settings
+
     params = scoring.Blend.from_settings(Settings())
     assert list(params.cf_slopes) == list(scoring.CF_EVIDENCE) and list(params.cb_slopes) == list(scoring.CB_EVIDENCE)
 
 
 def test_weights_change_the_order(spark):
-    raw = spark.createDataFrame([(1, 10, 3.0, 2.0), (1, 11, 1.0, 4.0)],
-                                "user_id int, movie_id int, cf_raw double, cb_raw double")
-    scales = spark.createDataFrame([(1, 2.0, 1.0, 3.0, 1.0)],
-                                   "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double")
-    best = lambda w_cf, w_cb: scoring.top_k(scoring.blend(raw, scales, scoring.Blend.plain(w_cf, w_cb)),
-                                            1).first()["movie_id"]
-    assert best(0.7, 0.3) == 10      # ALS prefers 10
-    assert best(0.3, 0.7) == 11      # the content model prefers 11
+    raw = spark.createDataFrame(
+        [(1, 10, 3.0, 2.0), (1, 11, 1.0, 4.0)], "user_id int, movie_id int, cf_raw double, cb_raw double"
+    )
+    scales = spark.createDataFrame(
+        [(1, 2.0, 1.0, 3.0, 1.0)], "user_id int, cf_mean double, cf_std double, cb_mean double, cb_std double"
+    )
+    best = lambda w_cf, w_cb: scoring.top_k(scoring.blend(raw, scales, scoring.Blend.plain(w_cf, w_cb)), 1).first()[
+        "movie_id"
+    ]
+    assert best(0.7, 0.3) == 10  # ALS prefers 10
+    assert best(0.3, 0.7) == 11  # the content model prefers 11
 
 
 def test_top_k_ranks_from_one_and_breaks_ties_by_movie_id(spark):
-    scored = spark.createDataFrame([(1, 30, 0.5), (1, 20, 0.5), (1, 10, 0.9), (1, 40, 0.1), (2, 10, 0.3)],
-                                   "user_id int, movie_id int, score double")
-    expected = spark.createDataFrame([(1, 10, 0.9, 1), (1, 20, 0.5, 2), (1, 30, 0.5, 3), (2, 10, 0.3, 1)],
-                                     "user_id int, movie_id int, score double, rank int")
+    scored = spark.createDataFrame(
+        [(1, 30, 0.5), (1, 20, 0.5), (1, 10, 0.9), (1, 40, 0.1), (2, 10, 0.3)],
+        "user_id int, movie_id int, score double",
+    )
+    expected = spark.createDataFrame(
+        [(1, 10, 0.9, 1), (1, 20, 0.5, 2), (1, 30, 0.5, 3), (2, 10, 0.3, 1)],
+        "user_id int, movie_id int, score double, rank int",
+    )
     assertDataFrameEqual(scoring.top_k(scored, 3), expected)
 
 
 def test_content_pool_takes_the_most_rated_and_every_new_movie(spark):
-    feats = spark.createDataFrame([(1, 50, 4.0), (2, 10, 3.0), (3, 30, 3.5), (4, 0, 3.5), (5, 1, 5.0)],
-                                  "movie_id int, n_ratings long, mean_rating double")
+    feats = spark.createDataFrame(
+        [(1, 50, 4.0), (2, 10, 3.0), (3, 30, 3.5), (4, 0, 3.5), (5, 1, 5.0)],
+        "movie_id int, n_ratings long, mean_rating double",
+    )
     assert sorted(r["movie_id"] for r in scoring.content_pool(feats, 2).collect()) == [1, 3, 4]
 
 
 def test_popular_movies_by_count_then_mean(spark):
-    feats = spark.createDataFrame([(1, 10, 3.0), (2, 10, 4.0), (3, 50, 2.0), (4, 0, 3.5)],
-                                  "movie_id int, n_ratings long, mean_rating double")
+    feats = spark.createDataFrame(
+        [(1, 10, 3.0), (2, 10, 4.0), (3, 50, 2.0), (4, 0, 3.5)], "movie_id int, n_ratings long, mean_rating double"
+    )
     assert [(r["rank"], r["movie_id"]) for r in scoring.popular_movies(feats, 3).collect()] == [(1, 3), (2, 2), (3, 1)]
 
 
@@ -146,13 +175,15 @@ def test_content_candidates_are_the_best_unrated_movies_of_the_whole_pool(spark)
     rng = random.Random(5)
     weights = lambda keys: {k: rng.choice([0.25, 0.5, 1.0]) for k in rng.sample(range(4), keys)}
     movies = [(m, weights(rng.randint(0, 2)), rng.choice([0, 1, 2, 5, 5, 9])) for m in range(1, 121)]
-    users = [(u, weights(rng.randint(0, 3)), {k: -v for k, v in weights(rng.randint(0, 2)).items()})
-             for u in range(1, 9)]
+    users = [
+        (u, weights(rng.randint(0, 3)), {k: -v for k, v in weights(rng.randint(0, 2)).items()}) for u in range(1, 9)
+    ]
     rated = {u: set(rng.sample(range(1, 121), rng.choice([0, 3, 40, 100]))) for u, _, _ in users}
     pool = spark.createDataFrame(movies, "movie_id int, genre_map map<int,double>, n_ratings long")
     profiles = spark.createDataFrame(users, "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>")
-    ratings = spark.createDataFrame([(u, m) for u, ms in rated.items() for m in ms] or [(0, 0)],
-                                    "user_id int, movie_id int")
+    ratings = spark.createDataFrame(
+        [(u, m) for u, ms in rated.items() for m in ms] or [(0, 0)], "user_id int, movie_id int"
+    )
     n = 7
 
     got = {}
@@ -170,10 +201,12 @@ def test_content_candidates_rank_unrated_movies_by_genre_affinity(spark):
     # movies 1, 2 and 4 share one genre vector, so their affinity is computed once per user
     pool = spark.createDataFrame(
         [(1, {0: 1.0}, 5), (2, {0: 1.0}, 9), (3, {1: 0.6, 2: 0.8}, 7), (4, {0: 1.0}, 9), (5, {}, 0)],
-        "movie_id int, genre_map map<int,double>, n_ratings long")
+        "movie_id int, genre_map map<int,double>, n_ratings long",
+    )
     profiles = spark.createDataFrame(
         [(1, {0: 0.5}, {0: 0.2, 1: 0.1}), (2, {1: 1.0, 2: -1.0}, {2: 0.5})],
-        "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>")
+        "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>",
+    )
     ratings = spark.createDataFrame([(1, 4), (2, 5)], "user_id int, movie_id int")
     got = scoring.content_candidates(profiles, pool, ratings, 2).collect()
     # user 1: movies 1, 2 (0.7 each; 2 is more rated) ahead of 3 (0.06) and 5 (0); 4 is rated

@@ -1,4 +1,5 @@
 """A stage refuses an input that is not completely written (what a crash inside Spark's commit leaves)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The movierec zip that spark-submit ships as --py-files."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,11 @@ PROJECT = Path(__file__).resolve().parents[3]
 
 def test_zip_holds_every_module_of_the_library_and_no_caches(jobs_zip):
     names = set(zipfile.ZipFile(jobs_zip).namelist())
-    expected = {p.relative_to(PROJECT).as_posix() for p in (PROJECT / "movierec").rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    expected = {
+        p.relative_to(PROJECT).as_posix()
+        for p in (PROJECT / "movierec").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
     assert {"movierec/__init__.py", "movierec/config.py", "movierec/stages/ingest.py"} <= names
     assert names == expected
     assert {n.split("/")[0] for n in names} == {"movierec"}
@@ -28,9 +32,17 @@ def test_same_sources_give_the_same_bytes(jobs_zip, tmp_path):
 def test_the_library_imports_from_the_zip_alone(jobs_zip):
     """An interpreter without site-packages (so without the installed package) imports
     `movierec` from the zip, as an executor that only got --py-files does."""
-    code = "import movierec.config, movierec.spark.paths; print(movierec.config.__file__); print(movierec.config.from_env({}).top_k)"
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(jobs_zip)!r}); {code}"],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+    code = (
+        "import movierec.config, movierec.spark.paths; "
+        "print(movierec.config.__file__); print(movierec.config.from_env({}).top_k)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(jobs_zip)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.split()
     assert first.startswith(str(jobs_zip))
@@ -39,10 +51,14 @@ def test_the_library_imports_from_the_zip_alone(jobs_zip):
 
 def test_command_line_writes_the_zip(tmp_path):
     out = tmp_path / "sub" / "movierec.zip"
-    done = subprocess.run([sys.executable, "-m", "movierec.spark.package", str(out)], capture_output=True, text=True,
-                          timeout=60, cwd=PROJECT)
+    done = subprocess.run(
+        [sys.executable, "-m", "movierec.spark.package", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out)
     assert zipfile.ZipFile(out).testzip() is None
     assert not list(out.parent.glob("*.tmp"))
-

@@ -1,5 +1,6 @@
 """Run paths: the run-id rule, each stage's folder under `<warehouse>/runs/<run_id>/`, and
 local_path; every expected string is written out by hand."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,19 +34,50 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("run_id", [
-    "a", "7", "x" * 200, "manual__2026-11-29T10:00:00+00:00", "scheduled__2026-01-01T02:00:00.123456+00:00",
-    "test-run-1", "r.1_2:3+4", "x..",
-])
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "a",
+        "7",
+        "x" * 200,
+        "manual__2026-11-29T10:00:00+00:00",
+        "scheduled__2026-01-01T02:00:00.123456+00:00",
+        "test-run-1",
+        "r.1_2:3+4",
+        "x..",
+    ],
+)
 def test_accepted_run_ids_come_back_unchanged(run_id):
     assert check_run_id(run_id) == run_id
     assert RunPaths("/tmp/wh", run_id).root == f"file:///tmp/wh/runs/{run_id}"
 
 
-@pytest.mark.parametrize("run_id", [
-    "../x", "..", ".", "a/b", "/abs", "a\\b", "", None, " x", "x y", "-x", "_x", ".hidden", "x" * 201,
-    "ünïcode", "a~b", "~x", "abc\n", "a\nb", "a\x00b", "a\tb",
-])
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "../x",
+        "..",
+        ".",
+        "a/b",
+        "/abs",
+        "a\\b",
+        "",
+        None,
+        " x",
+        "x y",
+        "-x",
+        "_x",
+        ".hidden",
+        "x" * 201,
+        "ünïcode",
+        "a~b",
+        "~x",
+        "abc\n",
+        "a\nb",
+        "a\x00b",
+        "a\tb",
+    ],
+)
 def test_unsafe_run_ids_are_refused(run_id):
     with pytest.raises(BadRunId, match="run id"):
         check_run_id(run_id)
@@ -73,15 +105,18 @@ def test_every_path_property_is_listed_here():
     assert properties - {"root"} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("warehouse, root", [
-    ("s3a://bucket/wh", "s3a://bucket/wh/runs/r1"),
-    ("s3a://bucket/wh/", "s3a://bucket/wh/runs/r1"),
-    ("hdfs://namenode:8020/user/movierec/wh//", "hdfs://namenode:8020/user/movierec/wh/runs/r1"),
-    ("file:///data/wh/", "file:///data/wh/runs/r1"),
-    ("file:/data/wh", "file:/data/wh/runs/r1"),
-    ("/data/wh/", "file:///data/wh/runs/r1"),
-    ("/data/my wh 100%", "file:///data/my wh 100%/runs/r1"),     # not percent-encoded: Hadoop reads it as is
-])
+@pytest.mark.parametrize(
+    "warehouse, root",
+    [
+        ("s3a://bucket/wh", "s3a://bucket/wh/runs/r1"),
+        ("s3a://bucket/wh/", "s3a://bucket/wh/runs/r1"),
+        ("hdfs://namenode:8020/user/movierec/wh//", "hdfs://namenode:8020/user/movierec/wh/runs/r1"),
+        ("file:///data/wh/", "file:///data/wh/runs/r1"),
+        ("file:/data/wh", "file:/data/wh/runs/r1"),
+        ("/data/wh/", "file:///data/wh/runs/r1"),
+        ("/data/my wh 100%", "file:///data/my wh 100%/runs/r1"),  # not percent-encoded: Hadoop reads it as is
+    ],
+)
 def test_uris_stay_as_given_and_plain_paths_become_file_uris(warehouse, root):
     paths = RunPaths(warehouse, "r1")
     assert paths.root == root
@@ -93,14 +128,17 @@ def test_a_relative_warehouse_is_made_absolute(tmp_path, monkeypatch):
     assert RunPaths("var/wh", "r1").root == f"file://{tmp_path.resolve()}/var/wh/runs/r1"
 
 
-@pytest.mark.parametrize("uri, expected", [
-    ("file:///data/wh/runs/r1", Path("/data/wh/runs/r1")),
-    ("file:/data/wh", Path("/data/wh")),
-    ("/data/wh", Path("/data/wh")),
-    ("data/ml-latest-small", Path("data/ml-latest-small")),
-    ("hdfs://namenode:8020/wh", None),
-    ("s3a://bucket/wh", None),
-])
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("file:///data/wh/runs/r1", Path("/data/wh/runs/r1")),
+        ("file:/data/wh", Path("/data/wh")),
+        ("/data/wh", Path("/data/wh")),
+        ("data/ml-latest-small", Path("data/ml-latest-small")),
+        ("hdfs://namenode:8020/wh", None),
+        ("s3a://bucket/wh", None),
+    ],
+)
 def test_local_path(uri, expected):
     assert local_path(uri) == expected
 

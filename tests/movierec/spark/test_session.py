@@ -1,5 +1,6 @@
 """The one session builder: what it applies (checked on the running session and its JVM, not
 on the builder's own constants), and that a process never gets a second session."""
+
 from __future__ import annotations
 
 import re
@@ -11,9 +12,15 @@ from movierec.spark.session import _checkpoint_dir, build_session, launch_conf, 
 
 pytestmark = pytest.mark.spark
 
-JIT_OPTIONS = {"Tier3InvocationThreshold", "Tier3MinInvocationThreshold", "Tier3CompileThreshold",
-               "Tier4InvocationThreshold", "Tier4MinInvocationThreshold", "Tier4CompileThreshold",
-               "Tier4BackEdgeThreshold"}
+JIT_OPTIONS = {
+    "Tier3InvocationThreshold",
+    "Tier3MinInvocationThreshold",
+    "Tier3CompileThreshold",
+    "Tier4InvocationThreshold",
+    "Tier4MinInvocationThreshold",
+    "Tier4CompileThreshold",
+    "Tier4BackEdgeThreshold",
+}
 
 
 def test_the_session_carries_the_settings(spark, settings):
@@ -45,11 +52,11 @@ def test_the_driver_jvm_runs_with_the_launch_options(spark):
     """The options reach the JVM itself: its input arguments and its garbage collectors."""
     management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
     arguments = list(management.getRuntimeMXBean().getInputArguments())
-    assert "-Xss16m" in arguments                        # deep ALS lineage needs a big thread stack
+    assert "-Xss16m" in arguments  # deep ALS lineage needs a big thread stack
     assert "-XX:+UseParallelGC" in arguments
-    assert "-Xmx4g" in arguments                         # spark.driver.memory
+    assert "-Xmx4g" in arguments  # spark.driver.memory
     collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
-    assert collectors == {"PS Scavenge", "PS MarkSweep"}   # the parallel collector, not G1
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}  # the parallel collector, not G1
     tiers = {m.group(1) for a in arguments if (m := re.fullmatch(r"-XX:(Tier\w+)=\d+", a))}
     assert tiers == JIT_OPTIONS
 

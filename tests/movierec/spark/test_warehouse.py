@@ -1,5 +1,6 @@
 """Warehouse reads and writes on tiny frames: round trips, overwrite on rewrite (a retried
 stage leaves no duplicates), the empty-result rule, JSON reports, exists and delete."""
+
 from __future__ import annotations
 
 import datetime
@@ -7,8 +8,7 @@ import datetime
 import pytest
 
 from movierec.spark.paths import RunPaths, local_path
-from movierec.spark.warehouse import (EmptyResult, delete, exists, read_json, read_table, write_json,
-                                      write_table)
+from movierec.spark.warehouse import EmptyResult, delete, exists, read_json, read_table, write_json, write_table
 
 pytestmark = pytest.mark.spark
 
@@ -41,7 +41,7 @@ def test_a_table_round_trips(spark, paths):
 def test_rewriting_overwrites_so_a_retry_leaves_no_duplicates(spark, paths):
     df = spark.createDataFrame(ROWS, SCHEMA)
     write_table(df, paths.ratings)
-    write_table(df, paths.ratings)                  # the retry
+    write_table(df, paths.ratings)  # the retry
     assert rows_of(read_table(spark, paths.ratings)) == ROWS
     write_table(spark.createDataFrame([(9, 99, 5.0, 900)], SCHEMA), paths.ratings)
     assert rows_of(read_table(spark, paths.ratings)) == [(9, 99, 5.0, 900)]
@@ -75,8 +75,12 @@ def test_an_empty_table_is_written_when_rows_are_not_required(spark, paths):
 def test_json_round_trip_and_rewrite(spark, paths):
     report = {"rows": 3, "b": [1, 2.5, None], "a": {"x": "y"}, "when": datetime.date(2026, 1, 2)}
     write_json(spark, paths.ingest_report, report)
-    assert read_json(spark, paths.ingest_report) == {"rows": 3, "b": [1, 2.5, None], "a": {"x": "y"},
-                                                     "when": "2026-01-02"}
+    assert read_json(spark, paths.ingest_report) == {
+        "rows": 3,
+        "b": [1, 2.5, None],
+        "a": {"x": "y"},
+        "when": "2026-01-02",
+    }
     # one file of one line, keys sorted
     [name] = part_files(paths.ingest_report)
     text = (local_path(paths.ingest_report) / name).read_text()
@@ -98,7 +102,7 @@ def test_exists_and_delete_for_uris_and_plain_paths(spark, paths, tmp_path):
         assert exists(spark, path)
         delete(spark, path)
         assert not exists(spark, path) and not local_path(path).exists()
-        delete(spark, path)                         # deleting what is not there is no error
+        delete(spark, path)  # deleting what is not there is no error
 
 
 def test_a_local_warehouse_is_the_folder_that_was_named(spark, tmp_path):

@@ -1,17 +1,18 @@
 """The whole pipeline, once, on generated data: the output contract, idempotent reruns, the
 same run in PostgreSQL, and live scoring that agrees with the batch."""
-import pyspark
+
 import math
 
+import pyspark
 import pytest
 import sqlalchemy as sa
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from movierec.store import runs as store
 from movierec.spark.paths import RunPaths
-from movierec.stages.pipeline import run_pipeline
 from movierec.spark.warehouse import read_json, read_table
+from movierec.stages.pipeline import run_pipeline
+from movierec.store import runs as store
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -32,8 +33,12 @@ def test_every_user_gets_k_unrated_movies_ranked_1_to_k(spark, run):
     ratings = read_table(spark, paths.ratings)
     assert recs.columns == ["user_id", "rank", "movie_id", "score", "cf_score", "cb_score"]
     users = ratings.select("user_id").distinct().count()
-    per_user = recs.groupBy("user_id").agg(F.count("*").alias("n"), F.min("rank").alias("lo"),
-                                           F.max("rank").alias("hi"), F.countDistinct("movie_id").alias("movies"))
+    per_user = recs.groupBy("user_id").agg(
+        F.count("*").alias("n"),
+        F.min("rank").alias("lo"),
+        F.max("rank").alias("hi"),
+        F.countDistinct("movie_id").alias("movies"),
+    )
     assert per_user.count() == users == 150
     k = settings.top_k
     assert per_user.where(f"n != {k} or lo != 1 or hi != {k} or movies != {k}").count() == 0
@@ -80,8 +85,11 @@ def test_the_same_run_publishes_into_postgresql(spark, run, postgres_server):
     settings, run_id, _ = run
     url = postgres_server.create_database("pipeline")
     run_pipeline(spark, settings.replace(db_url=url), run_id, ["publish"])
-    queries = ["select count(*), count(distinct user_id), sum(movie_id), round(sum(score)::numeric, 6) "
-               "from recommendations", "select count(*) from similar_movies", "select count(*) from movies"]
+    queries = [
+        "select count(*), count(distinct user_id), sum(movie_id), round(sum(score)::numeric, 6) from recommendations",
+        "select count(*) from similar_movies",
+        "select count(*) from movies",
+    ]
     pg, lite = store.engine_for(url), store.engine_for(settings.db_url)
     with pg.connect() as p, lite.connect() as s:
         assert store.active_run_id(p) == run_id
@@ -103,10 +111,13 @@ def test_live_scoring_agrees_with_the_batch(spark, run):
         for column in ("score", "cf_score", "cb_score"):
             assert row[column] == pytest.approx(stored[movie_id][column], abs=1e-9)
     assert [r["movie_id"] for r in models.recommend(3, 5)] == [
-        m for m, _ in sorted(((m, r["rank"]) for m, r in stored.items()), key=lambda x: x[1])][:5]
+        m for m, _ in sorted(((m, r["rank"]) for m, r in stored.items()), key=lambda x: x[1])
+    ][:5]
     new = models.score(3, [999_999], {999_999: ["Comedy"]})
     # ALS never saw it: z_cf = 0, the chance of an average candidate
-    assert new[0]["cf_score"] == pytest.approx(1 / (1 + math.exp(-settings.cf_intercept))) and 0 < new[0]["cb_score"] < 1
+    assert (
+        new[0]["cf_score"] == pytest.approx(1 / (1 + math.exp(-settings.cf_intercept))) and 0 < new[0]["cb_score"] < 1
+    )
     with pytest.raises(UnknownMovie):
         models.score(3, [999_999])
 

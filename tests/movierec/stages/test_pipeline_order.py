@@ -2,6 +2,7 @@
 
 The stage bodies here are stand-ins that record what ran when (the real stages run this
 way in the session's pipeline run, conftest.pipeline_run); what is tested is the order."""
+
 import threading
 import time
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.spark
 
 class Recorder:
     def __init__(self):
-        self.events: list[tuple[str, str, str]] = []     # (stage, "start"/"end", thread name)
+        self.events: list[tuple[str, str, str]] = []  # (stage, "start"/"end", thread name)
         self.lock = threading.Lock()
 
     def note(self, stage: str, what: str) -> None:
@@ -32,6 +33,7 @@ class Recorder:
                 body()
             self.note(name, "end")
             return {"stage": name}
+
         return run
 
 
@@ -48,11 +50,14 @@ def test_evaluate_runs_beside_the_chain_and_publish_waits_for_it(spark, settings
     # score (before evaluate in STAGES) goes on only once evaluate has started: run one after
     # the other, score would wait in vain
     evaluate_started = threading.Event()
+
     def evaluate():
         evaluate_started.set()
         time.sleep(0.2)
+
     def score():
         assert evaluate_started.wait(timeout=30), "evaluate did not run beside the other stages"
+
     recorder.bodies["evaluate"] = evaluate
     recorder.bodies["score"] = score
 
@@ -77,6 +82,7 @@ def test_without_beside_the_stages_run_one_after_another(spark, settings, record
 def test_a_failed_evaluate_stops_the_run_before_publish(spark, settings, recorder):
     def evaluate():
         raise RuntimeError("evaluate broke")
+
     recorder.bodies["evaluate"] = evaluate
     recorder.bodies["featurize"] = lambda: time.sleep(0.5)
 
@@ -89,6 +95,7 @@ def test_a_failed_evaluate_stops_the_run_before_publish(spark, settings, recorde
 def test_a_failed_stage_of_the_chain_waits_for_evaluate_and_raises_its_error(spark, settings, recorder):
     def featurize():
         raise ValueError("featurize broke")
+
     recorder.bodies["featurize"] = featurize
     recorder.bodies["evaluate"] = lambda: time.sleep(0.5)
 
@@ -96,6 +103,6 @@ def test_a_failed_stage_of_the_chain_waits_for_evaluate_and_raises_its_error(spa
         run_pipeline(spark, settings, "order-4")
 
     ran = [(s, w) for s, w, _ in recorder.events]
-    assert ("evaluate", "end") in ran                     # waited for, not left running
+    assert ("evaluate", "end") in ran  # waited for, not left running
     assert not any(s in ("train_als", "train_rf", "score", "publish") for s, _ in ran)
     assert not any(t.name == "movierec-evaluate" and t.is_alive() for t in threading.enumerate())

@@ -5,6 +5,7 @@ the retry of an already active run; test_quality.py the gate's rule.
 
 The expected rows are the stage's inputs, read from the warehouse Parquet: publishing is a
 copy, so the copy must equal its source row for row."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,8 +35,9 @@ def run(pipeline_run, tmp_path):
     settings, run_id = pipeline_run
     warehouse = tmp_path / "warehouse"
     shutil.copytree(local_path(RunPaths(settings.warehouse, run_id).root), warehouse / "runs" / run_id)
-    own = settings.replace(warehouse=str(warehouse), db_url=f"sqlite:///{tmp_path / 'store.db'}",
-                           skip_quality_gate=False)
+    own = settings.replace(
+        warehouse=str(warehouse), db_url=f"sqlite:///{tmp_path / 'store.db'}", skip_quality_gate=False
+    )
     return own, run_id, RunPaths(own.warehouse, run_id)
 
 
@@ -43,18 +45,21 @@ def serve_an_excellent_run(engine) -> None:
     """An active run whose NDCG@10 the test run cannot come near: the gate must refuse."""
     store.begin_run(engine, SERVING, {}, store.utc_now())
     store.load_run(engine, SERVING, {"recommendations": [[SERVING_ROW]], "run_users": [[(1, 20)]]})
-    store.activate_run(engine, SERVING, {"models": {"hybrid": {"ndcg": 0.99}, "popularity": {"ndcg": 0.0}}},
-                       store.utc_now())
+    store.activate_run(
+        engine, SERVING, {"models": {"hybrid": {"ndcg": 0.99}, "popularity": {"ndcg": 0.0}}}, store.utc_now()
+    )
 
 
 def stored(engine, table: str, columns: str, run_id: str) -> set[tuple]:
     with engine.connect() as conn:
-        return {tuple(r) for r in conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE run_id = :r"),
-                                               {"r": run_id})}
+        return {
+            tuple(r) for r in conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE run_id = :r"), {"r": run_id})
+        }
 
 
 def expected_rows(spark, paths) -> dict[str, set[tuple]]:
     """What the store must hold for the run, from the warehouse (ratings counted in Python)."""
+
     def rows(path, *columns):
         return {tuple(r) for r in read_table(spark, path).select(*columns).collect()}
 
@@ -77,13 +82,14 @@ COLUMNS = {
 
 def assert_the_store_holds_exactly_the_run(engine, spark, paths) -> None:
     expected = expected_rows(spark, paths)
-    assert len(expected["recommendations"]) == 150 * 10 and len(expected["run_users"]) == 150   # small_data, top_k
+    assert len(expected["recommendations"]) == 150 * 10 and len(expected["run_users"]) == 150  # small_data, top_k
     for table, columns in COLUMNS.items():
         assert stored(engine, table, columns, paths.run_id) == expected[table], table
     with engine.connect() as conn:
-        counted = conn.execute(sa.text("SELECT count(*) FROM recommendations WHERE run_id = :r"),
-                               {"r": paths.run_id}).scalar()
-    assert counted == 1500                                # no duplicates hiding behind the set
+        counted = conn.execute(
+            sa.text("SELECT count(*) FROM recommendations WHERE run_id = :r"), {"r": paths.run_id}
+        ).scalar()
+    assert counted == 1500  # no duplicates hiding behind the set
 
 
 def test_a_refused_run_leaves_the_active_run_serving_and_none_of_its_rows(spark, run):
@@ -99,10 +105,10 @@ def test_a_refused_run_leaves_the_active_run_serving_and_none_of_its_rows(spark,
         refused = store.get_run(conn, run_id)
         movies = conn.execute(sa.text("SELECT count(*) FROM movies")).scalar()
     assert refused["status"] == "rejected" and "hybrid NDCG@10" in refused["message"]
-    assert refused["metrics"] == read_json(spark, paths.metrics)      # kept, to say why
+    assert refused["metrics"] == read_json(spark, paths.metrics)  # kept, to say why
     for table in PER_RUN:
         assert stored(engine, table, "*", run_id) == set(), table
-    assert movies == 0                                    # refused before the catalogue was touched
+    assert movies == 0  # refused before the catalogue was touched
     # readers still get the serving run, unchanged
     served, rows = reader.get_stored_page(engine, 1, k=10)
     assert served == SERVING
@@ -118,7 +124,7 @@ def test_a_refused_run_leaves_the_active_run_serving_and_none_of_its_rows(spark,
     assert_the_store_holds_exactly_the_run(engine, spark, paths)
     with engine.connect() as conn:
         assert store.active_run_id(conn) == run_id
-        assert store.get_run(conn, SERVING)["status"] == "published"     # kept for rollback
+        assert store.get_run(conn, SERVING)["status"] == "published"  # kept for rollback
     assert read_json(spark, paths.publish_report)["status"] == "published"
     engine.dispose()
 
@@ -129,8 +135,14 @@ def test_a_retry_after_an_attempt_that_died_midway_leaves_exactly_the_run(spark,
     engine = store.engine_for(settings.db_url)
     # an earlier attempt loaded some rows and died before activating the run
     store.begin_run(engine, run_id, {}, store.utc_now())
-    store.load_run(engine, run_id, {"recommendations": [[(1, 1, 999_999, 0.5, 0.5, 0.5), (1, 99, 1, 0.1, 0.1, 0.1)]],
-                                    "run_users": [[(1, 1), (424242, 3)]]})
+    store.load_run(
+        engine,
+        run_id,
+        {
+            "recommendations": [[(1, 1, 999_999, 0.5, 0.5, 0.5), (1, 99, 1, 0.1, 0.1, 0.1)]],
+            "run_users": [[(1, 1), (424242, 3)]],
+        },
+    )
 
     report = run_stage("publish", publish, spark, settings, run_id)
     assert report["status"] == "published" and report["previous_run"] is None

@@ -2,6 +2,7 @@
 run_id)` (the report, its timing field, the progress lines) and `stage_main(stage, fn, argv)`
 (exit code 2 for a bad setting, before any Spark is started).  How the arguments are parsed
 is deliberately not looked at."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ def runner_messages(caplog) -> list[str]:
 def test_run_stage_returns_the_stage_report_plus_its_seconds(settings, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     fn = Recorder({"rows": 3, "note": "x"}, sleep=0.3)
-    session = object()       # run_stage only hands the session to the stage
+    session = object()  # run_stage only hands the session to the stage
     started = time.perf_counter()
     report = run_stage("ingest", fn, session, settings, "r-1")
     elapsed = time.perf_counter() - started
@@ -124,13 +125,13 @@ BAD = [
     # (argv, environment, a word the log must name; None: the parser's own message)
     (["--run-id", "r1", "--top-k", "0"], {}, "top_k"),
     (["--run-id", "r1", "--top-k", "many"], {}, "top"),
-    (["--run-id", "r1", "--skip-quality-gate", "maybe"], {}, None),   # how it is worded is the parser's
+    (["--run-id", "r1", "--skip-quality-gate", "maybe"], {}, None),  # how it is worded is the parser's
     (["--run-id", "r1", "--als-feedback", "stars"], {}, "als_feedback"),
     (["--run-id", "r1"], {"MOVIEREC_RF_TREES": "forty"}, "RF_TREES"),
     (["--run-id", "r1"], {"MOVIEREC_CF_WEIGHT": "-1"}, "cf_weight"),
     (["--run-id", "r1", "--no-such-setting", "1"], {}, None),
-    (["--top-k", "5"], {}, None),                    # no run id
-    (["--run-id", "../x"], {}, "run id"),            # refused before Spark starts
+    (["--top-k", "5"], {}, None),  # no run id
+    (["--run-id", "../x"], {}, "run id"),  # refused before Spark starts
 ]
 
 
@@ -138,13 +139,19 @@ def test_stage_main_exits_2_on_a_bad_setting_without_starting_spark(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "PYSPARK_GATEWAY", "PYSPARK_SUBMIT"))}
     env["PYTHONPATH"] = str(PROJECT)
     cases = [(argv, extra) for argv, extra, _ in BAD]
-    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(cases)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(cases)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     for (argv, extra, word), result in zip(BAD, answer["results"]):
         assert result["code"] == 2, (argv, extra, result)
         assert not result["stage_ran"], (argv, extra)
-        if word is not None:      # logged (or printed on stderr): what an operator reads
+        if word is not None:  # logged (or printed on stderr): what an operator reads
             assert word.lower() in result["said"].lower(), (argv, extra, result["said"])
     assert not answer["gateway"] and not answer["context"], "a bad setting started Spark"

@@ -1,4 +1,5 @@
 """The store's tables are declared once (movierec.store.tables); sql/schema.sql is their DDL."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,15 @@ def test_schema_file_builds_the_same_tables_as_the_code(tmp_path):
     from_code = sa.create_engine(f"sqlite:///{tmp_path / 'code.db'}")
     metadata.create_all(from_code)
     assert _described(from_file) == _described(from_code)
-    assert set(_described(from_code)) == {"runs", "movies", "recommendations", "run_users",
-                                          "popular_movies", "similar_movies", "active_run"}
+    assert set(_described(from_code)) == {
+        "runs",
+        "movies",
+        "recommendations",
+        "run_users",
+        "popular_movies",
+        "similar_movies",
+        "active_run",
+    }
 
 
 def test_loaded_columns_are_the_tables_columns_after_run_id():
