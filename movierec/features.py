@@ -132,7 +132,10 @@ def rating_stats(ratings: DataFrame, global_mean: float | None = None) -> DataFr
 
 
 def global_mean_rating(ratings: DataFrame) -> float:
-    return float(ratings.agg(F.avg(RATING)).first()[0])
+    row = ratings.agg(F.avg(RATING)).first()
+    if row is None or row[0] is None:
+        raise ValueError("no ratings: the global mean rating is undefined")
+    return float(row[0])
 
 
 def movie_features(movies: DataFrame, maps: DataFrame, stats: DataFrame, global_mean: float) -> DataFrame:
@@ -393,4 +396,4 @@ def pair_feature_values(user: UserTaste, movie: MovieContent) -> dict[str, float
 def feature_vector(values: dict[str, float | None]) -> list[float]:
     """The `features` vector of pair_feature_values: PAIR_FEATURES order, NaN for None (as
     VectorAssembler's handleInvalid="keep" does)."""
-    return [math.nan if values[name] is None else values[name] for name in PAIR_FEATURES]
+    return [math.nan if (value := values[name]) is None else value for name in PAIR_FEATURES]

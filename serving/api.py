@@ -182,8 +182,8 @@ def recommend(body: models.RecommendRequest):
         if not stored and not store.is_run_user(conn, run_id, user_id):
             # no history: nothing personal to score, so the run's popularity ranks the movies
             popular = store.get_popular_scores(conn, run_id, movie_ids)
-            results = [{"movieId": m, "score": popular.get(m, 0.0), "source": "cold_start"} for m in movie_ids]
-            return jsonify(sorted(results, key=lambda item: (-item["score"], item["movieId"])))
+            cold = [{"movieId": m, "score": popular.get(m, 0.0), "source": "cold_start"} for m in movie_ids]
+            return jsonify(sorted(cold, key=lambda item: (-item["score"], item["movieId"])))
         missing = [m for m in movie_ids if m not in stored]
         catalogue = store.get_movies(conn, missing) if missing else {}
     unknown = [m for m in missing if m not in catalogue and m not in given_genres]
@@ -193,13 +193,15 @@ def recommend(body: models.RecommendRequest):
             f"so the content model can score it"
             + (f" ({len(unknown)} such movies: {unknown[:10]})" if len(unknown) > 1 else "")
         )
-    results = [{"movieId": m, "score": row["score"], "source": "precomputed"} for m, row in stored.items()]
+    results: list[dict[str, Any]] = [
+        {"movieId": m, "score": row["score"], "source": "precomputed"} for m, row in stored.items()
+    ]
     if missing:
         # a movie without genres from the client is described by the catalogue
         genres = {m: given_genres.get(m) or catalogue[m]["genres"] for m in missing}
         scored = live_call("score", lambda s: s.score(run_id, user_id, missing, genres))
         results += [{"movieId": row["movie_id"], "score": row["score"], "source": "live"} for row in scored]
-    results.sort(key=lambda item: (-item["score"], item["movieId"]))
+    results.sort(key=lambda item: (-float(item["score"]), int(item["movieId"])))
     return jsonify(results)
 
 

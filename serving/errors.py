@@ -58,7 +58,7 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(err: HTTPException):
         if isinstance(err, InternalServerError):
             return _unexpected(err.original_exception or err)
-        message = err.description or HTTP_STATUS_CODES.get(err.code, "")
+        message = err.description or HTTP_STATUS_CODES.get(err.code or 500, "")
         headers = {k: v for k, v in err.get_headers() if k.lower() in {"allow", "retry-after"}}
         return error_response(err.code or 500, message, headers)
 

@@ -14,6 +14,7 @@ are refused (JSON Schema's "integer" would let 2.0 through: the descriptions say
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import annotated_types
@@ -139,8 +140,7 @@ class RecommendRequest(BaseModel):
     @classmethod
     def _each_movie_once(cls, movie_ids: list[int]) -> list[int]:
         if len(set(movie_ids)) != len(movie_ids):
-            seen: set[int] = set()
-            repeated = sorted({m for m in movie_ids if m in seen or seen.add(m)})
+            repeated = sorted({m for m in movie_ids if movie_ids.count(m) > 1})
             raise PydanticCustomError(
                 "unique_items", "movieIds repeats {repeated}: each movie once", {"repeated": repeated}
             )
@@ -284,12 +284,13 @@ _SHOWN_PROBLEMS = 3
 def _bounds(model: type[BaseModel], field: str) -> tuple[int | None, int | None]:
     """The ge/le limits a field was declared with (its Field or its Annotated type)."""
     info = model.model_fields.get(field)
-    low = high = None
+    low: int | None = None
+    high: int | None = None
     for item in info.metadata if info else ():
         if isinstance(item, annotated_types.Ge):
-            low = item.ge
+            low = int(item.ge)  # type: ignore[call-overload]
         elif isinstance(item, annotated_types.Le):
-            high = item.le
+            high = int(item.le)  # type: ignore[call-overload]
     return low, high
 
 
@@ -299,7 +300,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
+def _problem(model: type[BaseModel], where: str, error: Mapping[str, Any]) -> str:
     kind, loc, value = error["type"], error["loc"], error.get("input")
     if kind in {"unique_items", "genres_lists_length"} or not loc:
         return error["msg"]  # our own validators' messages, and errors of the whole body
@@ -314,8 +315,9 @@ def _problem(model: type[BaseModel], where: str, error: dict[str, Any]) -> str:
         low, high = _bounds(model, field) if depth == 0 else (0, MAX_ID)
         if where == "query":
             # the number as read for a range error ("got 0"), the text as sent when it is no number
-            readable = kind in _RANGE_ERRORS and isinstance(value, str) and len(value) <= 20
-            shown = int(value) if readable else _shown(value)
+            shown = (
+                int(value) if kind in _RANGE_ERRORS and isinstance(value, str) and len(value) <= 20 else _shown(value)
+            )
             return f"{name} must be an integer from {low} to {high}, got {shown}"
         if kind in _RANGE_ERRORS:
             return f"{name} must be between {low} and {high}, got {_shown(value)}"

@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, current_app, request, send_from_directory, url_for
 from pydantic import BaseModel, ValidationError
@@ -77,7 +77,7 @@ def operation(
 
     def decorate(view: Callable) -> Callable:
         if op.path is None and op.query is None and op.body is None:
-            view.openapi = op
+            view.openapi = op  # type: ignore[attr-defined]
             return view
 
         @functools.wraps(view)
@@ -91,7 +91,7 @@ def operation(
                 given["body"] = _validate(op.body, read_json_body(), "body")
             return view(**given)
 
-        validated.openapi = op
+        validated.openapi = op  # type: ignore[attr-defined]
         return validated
 
     return decorate
@@ -210,7 +210,7 @@ def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
         declared = set(op.path.model_fields) if op.path else set()
         if declared != set(rule.arguments):
             raise ValueError(f"{rule.rule}: the path model declares {sorted(declared)}")
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((path, method.lower(), op))
     return found
 
@@ -218,11 +218,13 @@ def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
 def document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the app's declared routes, built from their models."""
     operations = _operations(app)
-    used = {models.Error}
+    used: set[type[BaseModel]] = {models.Error}
     for _, _, op in operations:
         used.update(m for m, _ in op.answers.values() if m is not None)
     inputs = {op.body for _, _, op in operations if op.body is not None}
-    keyed = [(m, "serialization") for m in sorted(used, key=lambda m: m.__name__)]
+    keyed: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (m, "serialization") for m in sorted(used, key=lambda m: m.__name__)
+    ]
     keyed += [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
     refs_by_mode, definitions = models_json_schema(keyed, ref_template=REF + "{model}")
     refs = {m: refs_by_mode[(m, mode)] for m, mode in keyed}

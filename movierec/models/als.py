@@ -87,7 +87,8 @@ def als_candidates(model: ALSModel, ratings: DataFrame, n: int, users: DataFrame
     the content candidates still fill their list.
     """
     n_items = model.itemFactors.count()
-    most_rated = ratings.groupBy(USER).count().agg(F.max("count")).first()[0] or 0
+    row = ratings.groupBy(USER).count().agg(F.max("count")).first()
+    most_rated = (row[0] if row is not None else 0) or 0
     ask = int(min(n_items, n + min(most_rated, 2 * n)))
     recs = model.recommendForAllUsers(ask) if users is None else model.recommendForUserSubset(users, ask)
     # one row per recommendation, rated ones dropped by a join, the first n kept in ALS's order.

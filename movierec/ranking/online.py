@@ -107,7 +107,9 @@ class RunModels:
 
     def _new_movie_features(self, genres: dict[int, list[str]]) -> DataFrame:
         """Features of movies the run never saw, from the genres given (no tags, no ratings yet)."""
-        rows = [(movie_id, "", list(g), []) for movie_id, g in genres.items()]
+        rows: list[tuple[int, str, list[str], list[str]]] = [
+            (movie_id, "", list(g), []) for movie_id, g in genres.items()
+        ]
         movies = self.spark.createDataFrame(
             rows, f"{MOVIE} int, {TITLE} string, {GENRES} array<string>, {FE.TAG_TOKENS} array<string>"
         )

@@ -138,7 +138,7 @@ def user_scales(raw: DataFrame) -> DataFrame:
         for column, agg in ((mean_column, F.avg), (std_column, F.stddev_pop))
     ]
     defaults = {column(name): value for name in present for column, value in ((mean_column, 0.0), (std_column, 1.0))}
-    return raw.groupBy(USER).agg(*stats).fillna(defaults)
+    return raw.groupBy(USER).agg(*stats).fillna(defaults)  # type: ignore[arg-type]  # a dict of floats is what fillna takes
 
 
 class Scale(NamedTuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import SparkSession
@@ -42,7 +43,9 @@ def recommend(als, forest, ratings, movie_feats, profiles, settings: Settings):
 
 
 def similar_movies(spark: SparkSession, als: ALSModel, movie_feats, k: int):
-    factors = als.itemFactors.join(movie_feats.select(F.col(MOVIE).alias("id"), N_RATINGS), "id").toPandas()
+    factors: pd.DataFrame = als.itemFactors.join(
+        movie_feats.select(F.col(MOVIE).alias("id"), N_RATINGS), "id"
+    ).toPandas()
     if factors.empty:
         return spark.createDataFrame([], "movie_id int, rank int, similar_movie_id int, score double")
     table = nearest_neighbours(
