@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON ?= $(abspath $(PY))
 
-.PHONY: install system-deps test test-quick demo data clean
+.PHONY: install system-deps lint test test-quick demo data clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,13 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: install system-deps
+# static checks: lint and format (ruff) over the tree, types (mypy) over movierec/ and serving/
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install system-deps lint
 	$(VENV)/bin/pytest -q
 
 test-quick: install
