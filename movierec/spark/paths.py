@@ -84,6 +84,7 @@ class RunPaths:
     def metrics(self) -> str: return self.stage("evaluate") + "/metrics"
     @property
     def evaluation_details(self) -> str: return self.stage("evaluate") + "/details"
+    def evaluation_table(self, name: str) -> str: return self.stage("evaluate") + "/tables/" + name
     # publish
     @property
     def publish_report(self) -> str: return self.stage("publish") + "/report"
