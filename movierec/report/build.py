@@ -48,9 +48,9 @@ import pandas as pd
 
 from movierec import config
 from movierec.config import Settings
+from movierec.spark.paths import RunPaths, check_run_id
 from movierec.data.schemas import CB_SCORE, CF_SCORE, SCORE
 from movierec.files import write_atomically
-from movierec.spark.paths import RunPaths, check_run_id
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ SCORE_BINS = 40                     # histogram bins over the observed range of 
 LOG_BINS_ABOVE = 10.0               # log-spaced bins when the largest score is this many times the smallest
 MIN_CALIBRATION_PAIRS = 30          # calibration bins with fewer pairs are in the table, not on the plot
 MASK = "***"                        # how a recorded setting's secret part is masked
+COMPONENT = "component"             # the score column a histogram or summary row is about
 DEFAULT_WAREHOUSE = next(f.default for f in dataclasses.fields(Settings) if f.name == "warehouse")
 
 # metrics table: (key in metrics["models"][model], column heading); {k} is the protocol's k
@@ -101,16 +102,6 @@ class IncompleteEvaluation(NoMetrics):
 
 # ---------------------------------------------------------------- pure helpers
 
-def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    try:
-        import sqlalchemy as sa
-
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can read: show nothing of it
-        return "(unreadable URL)"
-
-
 def mask_uri(uri: str) -> str:
     """A warehouse URI without the password of its user part (s3a://key:secret@bucket -> s3a://key:***@bucket)."""
     try:
@@ -123,22 +114,14 @@ def mask_uri(uri: str) -> str:
         return "(unreadable URI)"
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested dicts as (dotted key, leaf value) pairs, keys in sorted order."""
-    if isinstance(value, Mapping):
-        pairs = []
-        for key in sorted(value, key=str):
-            pairs += flatten(value[key], f"{prefix}{key}.")
-        return pairs
-    return [(prefix[:-1], value)]
-
-
 def warehouse_given(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
     """Whether the warehouse setting was given rather than left at its default.  Settings do not
     record where a value came from, so: a value other than the default was given (a flag, the
     environment, a caller); the default value counts as given only through MOVIEREC_WAREHOUSE."""
+    from movierec.config import env_name
+
     environ = os.environ if environ is None else environ
-    return settings.warehouse != DEFAULT_WAREHOUSE or config.env_name("warehouse") in environ
+    return settings.warehouse != DEFAULT_WAREHOUSE or env_name("warehouse") in environ
 
 
 def choose_warehouse(settings: Settings, store_run: Mapping[str, Any] | None, given: bool) -> tuple[str, str]:
@@ -201,7 +184,27 @@ def score_summary(recommendations, columns: Sequence[str] = COMPONENTS) -> pd.Da
             for name, f in (("pairs", F.count), ("mean", F.avg), ("min", F.min), ("max", F.max))]
     row = recommendations.agg(*aggs).first()
     return pd.DataFrame([(c, int(row[f"{c}_pairs"]), row[f"{c}_mean"], row[f"{c}_min"], row[f"{c}_max"])
-                         for c in columns], columns=["component", "pairs", "mean", "min", "max"])
+                         for c in columns], columns=[COMPONENT, "pairs", "mean", "min", "max"])
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: show nothing of it
+        return "(unreadable URL)"
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts as (dotted key, leaf value) pairs, keys in sorted order."""
+    if isinstance(value, Mapping):
+        pairs = []
+        for key in sorted(value, key=str):
+            pairs += flatten(value[key], f"{prefix}{key}.")
+        return pairs
+    return [(prefix[:-1], value)]
 
 
 def score_histograms(recommendations, edges: Sequence[float], columns: Sequence[str] = COMPONENTS) -> pd.DataFrame:
@@ -293,14 +296,16 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
     for name in TABLE_SCHEMAS:
         path = paths.evaluation_table(name)
         if not exists(spark, path):
-            raise IncompleteEvaluation(f"run {run_id}'s evaluation in {where} has no {name} table "
-                                       f"({mask_uri(path)}): it was evaluated by an older version; run its "
-                                       f"evaluate stage again (`movierec pipeline --run-id {run_id} --stages evaluate`)")
+            raise IncompleteEvaluation(
+                f"run {run_id}'s evaluation in {where} has no {name} table ({mask_uri(path)}): it was evaluated "
+                f"by an older version; run its evaluate stage again (`movierec pipeline --run-id {run_id} "
+                f"--stages evaluate`)")
         tables[name] = read_table(spark, path).toPandas()
 
-    data = ReportData(run_id, metrics, tables["at_k"], tables["by_activity"], tables["calibration"],
-                      mask_uri(paths.warehouse), source, redact_url(settings.db_url), mask_uri(paths.metrics),
-                      store_run, metric_history(runs))
+    data = ReportData(run_id, metrics, at_k=tables["at_k"], by_activity=tables["by_activity"],
+                      calibration=tables["calibration"], warehouse=mask_uri(paths.warehouse), warehouse_source=source,
+                      db_url=redact_url(settings.db_url), metrics_path=mask_uri(paths.metrics), store_run=store_run,
+                      history=metric_history(runs))
     if exists(spark, paths.recommendations):
         recs = read_table(spark, paths.recommendations)
         data.score_stats = score_summary(recs)

@@ -52,7 +52,8 @@ def at_k_plot(at_k: pd.DataFrame, models: Sequence[str], metrics: Sequence[tuple
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(models))     # off the curves
     return png_data_uri(figure)
 
 
@@ -82,8 +83,8 @@ def activity_plot(by_activity: pd.DataFrame, models: Sequence[str], metric: str,
 def calibration_plot(calibration: pd.DataFrame, components: Sequence[str], min_pairs: int) -> str:
     """Top: each component's observed share of liked movies against its mean predicted chance per
     bin (bins with at least `min_pairs` pairs and a share above 0, log-log), and the diagonal of a
-    perfect calibration.  Bottom: the pairs of every bin, at the bin's mean prediction.  calibration: the evaluation's bins
-    (component, lower, upper, pairs, predicted, observed), totals left out."""
+    perfect calibration.  Bottom: the pairs of every bin, at the bin's mean prediction.
+    calibration: the evaluation's bins (component, lower, upper, pairs, predicted, observed), totals left out."""
     figure, axes = _figure(width=10.0, height=6.0, rows=2, sharex=True, height_ratios=[3, 1.3])
     top, bottom = axes[0][0], axes[1][0]
     shown = calibration[(calibration["pairs"] >= min_pairs) & (calibration["observed"] > 0)]
@@ -156,7 +157,14 @@ def history_plot(history: pd.DataFrame, models: Sequence[str], run_id: str, labe
         ax.annotate("active", (x[i], history.loc[i, "hybrid"]), textcoords="offset points", xytext=(0, 10),
                     ha="center", fontsize=9)
     if x is times:
-        figure.autofmt_xdate()
+        import matplotlib.dates as mdates
+
+        lo, hi = times.min(), times.max()
+        pad = max((hi - lo) * 0.05, pd.Timedelta(hours=12))      # one run: a day around it, not years
+        ax.set_xlim(lo - pad, hi + pad)
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     else:
         ax.set_xticks(list(x), list(history["run_id"]), rotation=30, ha="right")
     ax.set_ylabel(label)

@@ -144,8 +144,9 @@ def _data(**changes) -> ReportData:
              "metrics": METRICS},
             {"run_id": "r-bad", "status": "rejected", "active": False, "started_at": "2024-01-02T00:00:00+00:00",
              "metrics": {"models": {"hybrid": {"ndcg": 0.4321}}}}]
-    histograms = pd.DataFrame([(c, 0.01 * 2 ** i, 0.01 * 2 ** (i + 1), 10 * i) for c in ("score", "cf_score", "cb_score")
-                               for i in range(5)], columns=["component", "lower", "upper", "count"])
+    histograms = pd.DataFrame([(c, 0.01 * 2 ** i, 0.01 * 2 ** (i + 1), 10 * i)
+                               for c in ("score", "cf_score", "cb_score") for i in range(5)],
+                              columns=["component", "lower", "upper", "count"])
     stats = pd.DataFrame([("score", 4, 0.575, 0.05, 0.95), ("cf_score", 4, 0.5, 0.01, 0.9),
                           ("cb_score", 4, 0.6625, 0.4, 0.85)], columns=["component", "pairs", "mean", "min", "max"])
     values = dict(run_id="run-3", metrics=METRICS, at_k=pd.DataFrame(_at_k_rows()),
