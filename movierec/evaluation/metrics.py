@@ -38,11 +38,12 @@ Spark has no hit rate or catalogue coverage.
 """
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from pyspark.ml.evaluation import RegressionEvaluator
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from movierec.data.schemas import MOVIE, RANK, RATING, USER
@@ -70,6 +71,8 @@ HITS = "hits"
 AVERAGE_PRECISION = "average_precision"
 # the list-name column of a single list in the stacked (`*_by`) functions
 LIST = "_list"
+# the list-length column of `ranking_metrics_at`
+K = "k"
 
 
 class EmptyEvaluation(ValueError):
@@ -171,6 +174,19 @@ def ranking_metrics(
     return ranking_metrics_by(_one_list(recommendations), test, LIST, [""], k, relevant_threshold)[""]
 
 
+def _user_means() -> list:
+    """The means over evaluated users of `user_ranking_metrics`' columns, and their count: the
+    one aggregation behind every mean metric here (one list, several, several k, groups of users)."""
+    return [
+        F.avg(NDCG).alias(NDCG),
+        F.avg(PRECISION).alias(PRECISION),
+        F.avg(RECALL).alias(RECALL),
+        F.avg(AVERAGE_PRECISION).alias(MAP),
+        F.avg((F.col(HITS) > 0).cast("double")).alias(HIT_RATE),
+        F.count(F.lit(1)).alias(USERS),
+    ]
+
+
 def ranking_metrics_by(
     recommendations: DataFrame,
     test: DataFrame,
@@ -183,14 +199,7 @@ def ranking_metrics_by(
     column `by` naming each row's list (e.g. the model); returns {list name: metrics} for each
     name in `lists`.  A list with no rows at all scores 0 on every user."""
     per_user = user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,))
-    rows = {row[by]: row for row in per_user.groupBy(by).agg(
-        F.avg(NDCG).alias(NDCG),
-        F.avg(PRECISION).alias(PRECISION),
-        F.avg(RECALL).alias(RECALL),
-        F.avg(AVERAGE_PRECISION).alias(MAP),
-        F.avg((F.col(HITS) > 0).cast("double")).alias(HIT_RATE),
-        F.count(F.lit(1)).alias(USERS),
-    ).collect()}
+    rows = {row[by]: row for row in per_user.groupBy(by).agg(*_user_means()).collect()}
     n_users = max((row[USERS] for row in rows.values()), default=0)
     if n_users == 0:
         n_users = relevant_items(test, relevant_threshold).select(USER).distinct().count()
@@ -205,6 +214,137 @@ def ranking_metrics_by(
         result[USERS] = int(row[USERS]) if row else n_users
         log.info("ranking metrics %s @%d: %s", name, k, result)
         results[name] = result
+    return results
+
+
+def ranking_metrics_at(
+    recommendations: DataFrame,
+    test: DataFrame,
+    by: str,
+    lists: list[str],
+    ks: Sequence[int],
+    relevant_threshold: float | None = 4.0,
+) -> list[dict[str, Any]]:
+    """`ranking_metrics_by` at every k of `ks`, in one Spark query (the per-user values of each k
+    by `user_ranking_metrics`, stacked, then averaged as everywhere here).
+
+    Returns one dict per (list name, k), names in `lists` order, k ascending:
+    {by: name, "k": k, "ndcg", "precision", "recall", "map", "hit_rate", "users"}; at each k
+    the same values `ranking_metrics_by(..., k=k)` gives.  A list with no rows scores 0.
+    Raises ValueError for no k or a k below 1, `EmptyEvaluation` as `ranking_metrics_by`.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ValueError("ks must not be empty")
+    for k in ks:
+        _check_k(k)
+    per_k = [user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,)).withColumn(K, F.lit(k))
+             for k in ks]
+    per_user = functools.reduce(DataFrame.unionByName, per_k)
+    rows = {(row[by], row[K]): row for row in per_user.groupBy(by, K).agg(*_user_means()).collect()}
+    n_users = _evaluated_users(rows.values(), test, relevant_threshold)
+    return [{by: name, K: k, **_means_of(rows.get((name, k)), n_users)} for name in lists for k in ks]
+
+
+def ranking_metrics_by_group(
+    recommendations: DataFrame,
+    test: DataFrame,
+    by: str,
+    groups: DataFrame,
+    group_columns: Sequence[str],
+    k: int = 10,
+    relevant_threshold: float | None = 4.0,
+) -> list[dict[str, Any]]:
+    """`ranking_metrics_by` within groups of users, in one Spark query: `groups` holds
+    (user_id, *group_columns), one row per user (e.g. the user's activity bucket).
+
+    Returns one dict per (list name, group) that has evaluated users, sorted by name then group:
+    {by: name, *group_columns, "ndcg", "precision", "recall", "map", "hit_rate", "users"}.
+    Evaluated users missing from `groups` are left out, so with every user in a group the
+    users-weighted mean of a group metric is the list's `ranking_metrics_by` value.
+    """
+    per_user = user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,))
+    grouped = per_user.join(groups.select(USER, *group_columns), USER).groupBy(by, *group_columns)
+    rows = grouped.agg(*_user_means()).collect()
+    results = [{by: row[by], **{c: row[c] for c in group_columns}, **_means_of(row, row[USERS])} for row in rows]
+    return sorted(results, key=lambda r: (str(r[by]), *(r[c] for c in group_columns)))
+
+
+def _evaluated_users(rows: Iterable[Any], test: DataFrame, relevant_threshold: float | None) -> int:
+    """The number of evaluated users (as `ranking_metrics_by` finds it); `EmptyEvaluation` if none."""
+    n_users = max((row[USERS] for row in rows), default=0)
+    if n_users == 0:
+        n_users = relevant_items(test, relevant_threshold).select(USER).distinct().count()
+    if n_users == 0:
+        raise EmptyEvaluation(f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against")
+    return n_users
+
+
+def _means_of(row: Any, n_users: int) -> dict[str, float | int]:
+    """A row of `_user_means` as plain values; no row (a list without any) scores 0 on every user."""
+    result: dict[str, float | int] = {
+        metric: float(row[metric]) if row else 0.0 for metric in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)}
+    result[USERS] = int(row[USERS]) if row else int(n_users)
+    return result
+
+
+def bin_index(value: Column, edges: Sequence[float]) -> Column:
+    """The bin of `value` among the bins edges[0..1), [1..2), ..., [n-2..n-1]: 0 .. len(edges) - 2.
+
+    A bin holds lower <= x < upper; values below edges[1] go to the first bin and values at
+    or above edges[-2] to the last one (so the last bin is closed at edges[-1] and anything
+    outside the edges lands in an end bin).  Exact at the edges (comparisons, no arithmetic);
+    null for a null value."""
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"edges must be at least two increasing values, got {list(edges)!r}")
+    inner = [F.when(value >= F.lit(float(edge)), 1).otherwise(0) for edge in edges[1:-1]]
+    index = functools.reduce(lambda a, b: a + b, inner, F.lit(0))
+    return F.when(value.isNull(), F.lit(None)).otherwise(index).cast("int")
+
+
+# columns of `calibration_table`
+COMPONENT = "component"
+BIN = "bin"
+LOWER = "lower"
+UPPER = "upper"
+PAIRS = "pairs"
+PREDICTED = "predicted"
+OBSERVED = "observed"
+BRIER = "brier"
+
+
+def calibration_table(labelled: DataFrame, columns: Sequence[str], edges: Sequence[float],
+                      label: str = "liked") -> list[dict[str, Any]]:
+    """How well predicted chances match what happened, binned by the prediction, in one Spark query.
+
+    labelled: one row per scored pair with a prediction column for each of `columns` (chances,
+        e.g. cf_score, cb_score, score) and `label` (1.0 if it happened, e.g. the user liked
+        the held-out movie, else 0.0), as `movierec.ranking.calibration.labelled` gives them.
+    Each column's predictions are binned by `bin_index(edges)`.  Returns, per column in order,
+    one dict per non-empty bin (ascending), then the column's total (bin, lower and upper None):
+    {component, bin, lower, upper, pairs, predicted (mean prediction), observed (mean label),
+    brier (mean squared difference)}.  Null predictions are left out.
+    """
+    n_bins = len(edges) - 1
+    exploded = F.explode(F.array(*(F.struct(F.lit(c).alias(COMPONENT), F.col(c).cast("double").alias("_p"))
+                                   for c in columns)))
+    pairs = (labelled.select(exploded.alias("_x"), F.col(label).cast("double").alias("_y"))
+             .select("_x.*", "_y").where(F.col("_p").isNotNull())
+             .withColumn(BIN, bin_index(F.col("_p"), edges)))
+    found = pairs.rollup(COMPONENT, BIN).agg(
+        F.count(F.lit(1)).alias(PAIRS), F.avg("_p").alias(PREDICTED), F.avg("_y").alias(OBSERVED),
+        F.avg((F.col("_p") - F.col("_y")) ** 2).alias(BRIER)).where(F.col(COMPONENT).isNotNull()).collect()
+    by_key = {(row[COMPONENT], row[BIN]): row for row in found}
+    results = []
+    for column in columns:
+        for number in [*range(n_bins), None]:
+            row = by_key.get((column, number))
+            if row is None:
+                continue
+            lower, upper = (None, None) if number is None else (float(edges[number]), float(edges[number + 1]))
+            results.append({COMPONENT: column, BIN: number, LOWER: lower, UPPER: upper, PAIRS: int(row[PAIRS]),
+                            PREDICTED: float(row[PREDICTED]), OBSERVED: float(row[OBSERVED]),
+                            BRIER: float(row[BRIER])})
     return results
 
 

@@ -22,17 +22,19 @@ from pyspark.sql import functions as F
 from movierec import features as FE
 from movierec.evaluation import metrics as M
 from movierec.ranking import scoring
+from movierec.ranking.calibration import LIKED, labelled
 from movierec.models.als import CF_RAW, als_candidates, fit_als
 from movierec.config import Settings
 from movierec.models.forest import CB_RAW, cb_scores, fit_rf
-from movierec.data.schemas import MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
+from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
 from movierec.data.split import temporal_split
 
 log = logging.getLogger(__name__)
 
 HOLDOUT_SHARE = 0.2
 K = 10
-LIST_LENGTH = 50          # lists kept per model for the report's curves (k = 1..50)
+RELEVANT_THRESHOLD = 4.0  # relevant (liked) = held-out rating >= this
+LIST_LENGTH = 50          # lists kept per model (the report's metrics at k = 1..50, AT_KS)
 MODEL = "model"        # the column naming the model in the stacked lists
 
 
@@ -91,6 +93,14 @@ def candidate_scores(fitted: FittedModels, user_train: DataFrame, users: DataFra
 
 def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int) -> dict[str, DataFrame]:
     """Each model's top-k list (user_id, rank, movie_id) for the given users."""
+    return scored_model_lists(fitted, train, users, settings, k)[0]
+
+
+def scored_model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings,
+                       k: int) -> tuple[dict[str, DataFrame], DataFrame]:
+    """(`model_lists`, the hybrid's scored candidates): the second is every candidate pair of the
+    given users with its raw evidence, cf_score, cb_score and score, as the hybrid list ranks them
+    (what the calibration table is measured on)."""
     seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
     user_train = train.join(users, USER, "left_semi")
     found = candidate_scores(fitted, user_train, users, settings, k)
@@ -105,7 +115,7 @@ def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settin
         "als": _ranked(found.als_top, CF_RAW, k),
         "content": _ranked(content_raw, CB_RAW, k),
         "popularity": _ranked(popular_unrated, SCORE, k),
-    }
+    }, hybrid
 
 
 def rating_accuracy(fitted: FittedModels, test: DataFrame) -> dict[str, float]:
@@ -125,16 +135,37 @@ def stack_lists(lists: dict[str, DataFrame]) -> DataFrame:
 
 def evaluate(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> tuple[dict, DataFrame]:
     """(metrics, the models' top-50 lists) under the temporal hold-out protocol."""
+    return evaluate_split(movies, *holdout(ratings, tags), settings)
+
+
+def holdout(ratings: DataFrame, tags: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(train, test, tags known at each user's cut-off) of the temporal hold-out, materialised."""
     train, test = temporal_split(ratings, HOLDOUT_SHARE)
     train, test = train.localCheckpoint(), test.localCheckpoint()
-    return evaluate_split(movies, train, test, tags_before_cutoff(tags, train, test).localCheckpoint(), settings)
+    return train, test, tags_before_cutoff(tags, train, test).localCheckpoint()
 
 
 def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
                    settings: Settings) -> tuple[dict, DataFrame]:
     """(metrics, top-50 lists) for one given (train, test) pair: models fitted on `train` (and
     `tags`, already cut to what was known then), measured on `test`.  `evaluate` passes the
-    temporal hold-out; tuning passes a validation split carved from the training part.
+    temporal hold-out.  (`measure_split` has the details.)"""
+    measured = measure_split(movies, train, test, tags, settings)
+    return measured.metrics, measured.lists
+
+
+@dataclass
+class Measured:
+    """One split's evaluation: the metrics, the stacked top-50 lists (model, user_id, rank,
+    movie_id; materialised) and the hybrid's scored candidates (lazy, see `scored_model_lists`)."""
+    metrics: dict
+    lists: DataFrame
+    hybrid_candidates: DataFrame
+
+
+def measure_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
+                  settings: Settings) -> Measured:
+    """What `evaluate_split` computes, and the hybrid's scored candidates with it.
 
     Intermediate frames used more than once are materialised with `localCheckpoint`, not
     `persist`: a persisted frame keeps its whole plan, every query that reads it repeats that
@@ -144,13 +175,13 @@ def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: D
     fitted = fit_models(movies, train, tags, settings)
     users = test.select(USER).distinct()
     catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
-    lists = model_lists(fitted, train, users, settings, LIST_LENGTH)
+    lists, hybrid = scored_model_lists(fitted, train, users, settings, LIST_LENGTH)
     details = stack_lists(lists).localCheckpoint()
 
     # every model and both relevance rules in three Spark queries (twelve, one model at a time,
     # took a third of this stage on ml-latest-small)
     names = list(lists)
-    liked = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=4.0)
+    liked = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=RELEVANT_THRESHOLD)
     every = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=None)
     coverage = M.catalogue_coverage_by(details, MODEL, names, catalogue, k=K)
     models = {}
@@ -160,8 +191,87 @@ def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: D
         log.info("evaluate %s: NDCG@10 %.4f", name, liked[name][M.NDCG])
     models["content"].update(rating_accuracy(fitted, test))
     metrics = {
-        "protocol": {"holdout_share": HOLDOUT_SHARE, "k": K, "relevant": "held-out rating >= 4.0",
+        "protocol": {"holdout_share": HOLDOUT_SHARE, "k": K, "relevant": f"held-out rating >= {RELEVANT_THRESHOLD}",
                      "train_ratings": train.count(), "test_ratings": test.count(), "catalogue": catalogue},
         "models": models,
     }
-    return metrics, details
+    return Measured(metrics, details, hybrid)
+
+
+# ---------------------------------------------------------------- the tables the report draws
+#
+# Small tables the evaluate stage writes beside the metrics (`<run>/evaluate/tables/<name>`),
+# computed with the metrics' own implementation (`movierec.evaluation.metrics`) on the same
+# lists and hold-out, so the report reads and draws them and computes no metric itself.
+
+AT_K = "at_k"                    # every model's metrics at several list lengths
+BY_ACTIVITY = "by_activity"      # every model's metrics at K per bucket of users' training ratings
+CALIBRATION = "calibration"      # predicted chance against the observed share of liked held-out movies
+AT_KS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50)           # at most LIST_LENGTH
+ACTIVITY_EDGES = (0, 20, 50, 100, 200, 500, 1000)      # lower bounds of the buckets; the last is open
+# calibrated chances sit around 0.01-0.05 (README "Candidates and scoring"): fine bins there
+CALIBRATION_EDGES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+CALIBRATED = (SCORE, CF_SCORE, CB_SCORE)               # the blend first, then its two components
+BUCKET, LABEL, LOWER, UPPER = "bucket", "label", "lower", "upper"
+_RANKING = "ndcg double, precision double, recall double, map double, hit_rate double, users bigint"
+TABLE_SCHEMAS = {
+    AT_K: f"model string, k int, {_RANKING}",
+    BY_ACTIVITY: f"model string, bucket int, label string, lower int, upper int, {_RANKING}",
+    CALIBRATION: "component string, bin int, lower double, upper double, pairs bigint, predicted double, "
+                 "observed double, brier double",
+}
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate stage writes: the metrics, the stacked top-50 lists, and the report's
+    tables ({name in TABLE_SCHEMAS: rows as dicts in that schema's column order})."""
+    metrics: dict
+    lists: DataFrame
+    tables: dict[str, list[dict]]
+
+
+def evaluate_run(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> Evaluation:
+    """`evaluate` (the same metrics, figure for figure) and the report's tables of the same hold-out."""
+    train, test, known_tags = holdout(ratings, tags)
+    measured = measure_split(movies, train, test, known_tags, settings)
+    return Evaluation(measured.metrics, measured.lists, report_tables(measured, train, test))
+
+
+def report_tables(measured: Measured, train: DataFrame, test: DataFrame) -> dict[str, list[dict]]:
+    """The tables of TABLE_SCHEMAS for one measured split (four Spark queries in all)."""
+    names = list(measured.metrics["models"])
+    at_k = M.ranking_metrics_at(measured.lists, test, MODEL, names, AT_KS, RELEVANT_THRESHOLD)
+    by_activity = activity_table(measured.lists, train, test, names)
+    liked = labelled(measured.hybrid_candidates, test, RELEVANT_THRESHOLD)
+    calibration = M.calibration_table(liked, CALIBRATED, CALIBRATION_EDGES, LIKED)
+    return {AT_K: at_k, BY_ACTIVITY: by_activity, CALIBRATION: calibration}
+
+
+def bucket_label(lower: int, upper: int | None) -> str:
+    """'20–49' for the counts 20 <= n < 50; '1000+' for an open bucket."""
+    return f"{lower}+" if upper is None else f"{lower}–{upper - 1}"
+
+
+def activity_buckets(train: DataFrame, edges: tuple[int, ...] = ACTIVITY_EDGES) -> DataFrame:
+    """(user_id, bucket): each user's bucket of training ratings, bucket i holding the users with
+    edges[i] <= ratings < edges[i + 1] (the last one open)."""
+    counts = train.groupBy(USER).agg(F.count(F.lit(1)).alias("_n"))
+    return counts.select(USER, M.bin_index(F.col("_n"), (*edges, float("inf"))).alias(BUCKET))
+
+
+def activity_table(lists: DataFrame, train: DataFrame, test: DataFrame, names: list[str],
+                   edges: tuple[int, ...] = ACTIVITY_EDGES, k: int = K) -> list[dict]:
+    """Each model's ranking metrics at k (relevant: liked) per activity bucket with evaluated users,
+    models in `names` order, buckets ascending (rows of TABLE_SCHEMAS[BY_ACTIVITY])."""
+    grouped = M.ranking_metrics_by_group(lists, test, MODEL, activity_buckets(train, edges), [BUCKET], k,
+                                         RELEVANT_THRESHOLD)
+    bounds = [(lower, upper) for lower, upper in zip(edges, [*edges[1:], None])]
+    rows = []
+    for name in names:
+        for row in (r for r in grouped if r[MODEL] == name):
+            lower, upper = bounds[row[BUCKET]]
+            rows.append({MODEL: name, BUCKET: row[BUCKET], LABEL: bucket_label(lower, upper), LOWER: lower,
+                         UPPER: upper, **{m: row[m] for m in (M.NDCG, M.PRECISION, M.RECALL, M.MAP, M.HIT_RATE,
+                                                               M.USERS)}})
+    return rows

@@ -2,63 +2,68 @@
 
     movierec report [--run-id ID] [--out-dir var/reports]
 
-The run defaults to the store's active run; its files come from `settings.warehouse`.
-The page is written to `<out-dir>/<run_id>.html` and copied to `<out-dir>/latest.html`.
-Plots are inline PNG data URIs: the page needs no other file and no network.
+The run defaults to the store's active run.  Its files are read from the warehouse setting
+when it was given (`--warehouse`, `MOVIEREC_WAREHOUSE`), else from the warehouse recorded with
+the run in the store (`params.warehouse`), so a report made elsewhere finds the run's own
+files.  The page is written to `<out-dir>/<run_id>.html` and copied to `<out-dir>/latest.html`
+(each atomically); plots are inline PNG data URIs, so the page needs no other file and no network.
 
-What it shows:
-- the evaluate stage's metrics table (hybrid, ALS, content, popularity) and protocol;
-- precision@k and recall@k for k = 1..50, recomputed from the evaluate stage's top-50 lists
-  (`<run>/evaluate/details`) against the held-out ratings, re-derived from the run's ingest
-  ratings by the same deterministic `movierec.data.split.temporal_split` (a check line compares the
-  curve at the metrics' k with the metrics table);
-- histograms of the two blend components (cf_score, cb_score) of the score stage's output;
-- hybrid NDCG@k of every published and rejected run in the store, oldest first;
+The report computes no metric: the evaluate stage measures everything it shows with
+`movierec.evaluation.metrics` on its own hold-out and writes it under `<run>/evaluate/`
+(`metrics`, and the tables of `movierec.evaluation.protocol.TABLE_SCHEMAS`); this module
+reads those, the score stage's output and the store, and `plots` and the Jinja2 template
+`templates/report.html` draw them:
+
+- at a glance: the hybrid's NDCG@10 against each baseline, the publish decision, calibration;
+- the metrics table of the four models and the protocol;
+- NDCG, precision and recall at k = 1..50;
+- NDCG@10 by user activity (buckets of training ratings, with the users in each);
+- calibration: predicted chance against the observed share of liked held-out movies,
+  per component (cf_score, cb_score) and for the blend (score);
+- the distribution of the recommended pairs' cf_score, cb_score and score;
+- the hybrid's (and the baselines') NDCG@10 of every run in the store that has metrics, over time;
 - the run's settings (from the store) and its stage reports (from the warehouse).
 
-A run without evaluation metrics (neither `<run>/evaluate/metrics` nor metrics in the
-store) is an error (`NoMetrics`); the other parts are left out with a note when their
-input is missing (a `movierec evaluate` run has no score stage, for example).
+A run whose evaluation is not in the warehouse (no metrics, or metrics without the tables)
+is an error (`ReportError`, one line), and nothing is written: latest.html never becomes a
+page without its data.  The score distributions alone are left out with a note when the run
+has no score output (a `movierec evaluate` run).
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
+import dataclasses
 import json
 import logging
+import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from movierec.config import Settings, redact_url
 from movierec.spark.paths import RunPaths, check_run_id
-from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, USER
+from movierec.data.schemas import CB_SCORE, CF_SCORE, SCORE
+from movierec.files import write_atomically
 
 log = logging.getLogger(__name__)
 
 MODELS = ("hybrid", "als", "content", "popularity")    # the evaluate stage's models, table order
-MODEL = "model"                                        # model column of the details table
-K = "k"
-PRECISION = "precision"
-RECALL = "recall"
-USERS = "users"
-COMPONENT = "component"
-LOWER, UPPER, COUNT = "lower", "upper", "count"
-
-RELEVANT_THRESHOLD = 4.0          # as movierec.evaluation.protocol: relevant = held-out rating >= 4.0
-HOLDOUT_SHARE = 0.2               # used only when the metrics do not record theirs
-CURVE_KS = tuple(range(1, 51))    # the details lists hold each model's top 50
-TABLE_KS = (1, 5, 10, 20, 50)     # curve values also shown as a table
-SCORE_BINS = 20                   # histogram bins over 0..1 (both components are on that scale)
+COMPONENTS = (SCORE, CF_SCORE, CB_SCORE)               # the blend, then its two components
+BASELINES = ("als", "content", "popularity")           # what the hybrid is compared with
 DEFAULT_OUT_DIR = "var/reports"
 LATEST = "latest.html"
-HISTORY_STATUSES = ("published", "rejected")
+TEMPLATE = "report.html"
+TABLE_KS = (1, 5, 10, 20, 50)       # precision@k and recall@k also shown as a table
+SCORE_BINS = 40                     # histogram bins over the observed range of the scores
+LOG_BINS_ABOVE = 10.0               # log-spaced bins when the largest score is this many times the smallest
+MIN_CALIBRATION_PAIRS = 30          # calibration bins with fewer pairs are in the table, not on the plot
+MASK = "***"                        # how a recorded setting's secret part is masked
+COMPONENT = "component"             # the score column a histogram or summary row is about
+DEFAULT_WAREHOUSE = next(f.default for f in dataclasses.fields(Settings) if f.name == "warehouse")
 
 # metrics table: (key in metrics["models"][model], column heading); {k} is the protocol's k
 METRIC_COLUMNS = (
@@ -85,107 +90,90 @@ class NoRun(ReportError):
 
 
 class NoMetrics(ReportError):
-    """The run has no evaluation metrics: the evaluate stage has not run for it."""
+    """The run has no evaluation in the warehouse: its evaluate stage has not run there."""
 
 
-# ---------------------------------------------------------------- pure computations
-
-def precision_recall_curve(lists: pd.DataFrame, test: pd.DataFrame, ks: Iterable[int] = CURVE_KS,
-                           relevant_threshold: float | None = RELEVANT_THRESHOLD) -> pd.DataFrame:
-    """Mean precision@k and recall@k of each model's lists, for every k in `ks`.
-
-    lists: (model, user_id, rank, movie_id), each model's ranked list per user; a user's rows are
-        read in (rank, movie_id) order, so only the order of ranks matters.
-    test: (user_id, movie_id, rating), the held-out ratings (`rating` is needed only with a threshold).
-    Definitions as `movierec.evaluation.metrics`: R = the user's held-out movies rated >= threshold (all of
-    them when it is None); precision@k = hits in the first k / k (also for a shorter list);
-    recall@k = hits / |R|; both averaged over the users with |R| >= 1, a user without a list
-    from a model counting 0 for it.
-
-    Returns (model, k, precision, recall, users), models in `MODELS` order (others after, in
-    order of appearance), then k ascending.  Raises ValueError for no k or a k below 1, and
-    `movierec.evaluation.metrics.EmptyEvaluation` when no user has a relevant held-out movie.
-    """
-    from movierec.evaluation.metrics import EmptyEvaluation
-
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be at least 1 and not empty, got {ks!r}")
-    held = test if relevant_threshold is None else test[test[RATING] >= relevant_threshold]
-    relevant = held[[USER, MOVIE]].drop_duplicates()
-    n_relevant = relevant.groupby(USER).size()
-    if n_relevant.empty:
-        raise EmptyEvaluation(f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against")
-    n_users = len(n_relevant)
-
-    ordered = lists[[MODEL, USER, RANK, MOVIE]].sort_values([MODEL, USER, RANK, MOVIE], kind="stable")
-    ordered = ordered.assign(position=ordered.groupby([MODEL, USER]).cumcount() + 1)
-    hits = ordered[ordered["position"] <= ks[-1]].merge(relevant, on=[USER, MOVIE])
-    hits = hits.assign(share=1.0 / hits[USER].map(n_relevant))     # each hit's part of its user's recall
-
-    seen = list(dict.fromkeys(lists[MODEL]))
-    models = [m for m in MODELS if m in seen] + [m for m in seen if m not in MODELS]
-    rows = []
-    for model in models:
-        mine = hits[hits[MODEL] == model]
-        for k in ks:
-            first_k = mine[mine["position"] <= k]
-            rows.append((model, k, len(first_k) / k / n_users, first_k["share"].sum() / n_users, n_users))
-    return pd.DataFrame(rows, columns=[MODEL, K, PRECISION, RECALL, USERS])
+class IncompleteEvaluation(NoMetrics):
+    """The run's evaluation lacks the tables the report draws (evaluated by an older version)."""
 
 
-def curve_check(curves: pd.DataFrame, models: Mapping[str, Mapping[str, Any]], k: int,
-                tolerance: float = 1e-9) -> list[str]:
-    """Where the curve at `k` disagrees with the metrics table (empty: they agree)."""
-    problems = []
-    at_k = curves[curves[K] == k].set_index(MODEL)
-    for model, row in at_k.iterrows():
-        for name in (PRECISION, RECALL):
-            expected = (models.get(model) or {}).get(name)
-            if expected is not None and abs(float(expected) - float(row[name])) > tolerance:
-                problems.append(f"{model} {name}@{k}: curve {row[name]:.6f}, metrics {float(expected):.6f}")
-    return problems
+# ---------------------------------------------------------------- pure helpers
+
+def mask_uri(uri: str) -> str:
+    """A warehouse URI without the password of its user part (s3a://key:secret@bucket -> s3a://key:***@bucket)."""
+    try:
+        parts = urlsplit(uri)
+        if parts.password is None:
+            return uri
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
+    except ValueError:
+        return "(unreadable URI)"
 
 
-def metric_history(runs: Sequence[Mapping[str, Any]], model: str = "hybrid", metric: str = "ndcg",
-                   statuses: Sequence[str] = HISTORY_STATUSES) -> pd.DataFrame:
-    """(run_id, status, started_at, active, value): one row per run of `statuses` with that metric,
-    oldest first.  `runs` as `movierec.store.runs.list_runs` returns them (newest first)."""
+def warehouse_given(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the warehouse setting was given rather than left at its default.  Settings do not
+    record where a value came from, so: a value other than the default was given (a flag, the
+    environment, a caller); the default value counts as given only through MOVIEREC_WAREHOUSE."""
+    from movierec.config import env_name
+
+    environ = os.environ if environ is None else environ
+    return settings.warehouse != DEFAULT_WAREHOUSE or env_name("warehouse") in environ
+
+
+def choose_warehouse(settings: Settings, store_run: Mapping[str, Any] | None, given: bool) -> tuple[str, str]:
+    """(warehouse, where it came from): the setting when it was given, else the one recorded with
+    the run in the store (unless masked: a masked URI cannot be read), else the default setting."""
+    if given:
+        return settings.warehouse, "the warehouse setting"
+    recorded = ((store_run or {}).get("params") or {}).get("warehouse")
+    if isinstance(recorded, str) and recorded and MASK not in recorded:
+        return recorded, "the warehouse recorded with the run"
+    if isinstance(recorded, str) and MASK in recorded:
+        return settings.warehouse, "the default warehouse setting (the run's recorded warehouse is masked)"
+    return settings.warehouse, "the default warehouse setting"
+
+
+def metric_history(runs: Sequence[Mapping[str, Any]], models: Sequence[str] = MODELS,
+                   metric: str = "ndcg") -> pd.DataFrame:
+    """(run_id, status, started_at, active, *models): `metric` of each model per run, for every run
+    (whatever its status: published, rejected, ...) whose hybrid has it, oldest first; a model a
+    run lacks is NaN.  `runs` as `movierec.store.runs.list_runs` returns them (newest first)."""
     rows = []
     for run in reversed(list(runs)):
-        try:
-            value = float(run["metrics"]["models"][model][metric])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if run["status"] in statuses:
-            rows.append((run["run_id"], run["status"], run.get("started_at"), bool(run.get("active")), value))
-    return pd.DataFrame(rows, columns=["run_id", "status", "started_at", "active", "value"])
+        results = ((run.get("metrics") or {}).get("models") or {})
+        values = {}
+        for model in models:
+            try:
+                values[model] = float(results[model][metric])
+            except (KeyError, TypeError, ValueError):
+                values[model] = math.nan
+        if not math.isnan(values.get("hybrid", math.nan)):
+            rows.append({"run_id": run["run_id"], "status": run["status"], "started_at": run.get("started_at"),
+                         "active": bool(run.get("active")), **values})
+    return pd.DataFrame(rows, columns=["run_id", "status", "started_at", "active", *models])
 
 
-def score_histograms(recommendations, bins: int = SCORE_BINS, columns: Sequence[str] = (CF_SCORE, CB_SCORE)
-                     ) -> pd.DataFrame:
-    """(component, lower, upper, count): equal-width bins over 0..1 of each score column of a
-    Spark DataFrame, every bin listed (zero counts too).  A bin holds lower <= x < upper, the
-    last one also x = 1; values outside 0..1 go to the end bins, nulls are left out.
-    Computed in Spark, one pass: only the counts come back to the driver."""
-    from pyspark.sql import functions as F
-
+def histogram_edges(lo: float, hi: float, bins: int = SCORE_BINS) -> tuple[list[float], bool]:
+    """(edges, log scale): `bins` bins over the observed range lo..hi, log-spaced when lo > 0 and
+    hi is more than LOG_BINS_ABOVE times lo (chances of a few per cent with a long tail), else
+    equal-width.  One bin around the value when lo == hi."""
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+        raise ValueError(f"not a range: {lo!r}..{hi!r}")
+    if hi == lo:
+        pad = abs(lo) * 0.05 or 0.05
+        return [lo - pad, hi + pad], False
+    if lo > 0 and hi / lo > LOG_BINS_ABOVE:
+        step = (math.log(hi) - math.log(lo)) / bins
+        edges = [math.exp(math.log(lo) + i * step) for i in range(bins + 1)]
+        edges[0], edges[-1] = lo, hi
+        return edges, True
+    return [lo + (hi - lo) * i / bins for i in range(bins + 1)], False
 
-    def bin_of(column: str):
-        return F.least(F.greatest(F.floor(F.col(column) * bins), F.lit(0)), F.lit(bins - 1)).cast("int")
 
-    pairs = F.explode(F.array(*(F.struct(F.lit(c).alias(COMPONENT), bin_of(c).alias("bin")) for c in columns)))
-    counted = (recommendations.select(pairs.alias("p")).select("p.*").where(F.col("bin").isNotNull())
-               .groupBy(COMPONENT, "bin").count().collect())
-    found = {(row[COMPONENT], row["bin"]): row["count"] for row in counted}
-    return pd.DataFrame(
-        [(c, b / bins, (b + 1) / bins, int(found.get((c, b), 0))) for c in columns for b in range(bins)],
-        columns=[COMPONENT, LOWER, UPPER, COUNT])
-
-
-def score_summary(recommendations, columns: Sequence[str] = (CF_SCORE, CB_SCORE)) -> pd.DataFrame:
+def score_summary(recommendations, columns: Sequence[str] = COMPONENTS) -> pd.DataFrame:
     """(component, pairs, mean, min, max) of each score column of a Spark DataFrame (nulls left out)."""
     from pyspark.sql import functions as F
 
@@ -206,21 +194,44 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix[:-1], value)]
 
 
+def score_histograms(recommendations, edges: Sequence[float], columns: Sequence[str] = COMPONENTS) -> pd.DataFrame:
+    """(component, lower, upper, count): each score column of a Spark DataFrame counted in the bins
+    of `edges` (`movierec.evaluation.metrics.bin_index`: lower <= x < upper, the last bin closed,
+    values outside in the end bins), every bin listed, zero counts too; nulls left out.  Computed
+    in Spark, one pass: only the counts come back to the driver."""
+    from pyspark.sql import functions as F
+
+    from movierec.evaluation.metrics import bin_index
+
+    pairs = F.explode(F.array(*(F.struct(F.lit(c).alias("component"), bin_index(F.col(c), edges).alias("bin"))
+                                for c in columns)))
+    counted = (recommendations.select(pairs.alias("p")).select("p.*").where(F.col("bin").isNotNull())
+               .groupBy("component", "bin").count().collect())
+    found = {(row["component"], row["bin"]): row["count"] for row in counted}
+    return pd.DataFrame([(c, edges[b], edges[b + 1], int(found.get((c, b), 0)))
+                         for c in columns for b in range(len(edges) - 1)],
+                        columns=["component", "lower", "upper", "count"])
+
+
 # ---------------------------------------------------------------- gathering a run's data
 
 @dataclass
 class ReportData:
+    """Everything the page shows, as read; tables as pandas frames."""
     run_id: str
     metrics: dict
-    metrics_source: str
-    warehouse: str
-    db_url: str
-    store_run: dict | None = None                    # the run's row in the store, if it is there
-    curves: pd.DataFrame | None = None
-    curve_problems: list[str] = field(default_factory=list)
+    at_k: pd.DataFrame                                # protocol.TABLE_SCHEMAS["at_k"]
+    by_activity: pd.DataFrame                         # protocol.TABLE_SCHEMAS["by_activity"]
+    calibration: pd.DataFrame                         # protocol.TABLE_SCHEMAS["calibration"]
+    warehouse: str = ""                               # as shown: credentials masked
+    warehouse_source: str = ""
+    db_url: str = ""                                  # as shown: password hidden
+    metrics_path: str = ""
+    store_run: dict | None = None                     # the run's row in the store, if it is there
+    history: pd.DataFrame | None = None
     histograms: pd.DataFrame | None = None
     score_stats: pd.DataFrame | None = None
-    history: pd.DataFrame | None = None
+    score_log_scale: bool = False
     stage_reports: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)    # why a part is missing
 
@@ -238,17 +249,15 @@ def resolve_run_id(engine, run_id: str | None, db_url: str) -> str:
     return active
 
 
-def held_out(ratings, holdout_share: float):
-    """The run's held-out ratings (user_id, movie_id, rating), by the evaluate stage's rule."""
-    from movierec.data.split import temporal_split
+def collect(spark, settings: Settings, run_id: str | None = None, warehouse_explicit: bool | None = None
+            ) -> ReportData:
+    """Everything the page shows, read from the run's warehouse folder and the store.
 
-    return temporal_split(ratings, holdout_share)[1].select(USER, MOVIE, RATING)
-
-
-def collect(spark, settings: Settings, run_id: str | None = None) -> ReportData:
-    """Everything the page shows, read from the run's warehouse folder and the store."""
-    from movierec.store import runs as store
+    warehouse_explicit: whether `settings.warehouse` was given (None: `warehouse_given` decides).
+    Raises NoMetrics / IncompleteEvaluation when the run's evaluation is not in that warehouse."""
+    from movierec.evaluation.protocol import TABLE_SCHEMAS
     from movierec.spark.warehouse import exists, read_json, read_table
+    from movierec.store import runs as store
 
     engine = store.engine_for(settings.db_url)
     try:
@@ -258,41 +267,41 @@ def collect(spark, settings: Settings, run_id: str | None = None) -> ReportData:
             runs = store.list_runs(conn)
     finally:
         engine.dispose()
-    paths = RunPaths(settings.warehouse, run_id)
+    given = warehouse_given(settings) if warehouse_explicit is None else warehouse_explicit
+    warehouse, source = choose_warehouse(settings, store_run, given)
+    paths = RunPaths(warehouse, run_id)
+    where = f"{mask_uri(paths.warehouse)} ({source})"
 
-    if exists(spark, paths.metrics):
-        metrics, source = read_json(spark, paths.metrics), paths.metrics
-    elif ((store_run or {}).get("metrics") or {}).get("models"):
-        metrics, source = store_run["metrics"], f"the store ({redact_url(settings.db_url)})"
-    else:
-        raise NoMetrics(f"run {run_id} has no evaluation metrics: nothing at {paths.metrics} and none in the "
-                        f"store; run its evaluate stage (`movierec pipeline --run-id {run_id} --stages evaluate`)")
+    if not exists(spark, paths.metrics):
+        raise NoMetrics(f"run {run_id} has no evaluation metrics in the warehouse {where}: nothing at "
+                        f"{mask_uri(paths.metrics)}; pass the run's --warehouse, or run its evaluate stage "
+                        f"(`movierec pipeline --run-id {run_id} --stages evaluate`)")
+    metrics = read_json(spark, paths.metrics)
     if not metrics.get("models"):
-        raise NoMetrics(f"run {run_id}: the metrics at {source} have no per-model results")
-    data = ReportData(run_id, metrics, source, paths.warehouse, redact_url(settings.db_url), store_run)
-    protocol = metrics.get("protocol") or {}
+        raise NoMetrics(f"run {run_id}: the metrics at {mask_uri(paths.metrics)} have no per-model results")
+    tables = {}
+    for name in TABLE_SCHEMAS:
+        path = paths.evaluation_table(name)
+        if not exists(spark, path):
+            raise IncompleteEvaluation(
+                f"run {run_id}'s evaluation in {where} has no {name} table ({mask_uri(path)}): it was evaluated "
+                f"by an older version; run its evaluate stage again (`movierec pipeline --run-id {run_id} "
+                f"--stages evaluate`)")
+        tables[name] = read_table(spark, path).toPandas()
 
-    if exists(spark, paths.evaluation_details) and exists(spark, paths.ratings):
-        share = float(protocol.get("holdout_share", HOLDOUT_SHARE))
-        lists = read_table(spark, paths.evaluation_details)
-        test = held_out(read_table(spark, paths.ratings), share).join(lists.select(USER).distinct(), USER, "left_semi")
-        data.curves = precision_recall_curve(lists.select(MODEL, USER, RANK, MOVIE).toPandas(), test.toPandas())
-        k = int(protocol.get("k", 10))
-        data.curve_problems = curve_check(data.curves, metrics["models"], k)
-        for problem in data.curve_problems:
-            log.warning("report: the curve and the metrics disagree: %s", problem)
-    else:
-        data.notes.append(f"No precision/recall curves: the run has no evaluation lists at "
-                          f"{paths.evaluation_details} (or no ingest ratings at {paths.ratings}).")
-
+    data = ReportData(run_id, metrics, at_k=tables["at_k"], by_activity=tables["by_activity"],
+                      calibration=tables["calibration"], warehouse=mask_uri(paths.warehouse), warehouse_source=source,
+                      db_url=redact_url(settings.db_url), metrics_path=mask_uri(paths.metrics), store_run=store_run,
+                      history=metric_history(runs))
     if exists(spark, paths.recommendations):
         recs = read_table(spark, paths.recommendations)
-        data.histograms = score_histograms(recs)
         data.score_stats = score_summary(recs)
-    else:
-        data.notes.append(f"No score distributions: the run has no score output at {paths.recommendations}.")
-
-    data.history = metric_history(runs)
+        lo, hi = data.score_stats["min"].min(), data.score_stats["max"].max()
+        if data.score_stats["pairs"].sum() and pd.notna(lo) and pd.notna(hi):
+            edges, data.score_log_scale = histogram_edges(float(lo), float(hi))
+            data.histograms = score_histograms(recs, edges)
+    if data.histograms is None:
+        data.notes.append(f"No score distributions: the run has no score output at {mask_uri(paths.recommendations)}.")
     for stage, path in (("ingest", paths.ingest_report), ("train_als", paths.als_report),
                         ("train_rf", paths.rf_report), ("score", paths.score_report),
                         ("publish", paths.publish_report)):
@@ -301,251 +310,232 @@ def collect(spark, settings: Settings, run_id: str | None = None) -> ReportData:
     return data
 
 
-# ---------------------------------------------------------------- plots (inline PNG)
+# ---------------------------------------------------------------- the page
 
-def _png_data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float = 7.0, height: float = 3.6):
-    from matplotlib.figure import Figure     # no pyplot: no GUI backend, no global state
-
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot()
+@dataclass
+class Table:
+    """A table as the template draws it: cells are raw values, formatted there (`plain`: settings
+    as they were set, 0.05 not 0.0500)."""
+    header: list[str]
+    rows: list[list[Any]]
+    row_classes: list[str] | None = None
+    plain: bool = False
 
 
-def plot_curve(curves: pd.DataFrame, metric: str) -> str:
-    figure, ax = _figure()
-    for model, part in curves.groupby(MODEL, sort=False):
-        ax.plot(part[K], part[metric], marker=".", markersize=3, label=model)
-    ax.set_xlabel("k (list length)")
-    ax.set_ylabel(f"{metric}@k")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(f"{metric.capitalize()} at k, relevant = held-out rating >= {RELEVANT_THRESHOLD}")
-    return _png_data_uri(figure)
+@dataclass
+class Plot:
+    name: str
+    alt: str
+    uri: str
 
 
-def plot_histograms(histograms: pd.DataFrame) -> str:
-    figure, ax = _figure()
-    for component, part in histograms.groupby(COMPONENT, sort=False):
-        ax.stairs(part[COUNT].to_numpy(), [*part[LOWER], part[UPPER].iloc[-1]], label=component,
-                  fill=False, linewidth=1.5)
-    ax.set_xlabel("score (0..1, on each user's scale)")
-    ax.set_ylabel("recommendations")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Blend components of the recommended pairs")
-    return _png_data_uri(figure)
-
-
-def plot_history(history: pd.DataFrame, run_id: str, label: str) -> str:
-    figure, ax = _figure()
-    x = list(range(len(history)))
-    ax.plot(x, history["value"], color="0.7", linewidth=1, zorder=1)
-    styles = {"published": dict(marker="o", color="tab:blue"), "rejected": dict(marker="x", color="tab:red")}
-    for status, style in styles.items():
-        part = history[history["status"] == status]
-        ax.scatter([x[i] for i in part.index], part["value"], label=status, zorder=2, **style)
-    for i, row in history.iterrows():
-        if row["run_id"] == run_id:
-            ax.scatter([x[i]], [row["value"]], s=200, facecolors="none", edgecolors="black", zorder=3,
-                       label="this run")
-        if row["active"]:
-            ax.annotate("active", (x[i], row["value"]), textcoords="offset points", xytext=(0, 8),
-                        ha="center", fontsize=8)
-    step = max(1, len(x) // 12)
-    ax.set_xticks(x[::step], [str(r) for r in history["run_id"]][::step], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(f"{label} by run (published and rejected), oldest first")
-    return _png_data_uri(figure)
-
-
-# ---------------------------------------------------------------- HTML
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
-thead th { background: #f0f0f0; }
-tr.active td { font-weight: bold; }
-.note { color: #8a5a00; }
-.ok { color: #256029; }
-img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _cell(value: Any) -> str:
+def cell(value: Any, plain: bool = False) -> str:
+    """A table cell's text: metrics to 4 places, settings as set, nested values as JSON, missing as '–'."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True, default=str)
-    from movierec.evaluation.metrics import format_value   # metrics imports pyspark: only when a page is written
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if plain and isinstance(value, float):
+        return f"{value:.6g}"
+    from movierec.evaluation.metrics import format_value   # metrics imports pyspark: only when a page is made
 
     return format_value(value, missing="–")
 
 
-def _plain(value: Any) -> str:
-    """Parameters as they were set (0.05, not 0.0500)."""
-    return f"{value:.6g}" if isinstance(value, float) else _cell(value)
+def _ordered(names: Iterable[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return [m for m in MODELS if m in names] + [m for m in names if m not in MODELS]
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], row_classes: Iterable[str] | None = None,
-           fmt=_cell) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = []
-    classes = list(row_classes) if row_classes is not None else None
-    for number, row in enumerate(rows):
-        attr = f' class="{_e(classes[number])}"' if classes and classes[number] else ""
-        cells = "".join(f'<td{" class=text" if isinstance(v, str) else ""}>{_e(fmt(v))}</td>' for v in row)
-        body.append(f"<tr{attr}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _k(metrics: Mapping[str, Any]) -> int:
+    return int((metrics.get("protocol") or {}).get("k", 10))
 
 
-def _img(uri: str, alt: str, name: str) -> str:
-    return f'<img id="plot-{_e(name)}" alt="{_e(alt)}" src="{uri}">'
+def _lift(value: float, baseline: float) -> str:
+    return "–" if not baseline else f"{(value / baseline - 1):+.1%}"
 
 
-def metrics_section(metrics: Mapping[str, Any]) -> str:
-    models = metrics["models"]
-    k = (metrics.get("protocol") or {}).get("k", 10)
-    names = [m for m in MODELS if m in models] + [m for m in models if m not in MODELS]
+def glance(data: ReportData) -> list[tuple[str, str]]:
+    """(what, value) lines an engineer reads first: the hybrid against each baseline, the publish
+    decision, who was evaluated, how well the blend is calibrated, where the hybrid is weakest."""
+    models, k = data.metrics["models"], _k(data.metrics)
+    protocol = data.metrics.get("protocol") or {}
+    lines = []
+    hybrid = (models.get("hybrid") or {}).get("ndcg")
+    if hybrid is not None:
+        against = [f"{name} {models[name]['ndcg']:.4f} ({_lift(hybrid, models[name]['ndcg'])})"
+                   for name in BASELINES if (models.get(name) or {}).get("ndcg") is not None]
+        lines.append((f"hybrid NDCG@{k}", f"{hybrid:.4f}; against " + ", ".join(against)))
+    run = data.store_run
+    if run:
+        status = run["status"] + (" (active)" if run.get("active") else "")
+        lines.append(("in the store", status + (f": {run['message']}" if run.get("message") else "")))
+    else:
+        lines.append(("in the store", "not in the store (not published)"))
+    gate = (data.stage_reports.get("publish") or {}).get("gate")
+    if gate:
+        lines.append(("quality gate", str(gate)))
+    users = (models.get("hybrid") or {}).get("users")
+    lines.append(("evaluated", f"{users} users with a liked held-out movie; {protocol.get('train_ratings')} training "
+                               f"and {protocol.get('test_ratings')} held-out ratings; catalogue "
+                               f"{protocol.get('catalogue')} movies"))
+    totals = data.calibration[data.calibration["bin"].isna()].set_index("component")
+    if SCORE in totals.index:
+        row = totals.loc[SCORE]
+        lines.append(("calibration of score", f"mean predicted chance {row['predicted']:.4f}, observed share liked "
+                                              f"{row['observed']:.4f} over {int(row['pairs'])} candidate pairs; "
+                                              f"Brier {row['brier']:.4f}"))
+    mine = data.by_activity[data.by_activity["model"] == "hybrid"]
+    if len(mine) > 1:
+        low, high = mine.loc[mine["ndcg"].idxmin()], mine.loc[mine["ndcg"].idxmax()]
+        lines.append((f"hybrid NDCG@{k} by activity", f"lowest {low['ndcg']:.4f} for users with {low['label']} "
+                                                      f"training ratings ({int(low['users'])} users), highest "
+                                                      f"{high['ndcg']:.4f} for {high['label']} ({int(high['users'])})"))
+    return lines
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> Table:
+    models, k = metrics["models"], _k(metrics)
+    names = _ordered(models)
     known = {key for key, _ in METRIC_COLUMNS}
     extra = sorted({key for m in names for key in models[m] if key not in known})
     columns = [*METRIC_COLUMNS, *((key, key) for key in extra)]
-    table = _table(["model", *(heading.format(k=k) for _, heading in columns)],
-                   [[m, *(models[m].get(key) for key, _ in columns)] for m in names])
+    return Table(["model", *(heading.format(k=k) for _, heading in columns)],
+                 [[m, *(models[m].get(key) for key, _ in columns)] for m in names])
+
+
+def at_k_table(at_k: pd.DataFrame) -> Table:
+    ks = [k for k in TABLE_KS if k in set(at_k["k"])]
+    by = at_k.set_index(["model", "k"])
+    rows = [[m, *(by.loc[(m, k), "precision"] for k in ks), *(by.loc[(m, k), "recall"] for k in ks)]
+            for m in _ordered(at_k["model"])]
+    return Table(["model", *(f"precision@{k}" for k in ks), *(f"recall@{k}" for k in ks)], rows)
+
+
+def activity_table(by_activity: pd.DataFrame, k: int) -> Table:
+    models = _ordered(by_activity["model"])
+    rows = []
+    for bucket, part in by_activity.groupby("bucket", sort=True):
+        values = part.set_index("model")
+        rows.append([part["label"].iloc[0], int(part["users"].max()),
+                     *(values["ndcg"].get(m, math.nan) for m in models)])
+    return Table(["training ratings", "users", *(f"{m} NDCG@{k}" for m in models)], rows)
+
+
+def calibration_tables(calibration: pd.DataFrame) -> tuple[Table, Table]:
+    """(totals per component, every bin)."""
+    order = [c for c in COMPONENTS if c in set(calibration["component"])]
+    totals = calibration[calibration["bin"].isna()].set_index("component")
+    summary = Table(["component", "pairs", "mean predicted", "observed share liked", "Brier score"],
+                    [[c, int(totals.loc[c, "pairs"]), totals.loc[c, "predicted"], totals.loc[c, "observed"],
+                      totals.loc[c, "brier"]] for c in order if c in totals.index])
+    bins = calibration[calibration["bin"].notna()]
+    rows = [[c, f"{row.lower:.3f}–{row.upper:.3f}", int(row.pairs), row.predicted, row.observed]
+            for c in order for row in bins[bins["component"] == c].sort_values("bin").itertuples()]
+    return summary, Table(["component", "predicted chance", "pairs", "mean predicted", "observed share liked"], rows)
+
+
+def history_table(history: pd.DataFrame, run_id: str, k: int) -> Table:
+    models = [m for m in MODELS if m in history and history[m].notna().any()]
+    rows = [[r["run_id"], r["status"], str(r["started_at"] or "")[:19], *(r[m] for m in models)]
+            for _, r in history.iterrows()]
+    classes = [" ".join(c for c in ("active" if r["active"] else "", "this" if r["run_id"] == run_id else "") if c)
+               for _, r in history.iterrows()]
+    return Table(["run", "status", "started (UTC)", *(f"{m} NDCG@{k}" for m in models)], rows, classes)
+
+
+def page_context(data: ReportData, generated_at: str) -> dict[str, Any]:
+    """What the template gets: plain values, `Table`s and `Plot`s (the figures drawn here)."""
+    from movierec.evaluation.protocol import HOLDOUT_SHARE, RELEVANT_THRESHOLD
+    from movierec.report import plots
+
+    metrics, k = data.metrics, _k(data.metrics)
     protocol = metrics.get("protocol") or {}
-    facts = _table(["protocol", "value"], [[key, value] for key, value in flatten(protocol)], fmt=_plain)
-    return (f"<h2>Metrics</h2>{table}"
-            f"<p>RMSE and MAE are the content model's predicted ratings of the held-out pairs; "
-            f"'all held-out relevant' counts every held-out movie as relevant, whatever its rating.</p>"
-            f"<h3>Protocol</h3>{facts}")
-
-
-def curves_section(data: ReportData) -> str:
-    curves = data.curves
-    share = float((data.metrics.get("protocol") or {}).get("holdout_share", HOLDOUT_SHARE))
-    parts = ["<h2>Precision and recall at k</h2>",
-             f"<p>Each model's top-{int(curves[K].max())} lists from the evaluate stage against the held-out "
-             f"ratings (each user's latest {share:.0%}, re-derived from the run's ratings by the same rule); relevant = rated >= {RELEVANT_THRESHOLD}; "
-             f"{int(curves[USERS].iloc[0])} users.</p>",
-             _img(plot_curve(curves, PRECISION), "precision at k per model", "precision"),
-             _img(plot_curve(curves, RECALL), "recall at k per model", "recall")]
-    ks = [k for k in TABLE_KS if k in set(curves[K])]
-    models = list(dict.fromkeys(curves[MODEL]))
-    by = curves.set_index([MODEL, K])
-    rows = [[m, *(by.loc[(m, k), PRECISION] for k in ks), *(by.loc[(m, k), RECALL] for k in ks)] for m in models]
-    parts.append(_table(["model", *(f"precision@{k}" for k in ks), *(f"recall@{k}" for k in ks)], rows))
-    k = (data.metrics.get("protocol") or {}).get("k", 10)
-    if data.curve_problems:
-        parts.append(f'<p class="note">The curve at k = {_e(k)} differs from the metrics table: '
-                     + "; ".join(_e(p) for p in data.curve_problems) + ".</p>")
-    else:
-        parts.append(f'<p class="ok">Check: at k = {_e(k)} the curves agree with the metrics table.</p>')
-    return "".join(parts)
-
-
-def scores_section(data: ReportData) -> str:
-    stats = data.score_stats
-    return ("<h2>Score distributions</h2>"
-            "<p>cf_score (ALS) and cb_score (content forest) of the recommended pairs of the score stage "
-            "(each user's top-k), each brought to 0..1 on the user's own scale before the blend.</p>"
-            + _img(plot_histograms(data.histograms), "histograms of cf_score and cb_score", "scores")
-            + _table(list(stats.columns), stats.itertuples(index=False)))
-
-
-def history_section(data: ReportData) -> str:
-    history = data.history
-    k = (data.metrics.get("protocol") or {}).get("k", 10)
-    label = f"hybrid NDCG@{k}"
-    if history is None or history.empty:
-        return f'<h2>History</h2><p class="note">No published or rejected run in the store has a {_e(label)}.</p>'
-    rows = [[r.run_id, r.status, (r.started_at or "")[:19], r.value] for r in history.itertuples()]
-    classes = ["active" if a else "" for a in history["active"]]
-    return ("<h2>History</h2>"
-            f"<p>{_e(label)} of every published and rejected run kept in the store "
-            f"(retention deletes older published runs); the active run in bold.</p>"
-            + _img(plot_history(history, data.run_id, label), f"{label} by run", "history")
-            + _table(["run", "status", "started", label], rows, classes))
-
-
-def parameters_section(data: ReportData) -> str:
-    parts = ["<h2>Parameters</h2>"]
-    params = (data.store_run or {}).get("params")
+    run = data.store_run
+    status = f"{run['status']}{' (active)' if run.get('active') else ''}" if run else "not in the store"
+    context: dict[str, Any] = {
+        "run_id": data.run_id, "k": k, "notes": data.notes, "generated_at": generated_at,
+        "holdout_share": float(protocol.get("holdout_share", HOLDOUT_SHARE)),
+        "relevant": protocol.get("relevant", f"held-out rating >= {RELEVANT_THRESHOLD}"),
+        "summary": Table(["", ""], [["run", data.run_id], ["status in the store", status],
+                                    ["metrics from", data.metrics_path],
+                                    ["warehouse", f"{data.warehouse} ({data.warehouse_source})"],
+                                    ["store", data.db_url], ["generated", generated_at]]),
+        "glance": glance(data),
+        "metrics": metrics_table(metrics),
+        "protocol": Table(["protocol", "value"], [list(pair) for pair in flatten(protocol)], plain=True),
+    }
+    models = _ordered(data.at_k["model"])
+    context["at_k"] = {
+        "max_k": int(data.at_k["k"].max()), "users": int(data.at_k["users"].max()), "table": at_k_table(data.at_k),
+        "plot": Plot("at-k", "NDCG, precision and recall at k per model", plots.at_k_plot(
+            data.at_k, models, [("ndcg", "NDCG@k"), ("precision", "precision@k"), ("recall", "recall@k")]))}
+    context["activity"] = {
+        "table": activity_table(data.by_activity, k),
+        "plot": Plot("activity", f"NDCG@{k} per model by the user's training ratings", plots.activity_plot(
+            data.by_activity, _ordered(data.by_activity["model"]), "ndcg", f"NDCG@{k}"))}
+    summary, bins = calibration_tables(data.calibration)
+    components = [c for c in COMPONENTS if c in set(data.calibration["component"])]
+    context["calibration"] = {
+        "summary": summary, "bins": bins, "min_pairs": MIN_CALIBRATION_PAIRS,
+        "plot": Plot("calibration", "observed share of liked held-out movies against the predicted chance",
+                     plots.calibration_plot(data.calibration[data.calibration["bin"].notna()], components,
+                                            MIN_CALIBRATION_PAIRS))}
+    if data.histograms is not None:
+        stats = data.score_stats
+        context["scores"] = {
+            "log_scale": data.score_log_scale, "pairs": int(stats["pairs"].max()),
+            "table": Table(list(stats.columns), [list(row) for row in stats.itertuples(index=False)]),
+            "plot": Plot("scores", "histograms of score, cf_score and cb_score of the recommended pairs",
+                         plots.score_histogram_plot(data.histograms, COMPONENTS, data.score_log_scale))}
+    if data.history is not None and not data.history.empty:
+        label = f"NDCG@{k}"
+        context["history"] = {
+            "runs": len(data.history), "table": history_table(data.history, data.run_id, k),
+            "plot": Plot("history", f"{label} by run over time",
+                         plots.history_plot(data.history, list(MODELS), data.run_id, label))}
+    params = (run or {}).get("params")
     if params:
-        shown = {key: (redact_url(value) if key == "db_url" and isinstance(value, str) else value)
+        shown = {key: (redact_url(value) if key == "db_url" and isinstance(value, str) else
+                       mask_uri(value) if key == "warehouse" and isinstance(value, str) else value)
                  for key, value in params.items()}
-        parts.append("<h3>Settings recorded in the store</h3><p>The settings the publish stage ran with; "
-                     "each stage report below records what that stage used.</p>"
-                     + _table(["setting", "value"], [[key, value] for key, value in flatten(shown)], fmt=_plain))
-    else:
-        parts.append('<p class="note">The run has no settings in the store (it was not published).</p>')
-    for stage, report in data.stage_reports.items():
-        parts.append(f"<h3>Stage report: {_e(stage)}</h3>"
-                     + _table(["key", "value"], [[key, value] for key, value in flatten(report)], fmt=_plain))
-    return "".join(parts)
+        context["settings"] = Table(["setting", "value"], [list(pair) for pair in flatten(shown)], plain=True)
+    context["stage_reports"] = [(stage, Table(["key", "value"], [list(pair) for pair in flatten(report)], plain=True))
+                                for stage, report in data.stage_reports.items()]
+    return context
+
+
+def environment():
+    """The Jinja2 environment of the report's templates: loaded from the package (a directory, a
+    wheel or the --py-files zip alike), HTML escaped everywhere, an unknown name an error."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("movierec.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["cell"] = cell
+    return env
 
 
 def render_html(data: ReportData, generated_at: str | None = None) -> str:
     generated_at = generated_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run = data.store_run
-    status = (f"{run['status']}{' (active)' if run.get('active') else ''}" if run else "not in the store")
-    summary = _table(["", ""], [
-        ["run", data.run_id], ["status in the store", status], ["metrics from", data.metrics_source],
-        ["warehouse", data.warehouse], ["store", data.db_url], ["generated", generated_at]])
-    sections = [metrics_section(data.metrics)]
-    if data.curves is not None:
-        sections.append(curves_section(data))
-    if data.histograms is not None:
-        sections.append(scores_section(data))
-    sections.append(history_section(data))
-    sections.append(parameters_section(data))
-    notes = "".join(f'<p class="note">{_e(note)}</p>' for note in data.notes)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>movierec report: {_e(data.run_id)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>movierec evaluation report: {_e(data.run_id)}</h1>{summary}{notes}"
-            + "".join(sections) + "</body></html>\n")
+    return environment().get_template(TEMPLATE).render(**page_context(data, generated_at))
 
 
 # ---------------------------------------------------------------- writing
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, then rename: a reader never sees half a page."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_report(page: str, out_dir: str | Path, run_id: str) -> Path:
     """`<out_dir>/<run_id>.html`, and the same page as `<out_dir>/latest.html`; returns the first."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{check_run_id(run_id)}.html"
-    _write_atomically(target, page)
-    _write_atomically(out / LATEST, page)
+    target = write_atomically(out / f"{check_run_id(run_id)}.html", page)
+    write_atomically(out / LATEST, page)
     return target
 
 
 def make_report(spark, settings: Settings, run_id: str | None = None,
-                out_dir: str | Path = DEFAULT_OUT_DIR) -> Path:
-    data = collect(spark, settings, run_id)
+                out_dir: str | Path = DEFAULT_OUT_DIR, *, warehouse_explicit: bool | None = None) -> Path:
+    """Gather, render and write the report of `run_id` (default: the active run); returns its path.
+    Nothing is written when the run's data is missing (ReportError)."""
+    data = collect(spark, settings, run_id, warehouse_explicit)
     path = write_report(render_html(data), out_dir, data.run_id)
     log.info("report for run %s: %s", data.run_id, path)
     return path

@@ -129,6 +129,9 @@ class RunPaths:
     def evaluation_details(self) -> str:
         return self.stage("evaluate") + "/details"
 
+    def evaluation_table(self, name: str) -> str:
+        return self.stage("evaluate") + "/tables/" + name
+
     # publish
     @property
     def publish_report(self) -> str:
