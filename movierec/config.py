@@ -180,9 +180,11 @@ def model_settings(settings: Settings) -> dict[str, Any]:
 def run_params(settings: Settings) -> dict[str, Any]:
     """What a published run stores with itself (runs.params): its model settings, and the warehouse
     its files are in (the report reads them from there); no credentials in any of it."""
+    # a local warehouse as an absolute path: the report may read it from another working directory
+    warehouse = settings.warehouse if "://" in settings.warehouse else str(Path(settings.warehouse).resolve())
     return {
         name: redact_url(value) if isinstance(value, str) else value
-        for name, value in {**model_settings(settings), "warehouse": settings.warehouse}.items()
+        for name, value in {**model_settings(settings), "warehouse": warehouse}.items()
     }
 
 

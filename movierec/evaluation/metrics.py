@@ -36,11 +36,13 @@ computed here, in one aggregation, rather than with four evaluator passes, becau
 project also needs hit rate, the per-user values and the user count from the same join.
 Spark has no hit rate or catalogue coverage.
 """
+
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.sql import Column, DataFrame, Window
@@ -204,9 +206,7 @@ def ranking_metrics_by(
     if n_users == 0:
         n_users = relevant_items(test, relevant_threshold).select(USER).distinct().count()
     if n_users == 0:
-        raise EmptyEvaluation(
-            f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against"
-        )
+        raise EmptyEvaluation(f"no user has a held-out movie rated >= {relevant_threshold}: nothing to rank against")
     results = {}
     for name in lists:
         row = rows.get(name)
@@ -238,8 +238,9 @@ def ranking_metrics_at(
         raise ValueError("ks must not be empty")
     for k in ks:
         _check_k(k)
-    per_k = [user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,)).withColumn(K, F.lit(k))
-             for k in ks]
+    per_k = [
+        user_ranking_metrics(recommendations, test, k, relevant_threshold, by=(by,)).withColumn(K, F.lit(k)) for k in ks
+    ]
     per_user = functools.reduce(DataFrame.unionByName, per_k)
     rows = {(row[by], row[K]): row for row in per_user.groupBy(by, K).agg(*_user_means()).collect()}
     n_users = _evaluated_users(rows.values(), test, relevant_threshold)
@@ -283,7 +284,8 @@ def _evaluated_users(rows: Iterable[Any], test: DataFrame, relevant_threshold: f
 def _means_of(row: Any, n_users: int) -> dict[str, float | int]:
     """A row of `_user_means` as plain values; no row (a list without any) scores 0 on every user."""
     result: dict[str, float | int] = {
-        metric: float(row[metric]) if row else 0.0 for metric in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)}
+        metric: float(row[metric]) if row else 0.0 for metric in (NDCG, PRECISION, RECALL, MAP, HIT_RATE)
+    }
     result[USERS] = int(row[USERS]) if row else int(n_users)
     return result
 
@@ -313,8 +315,9 @@ OBSERVED = "observed"
 BRIER = "brier"
 
 
-def calibration_table(labelled: DataFrame, columns: Sequence[str], edges: Sequence[float],
-                      label: str = "liked") -> list[dict[str, Any]]:
+def calibration_table(
+    labelled: DataFrame, columns: Sequence[str], edges: Sequence[float], label: str = "liked"
+) -> list[dict[str, Any]]:
     """How well predicted chances match what happened, binned by the prediction, in one Spark query.
 
     labelled: one row per scored pair with a prediction column for each of `columns` (chances,
@@ -326,14 +329,26 @@ def calibration_table(labelled: DataFrame, columns: Sequence[str], edges: Sequen
     brier (mean squared difference)}.  Null predictions are left out.
     """
     n_bins = len(edges) - 1
-    exploded = F.explode(F.array(*(F.struct(F.lit(c).alias(COMPONENT), F.col(c).cast("double").alias("_p"))
-                                   for c in columns)))
-    pairs = (labelled.select(exploded.alias("_x"), F.col(label).cast("double").alias("_y"))
-             .select("_x.*", "_y").where(F.col("_p").isNotNull())
-             .withColumn(BIN, bin_index(F.col("_p"), edges)))
-    found = pairs.rollup(COMPONENT, BIN).agg(
-        F.count(F.lit(1)).alias(PAIRS), F.avg("_p").alias(PREDICTED), F.avg("_y").alias(OBSERVED),
-        F.avg((F.col("_p") - F.col("_y")) ** 2).alias(BRIER)).where(F.col(COMPONENT).isNotNull()).collect()
+    exploded = F.explode(
+        F.array(*(F.struct(F.lit(c).alias(COMPONENT), F.col(c).cast("double").alias("_p")) for c in columns))
+    )
+    pairs = (
+        labelled.select(exploded.alias("_x"), F.col(label).cast("double").alias("_y"))
+        .select("_x.*", "_y")
+        .where(F.col("_p").isNotNull())
+        .withColumn(BIN, bin_index(F.col("_p"), edges))
+    )
+    found = (
+        pairs.rollup(COMPONENT, BIN)
+        .agg(
+            F.count(F.lit(1)).alias(PAIRS),
+            F.avg("_p").alias(PREDICTED),
+            F.avg("_y").alias(OBSERVED),
+            F.avg((F.col("_p") - F.col("_y")) ** 2).alias(BRIER),
+        )
+        .where(F.col(COMPONENT).isNotNull())
+        .collect()
+    )
     by_key = {(row[COMPONENT], row[BIN]): row for row in found}
     results = []
     for column in columns:
@@ -342,9 +357,18 @@ def calibration_table(labelled: DataFrame, columns: Sequence[str], edges: Sequen
             if row is None:
                 continue
             lower, upper = (None, None) if number is None else (float(edges[number]), float(edges[number + 1]))
-            results.append({COMPONENT: column, BIN: number, LOWER: lower, UPPER: upper, PAIRS: int(row[PAIRS]),
-                            PREDICTED: float(row[PREDICTED]), OBSERVED: float(row[OBSERVED]),
-                            BRIER: float(row[BRIER])})
+            results.append(
+                {
+                    COMPONENT: column,
+                    BIN: number,
+                    LOWER: lower,
+                    UPPER: upper,
+                    PAIRS: int(row[PAIRS]),
+                    PREDICTED: float(row[PREDICTED]),
+                    OBSERVED: float(row[OBSERVED]),
+                    BRIER: float(row[BRIER]),
+                }
+            )
     return results
 
 
@@ -353,12 +377,13 @@ def catalogue_coverage(recommendations: DataFrame, catalogue_size: int, k: int =
     return catalogue_coverage_by(_one_list(recommendations), LIST, [""], catalogue_size, k)[""]
 
 
-def catalogue_coverage_by(recommendations: DataFrame, by: str, lists: list[str], catalogue_size: int,
-                          k: int = 10) -> dict[str, float]:
+def catalogue_coverage_by(
+    recommendations: DataFrame, by: str, lists: list[str], catalogue_size: int, k: int = 10
+) -> dict[str, float]:
     """`catalogue_coverage` of several stacked lists (column `by` names the list) in one query."""
     if catalogue_size < 1:
         raise ValueError(f"catalogue_size must be at least 1, got {catalogue_size!r}")
-    counts = dict(top_k(recommendations, k, (by,)).groupBy(by).agg(F.countDistinct(MOVIE)).collect())
+    counts: dict[str, int] = dict(top_k(recommendations, k, (by,)).groupBy(by).agg(F.countDistinct(MOVIE)).collect())
     return {name: counts.get(name, 0) / catalogue_size for name in lists}
 
 

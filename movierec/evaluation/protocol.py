@@ -7,6 +7,7 @@ the content model alone (content candidates ranked by the forest's predicted rat
 most-popular.  Tags written after a user's cut-off are left out too: a tag says the user
 watched the movie, which would leak the answer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,26 +17,26 @@ from dataclasses import dataclass
 from pyspark.ml import PipelineModel
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec import features as FE
-from movierec.evaluation import metrics as M
-from movierec.ranking import scoring
-from movierec.ranking.calibration import LIKED, labelled
-from movierec.models.als import CF_RAW, als_candidates, fit_als
 from movierec.config import Settings
-from movierec.models.forest import CB_RAW, cb_scores, fit_rf
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
 from movierec.data.split import temporal_split
+from movierec.evaluation import metrics as M
+from movierec.models.als import CF_RAW, als_candidates, fit_als
+from movierec.models.forest import CB_RAW, cb_scores, fit_rf
+from movierec.ranking import scoring
+from movierec.ranking.calibration import LIKED, labelled
 
 log = logging.getLogger(__name__)
 
 HOLDOUT_SHARE = 0.2
 K = 10
 RELEVANT_THRESHOLD = 4.0  # relevant (liked) = held-out rating >= this
-LIST_LENGTH = 50          # lists kept per model (the report's metrics at k = 1..50, AT_KS)
-MODEL = "model"        # the column naming the model in the stacked lists
+LIST_LENGTH = 50  # lists kept per model (the report's metrics at k = 1..50, AT_KS)
+MODEL = "model"  # the column naming the model in the stacked lists
 
 
 @dataclass
@@ -50,7 +51,7 @@ class FittedModels:
 def fit_models(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> FittedModels:
     """Everything the pipeline fits, on the given ratings only."""
     content, movie_feats, _ = FE.build_features(movies, ratings, tags, settings.genre_features, settings.tag_features)
-    movie_feats = movie_feats.localCheckpoint()        # materialised, lineage cut: see `evaluate_split`
+    movie_feats = movie_feats.localCheckpoint()  # materialised, lineage cut: see `evaluate_split`
     profiles = FE.user_profiles(ratings, movie_feats).localCheckpoint()
     als = fit_als(ratings, settings)
     forest = fit_rf(FE.pair_features(ratings, movie_feats, profiles), settings)
@@ -73,43 +74,51 @@ class Candidates:
     """The given users' candidates under the fitted models: ALS's and the content model's
     lists (each materialised: read for the hybrid's candidates and for its own list) and the
     raw scores of their union (materialised)."""
+
     als_top: DataFrame
     content_top: DataFrame
     raw: DataFrame
 
 
-def candidate_scores(fitted: FittedModels, user_train: DataFrame, users: DataFrame, settings: Settings,
-                     k: int) -> Candidates:
+def candidate_scores(
+    fitted: FittedModels, user_train: DataFrame, users: DataFrame, settings: Settings, k: int
+) -> Candidates:
     """Each user's candidates (the batch's rule, movies of the training part only) and raw scores."""
-    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
+    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)  # movies of the training part only
     profiles = fitted.profiles.join(users, USER, "left_semi")
     als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).localCheckpoint()
-    content_top = scoring.content_candidates(profiles, scoring.content_pool(seen, settings.content_pool),
-                                             user_train, settings.content_candidates).localCheckpoint()
+    content_top = scoring.content_candidates(
+        profiles, scoring.content_pool(seen, settings.content_pool), user_train, settings.content_candidates
+    ).localCheckpoint()
     pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
     raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).localCheckpoint()
     return Candidates(als_top, content_top, raw)
 
 
-def model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int) -> dict[str, DataFrame]:
+def model_lists(
+    fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int
+) -> dict[str, DataFrame]:
     """Each model's top-k list (user_id, rank, movie_id) for the given users."""
     return scored_model_lists(fitted, train, users, settings, k)[0]
 
 
-def scored_model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings,
-                       k: int) -> tuple[dict[str, DataFrame], DataFrame]:
+def scored_model_lists(
+    fitted: FittedModels, train: DataFrame, users: DataFrame, settings: Settings, k: int
+) -> tuple[dict[str, DataFrame], DataFrame]:
     """(`model_lists`, the hybrid's scored candidates): the second is every candidate pair of the
     given users with its raw evidence, cf_score, cb_score and score, as the hybrid list ranks them
     (what the calibration table is measured on)."""
-    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)           # movies of the training part only
+    seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)  # movies of the training part only
     user_train = train.join(users, USER, "left_semi")
     found = candidate_scores(fitted, user_train, users, settings, k)
     hybrid = scoring.blend(found.raw, scoring.user_scales(found.raw), scoring.Blend.from_settings(settings))
 
     content_raw = found.raw.join(found.content_top, [USER, MOVIE], "left_semi")
-    popular = scoring.popular_movies(seen, k + int(user_train.groupBy(USER).count().agg(F.max("count")).first()[0]))
+    most_rated = user_train.groupBy(USER).count().agg(F.max("count")).first()
+    popular = scoring.popular_movies(seen, k + int(most_rated[0] if most_rated is not None else 0))
     popular_unrated = users.crossJoin(F.broadcast(popular.select(MOVIE, F.col(SCORE)))).join(
-        user_train.select(USER, MOVIE), [USER, MOVIE], "left_anti")
+        user_train.select(USER, MOVIE), [USER, MOVIE], "left_anti"
+    )
     return {
         "hybrid": _ranked(hybrid, SCORE, k),
         "als": _ranked(found.als_top, CF_RAW, k),
@@ -120,9 +129,14 @@ def scored_model_lists(fitted: FittedModels, train: DataFrame, users: DataFrame,
 
 def rating_accuracy(fitted: FittedModels, test: DataFrame) -> dict[str, float]:
     """RMSE and MAE of the content model's predicted ratings of the held-out pairs."""
-    predicted = cb_scores(fitted.forest, FE.pair_features(test.select(USER, MOVIE, RATING), fitted.movie_feats,
-                                                          fitted.profiles)).select(RATING, CB_RAW).persist()
-    errors = M.rating_errors(predicted, label_col=RATING, prediction_col=CB_RAW)    # three passes: computed once
+    predicted = (
+        cb_scores(
+            fitted.forest, FE.pair_features(test.select(USER, MOVIE, RATING), fitted.movie_feats, fitted.profiles)
+        )
+        .select(RATING, CB_RAW)
+        .persist()
+    )
+    errors = M.rating_errors(predicted, label_col=RATING, prediction_col=CB_RAW)  # three passes: computed once
     predicted.unpersist()
     return errors
 
@@ -145,8 +159,9 @@ def holdout(ratings: DataFrame, tags: DataFrame) -> tuple[DataFrame, DataFrame, 
     return train, test, tags_before_cutoff(tags, train, test).localCheckpoint()
 
 
-def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
-                   settings: Settings) -> tuple[dict, DataFrame]:
+def evaluate_split(
+    movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame, settings: Settings
+) -> tuple[dict, DataFrame]:
     """(metrics, top-50 lists) for one given (train, test) pair: models fitted on `train` (and
     `tags`, already cut to what was known then), measured on `test`.  `evaluate` passes the
     temporal hold-out.  (`measure_split` has the details.)"""
@@ -158,13 +173,15 @@ def evaluate_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: D
 class Measured:
     """One split's evaluation: the metrics, the stacked top-50 lists (model, user_id, rank,
     movie_id; materialised) and the hybrid's scored candidates (lazy, see `scored_model_lists`)."""
+
     metrics: dict
     lists: DataFrame
     hybrid_candidates: DataFrame
 
 
-def measure_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame,
-                  settings: Settings) -> Measured:
+def measure_split(
+    movies: DataFrame, train: DataFrame, test: DataFrame, tags: DataFrame, settings: Settings
+) -> Measured:
     """What `evaluate_split` computes, and the hybrid's scored candidates with it.
 
     Intermediate frames used more than once are materialised with `localCheckpoint`, not
@@ -186,13 +203,23 @@ def measure_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: Da
     coverage = M.catalogue_coverage_by(details, MODEL, names, catalogue, k=K)
     models = {}
     for name in names:
-        models[name] = {**liked[name], "ndcg_all": every[name][M.NDCG], "precision_all": every[name][M.PRECISION],
-                        M.COVERAGE: coverage[name]}
+        models[name] = {
+            **liked[name],
+            "ndcg_all": every[name][M.NDCG],
+            "precision_all": every[name][M.PRECISION],
+            M.COVERAGE: coverage[name],
+        }
         log.info("evaluate %s: NDCG@10 %.4f", name, liked[name][M.NDCG])
     models["content"].update(rating_accuracy(fitted, test))
     metrics = {
-        "protocol": {"holdout_share": HOLDOUT_SHARE, "k": K, "relevant": f"held-out rating >= {RELEVANT_THRESHOLD}",
-                     "train_ratings": train.count(), "test_ratings": test.count(), "catalogue": catalogue},
+        "protocol": {
+            "holdout_share": HOLDOUT_SHARE,
+            "k": K,
+            "relevant": f"held-out rating >= {RELEVANT_THRESHOLD}",
+            "train_ratings": train.count(),
+            "test_ratings": test.count(),
+            "catalogue": catalogue,
+        },
         "models": models,
     }
     return Measured(metrics, details, hybrid)
@@ -204,21 +231,21 @@ def measure_split(movies: DataFrame, train: DataFrame, test: DataFrame, tags: Da
 # computed with the metrics' own implementation (`movierec.evaluation.metrics`) on the same
 # lists and hold-out, so the report reads and draws them and computes no metric itself.
 
-AT_K = "at_k"                    # every model's metrics at several list lengths
-BY_ACTIVITY = "by_activity"      # every model's metrics at K per bucket of users' training ratings
-CALIBRATION = "calibration"      # predicted chance against the observed share of liked held-out movies
-AT_KS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50)           # at most LIST_LENGTH
-ACTIVITY_EDGES = (0, 20, 50, 100, 200, 500, 1000)      # lower bounds of the buckets; the last is open
+AT_K = "at_k"  # every model's metrics at several list lengths
+BY_ACTIVITY = "by_activity"  # every model's metrics at K per bucket of users' training ratings
+CALIBRATION = "calibration"  # predicted chance against the observed share of liked held-out movies
+AT_KS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50)  # at most LIST_LENGTH
+ACTIVITY_EDGES = (0, 20, 50, 100, 200, 500, 1000)  # lower bounds of the buckets; the last is open
 # calibrated chances sit around 0.01-0.05 (README "Candidates and scoring"): fine bins there
 CALIBRATION_EDGES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
-CALIBRATED = (SCORE, CF_SCORE, CB_SCORE)               # the blend first, then its two components
+CALIBRATED = (SCORE, CF_SCORE, CB_SCORE)  # the blend first, then its two components
 BUCKET, LABEL, LOWER, UPPER = "bucket", "label", "lower", "upper"
 _RANKING = "ndcg double, precision double, recall double, map double, hit_rate double, users bigint"
 TABLE_SCHEMAS = {
     AT_K: f"model string, k int, {_RANKING}",
     BY_ACTIVITY: f"model string, bucket int, label string, lower int, upper int, {_RANKING}",
     CALIBRATION: "component string, bin int, lower double, upper double, pairs bigint, predicted double, "
-                 "observed double, brier double",
+    "observed double, brier double",
 }
 
 
@@ -226,6 +253,7 @@ TABLE_SCHEMAS = {
 class Evaluation:
     """What the evaluate stage writes: the metrics, the stacked top-50 lists, and the report's
     tables ({name in TABLE_SCHEMAS: rows as dicts in that schema's column order})."""
+
     metrics: dict
     lists: DataFrame
     tables: dict[str, list[dict]]
@@ -260,18 +288,32 @@ def activity_buckets(train: DataFrame, edges: tuple[int, ...] = ACTIVITY_EDGES) 
     return counts.select(USER, M.bin_index(F.col("_n"), (*edges, float("inf"))).alias(BUCKET))
 
 
-def activity_table(lists: DataFrame, train: DataFrame, test: DataFrame, names: list[str],
-                   edges: tuple[int, ...] = ACTIVITY_EDGES, k: int = K) -> list[dict]:
+def activity_table(
+    lists: DataFrame,
+    train: DataFrame,
+    test: DataFrame,
+    names: list[str],
+    edges: tuple[int, ...] = ACTIVITY_EDGES,
+    k: int = K,
+) -> list[dict]:
     """Each model's ranking metrics at k (relevant: liked) per activity bucket with evaluated users,
     models in `names` order, buckets ascending (rows of TABLE_SCHEMAS[BY_ACTIVITY])."""
-    grouped = M.ranking_metrics_by_group(lists, test, MODEL, activity_buckets(train, edges), [BUCKET], k,
-                                         RELEVANT_THRESHOLD)
+    grouped = M.ranking_metrics_by_group(
+        lists, test, MODEL, activity_buckets(train, edges), [BUCKET], k, RELEVANT_THRESHOLD
+    )
     bounds = [(lower, upper) for lower, upper in zip(edges, [*edges[1:], None])]
     rows = []
     for name in names:
         for row in (r for r in grouped if r[MODEL] == name):
             lower, upper = bounds[row[BUCKET]]
-            rows.append({MODEL: name, BUCKET: row[BUCKET], LABEL: bucket_label(lower, upper), LOWER: lower,
-                         UPPER: upper, **{m: row[m] for m in (M.NDCG, M.PRECISION, M.RECALL, M.MAP, M.HIT_RATE,
-                                                               M.USERS)}})
+            rows.append(
+                {
+                    MODEL: name,
+                    BUCKET: row[BUCKET],
+                    LABEL: bucket_label(lower, upper),
+                    LOWER: lower,
+                    UPPER: upper,
+                    **{m: row[m] for m in (M.NDCG, M.PRECISION, M.RECALL, M.MAP, M.HIT_RATE, M.USERS)},
+                }
+            )
     return rows

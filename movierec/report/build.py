@@ -29,6 +29,7 @@ is an error (`ReportError`, one line), and nothing is written: latest.html never
 page without its data.  The score distributions alone are left out with a note when the run
 has no score output (a `movierec evaluate` run).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,33 +37,34 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from movierec.config import Settings, redact_url
-from movierec.spark.paths import RunPaths, check_run_id
 from movierec.data.schemas import CB_SCORE, CF_SCORE, SCORE
 from movierec.files import write_atomically
+from movierec.spark.paths import RunPaths, check_run_id
 
 log = logging.getLogger(__name__)
 
-MODELS = ("hybrid", "als", "content", "popularity")    # the evaluate stage's models, table order
-COMPONENTS = (SCORE, CF_SCORE, CB_SCORE)               # the blend, then its two components
-BASELINES = ("als", "content", "popularity")           # what the hybrid is compared with
+MODELS = ("hybrid", "als", "content", "popularity")  # the evaluate stage's models, table order
+COMPONENTS = (SCORE, CF_SCORE, CB_SCORE)  # the blend, then its two components
+BASELINES = ("als", "content", "popularity")  # what the hybrid is compared with
 DEFAULT_OUT_DIR = "var/reports"
 LATEST = "latest.html"
 TEMPLATE = "report.html"
-TABLE_KS = (1, 5, 10, 20, 50)       # precision@k and recall@k also shown as a table
-SCORE_BINS = 40                     # histogram bins over the observed range of the scores
-LOG_BINS_ABOVE = 10.0               # log-spaced bins when the largest score is this many times the smallest
-MIN_CALIBRATION_PAIRS = 30          # calibration bins with fewer pairs are in the table, not on the plot
-MASK = "***"                        # how a recorded setting's secret part is masked
-COMPONENT = "component"             # the score column a histogram or summary row is about
+TABLE_KS = (1, 5, 10, 20, 50)  # precision@k and recall@k also shown as a table
+SCORE_BINS = 40  # histogram bins over the observed range of the scores
+LOG_BINS_ABOVE = 10.0  # log-spaced bins when the largest score is this many times the smallest
+MIN_CALIBRATION_PAIRS = 30  # calibration bins with fewer pairs are in the table, not on the plot
+MASK = "***"  # how a recorded setting's secret part is masked
+COMPONENT = "component"  # the score column a histogram or summary row is about
 DEFAULT_WAREHOUSE = next(f.default for f in dataclasses.fields(Settings) if f.name == "warehouse")
 
 # metrics table: (key in metrics["models"][model], column heading); {k} is the protocol's k
@@ -99,6 +101,7 @@ class IncompleteEvaluation(NoMetrics):
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def mask_uri(uri: str) -> str:
     """A warehouse URI without the password of its user part (s3a://key:secret@bucket -> s3a://key:***@bucket)."""
     try:
@@ -134,14 +137,15 @@ def choose_warehouse(settings: Settings, store_run: Mapping[str, Any] | None, gi
     return settings.warehouse, "the default warehouse setting"
 
 
-def metric_history(runs: Sequence[Mapping[str, Any]], models: Sequence[str] = MODELS,
-                   metric: str = "ndcg") -> pd.DataFrame:
+def metric_history(
+    runs: Sequence[Mapping[str, Any]], models: Sequence[str] = MODELS, metric: str = "ndcg"
+) -> pd.DataFrame:
     """(run_id, status, started_at, active, *models): `metric` of each model per run, for every run
     (whatever its status: published, rejected, ...) whose hybrid has it, oldest first; a model a
     run lacks is NaN.  `runs` as `movierec.store.runs.list_runs` returns them (newest first)."""
     rows = []
     for run in reversed(list(runs)):
-        results = ((run.get("metrics") or {}).get("models") or {})
+        results = (run.get("metrics") or {}).get("models") or {}
         values = {}
         for model in models:
             try:
@@ -149,8 +153,15 @@ def metric_history(runs: Sequence[Mapping[str, Any]], models: Sequence[str] = MO
             except (KeyError, TypeError, ValueError):
                 values[model] = math.nan
         if not math.isnan(values.get("hybrid", math.nan)):
-            rows.append({"run_id": run["run_id"], "status": run["status"], "started_at": run.get("started_at"),
-                         "active": bool(run.get("active")), **values})
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "status": run["status"],
+                    "started_at": run.get("started_at"),
+                    "active": bool(run.get("active")),
+                    **values,
+                }
+            )
     return pd.DataFrame(rows, columns=["run_id", "status", "started_at", "active", *models])
 
 
@@ -177,11 +188,16 @@ def score_summary(recommendations, columns: Sequence[str] = COMPONENTS) -> pd.Da
     """(component, pairs, mean, min, max) of each score column of a Spark DataFrame (nulls left out)."""
     from pyspark.sql import functions as F
 
-    aggs = [f(c).alias(f"{c}_{name}") for c in columns
-            for name, f in (("pairs", F.count), ("mean", F.avg), ("min", F.min), ("max", F.max))]
+    aggs = [
+        f(c).alias(f"{c}_{name}")
+        for c in columns
+        for name, f in (("pairs", F.count), ("mean", F.avg), ("min", F.min), ("max", F.max))
+    ]
     row = recommendations.agg(*aggs).first()
-    return pd.DataFrame([(c, int(row[f"{c}_pairs"]), row[f"{c}_mean"], row[f"{c}_min"], row[f"{c}_max"])
-                         for c in columns], columns=[COMPONENT, "pairs", "mean", "min", "max"])
+    return pd.DataFrame(
+        [(c, int(row[f"{c}_pairs"]), row[f"{c}_mean"], row[f"{c}_min"], row[f"{c}_max"]) for c in columns],
+        columns=[COMPONENT, "pairs", "mean", "min", "max"],
+    )
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -203,37 +219,47 @@ def score_histograms(recommendations, edges: Sequence[float], columns: Sequence[
 
     from movierec.evaluation.metrics import bin_index
 
-    pairs = F.explode(F.array(*(F.struct(F.lit(c).alias("component"), bin_index(F.col(c), edges).alias("bin"))
-                                for c in columns)))
-    counted = (recommendations.select(pairs.alias("p")).select("p.*").where(F.col("bin").isNotNull())
-               .groupBy("component", "bin").count().collect())
+    pairs = F.explode(
+        F.array(*(F.struct(F.lit(c).alias("component"), bin_index(F.col(c), edges).alias("bin")) for c in columns))
+    )
+    counted = (
+        recommendations.select(pairs.alias("p"))
+        .select("p.*")
+        .where(F.col("bin").isNotNull())
+        .groupBy("component", "bin")
+        .count()
+        .collect()
+    )
     found = {(row["component"], row["bin"]): row["count"] for row in counted}
-    return pd.DataFrame([(c, edges[b], edges[b + 1], int(found.get((c, b), 0)))
-                         for c in columns for b in range(len(edges) - 1)],
-                        columns=["component", "lower", "upper", "count"])
+    return pd.DataFrame(
+        [(c, edges[b], edges[b + 1], int(found.get((c, b), 0))) for c in columns for b in range(len(edges) - 1)],
+        columns=["component", "lower", "upper", "count"],
+    )
 
 
 # ---------------------------------------------------------------- gathering a run's data
 
+
 @dataclass
 class ReportData:
     """Everything the page shows, as read; tables as pandas frames."""
+
     run_id: str
     metrics: dict
-    at_k: pd.DataFrame                                # protocol.TABLE_SCHEMAS["at_k"]
-    by_activity: pd.DataFrame                         # protocol.TABLE_SCHEMAS["by_activity"]
-    calibration: pd.DataFrame                         # protocol.TABLE_SCHEMAS["calibration"]
-    warehouse: str = ""                               # as shown: credentials masked
+    at_k: pd.DataFrame  # protocol.TABLE_SCHEMAS["at_k"]
+    by_activity: pd.DataFrame  # protocol.TABLE_SCHEMAS["by_activity"]
+    calibration: pd.DataFrame  # protocol.TABLE_SCHEMAS["calibration"]
+    warehouse: str = ""  # as shown: credentials masked
     warehouse_source: str = ""
-    db_url: str = ""                                  # as shown: password hidden
+    db_url: str = ""  # as shown: password hidden
     metrics_path: str = ""
-    store_run: dict | None = None                     # the run's row in the store, if it is there
+    store_run: dict | None = None  # the run's row in the store, if it is there
     history: pd.DataFrame | None = None
     histograms: pd.DataFrame | None = None
     score_stats: pd.DataFrame | None = None
     score_log_scale: bool = False
     stage_reports: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)    # why a part is missing
+    notes: list[str] = field(default_factory=list)  # why a part is missing
 
 
 def resolve_run_id(engine, run_id: str | None, db_url: str) -> str:
@@ -244,13 +270,14 @@ def resolve_run_id(engine, run_id: str | None, db_url: str) -> str:
     with engine.connect() as conn:
         active = store.active_run_id(conn)
     if active is None:
-        raise NoRun(f"no --run-id given and the store {redact_url(db_url)} has no active run; "
-                    f"pass --run-id (`movierec runs` lists the runs)")
+        raise NoRun(
+            f"no --run-id given and the store {redact_url(db_url)} has no active run; "
+            f"pass --run-id (`movierec runs` lists the runs)"
+        )
     return active
 
 
-def collect(spark, settings: Settings, run_id: str | None = None, warehouse_explicit: bool | None = None
-            ) -> ReportData:
+def collect(spark, settings: Settings, run_id: str | None = None, warehouse_explicit: bool | None = None) -> ReportData:
     """Everything the page shows, read from the run's warehouse folder and the store.
 
     warehouse_explicit: whether `settings.warehouse` was given (None: `warehouse_given` decides).
@@ -273,9 +300,11 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
     where = f"{mask_uri(paths.warehouse)} ({source})"
 
     if not exists(spark, paths.metrics):
-        raise NoMetrics(f"run {run_id} has no evaluation metrics in the warehouse {where}: nothing at "
-                        f"{mask_uri(paths.metrics)}; pass the run's --warehouse, or run its evaluate stage "
-                        f"(`movierec pipeline --run-id {run_id} --stages evaluate`)")
+        raise NoMetrics(
+            f"run {run_id} has no evaluation metrics in the warehouse {where}: nothing at "
+            f"{mask_uri(paths.metrics)}; pass the run's --warehouse, or run its evaluate stage "
+            f"(`movierec pipeline --run-id {run_id} --stages evaluate`)"
+        )
     metrics = read_json(spark, paths.metrics)
     if not metrics.get("models"):
         raise NoMetrics(f"run {run_id}: the metrics at {mask_uri(paths.metrics)} have no per-model results")
@@ -286,13 +315,23 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
             raise IncompleteEvaluation(
                 f"run {run_id}'s evaluation in {where} has no {name} table ({mask_uri(path)}): it was evaluated "
                 f"by an older version; run its evaluate stage again (`movierec pipeline --run-id {run_id} "
-                f"--stages evaluate`)")
+                f"--stages evaluate`)"
+            )
         tables[name] = read_table(spark, path).toPandas()
 
-    data = ReportData(run_id, metrics, at_k=tables["at_k"], by_activity=tables["by_activity"],
-                      calibration=tables["calibration"], warehouse=mask_uri(paths.warehouse), warehouse_source=source,
-                      db_url=redact_url(settings.db_url), metrics_path=mask_uri(paths.metrics), store_run=store_run,
-                      history=metric_history(runs))
+    data = ReportData(
+        run_id,
+        metrics,
+        at_k=tables["at_k"],
+        by_activity=tables["by_activity"],
+        calibration=tables["calibration"],
+        warehouse=mask_uri(paths.warehouse),
+        warehouse_source=source,
+        db_url=redact_url(settings.db_url),
+        metrics_path=mask_uri(paths.metrics),
+        store_run=store_run,
+        history=metric_history(runs),
+    )
     if exists(spark, paths.recommendations):
         recs = read_table(spark, paths.recommendations)
         data.score_stats = score_summary(recs)
@@ -302,9 +341,13 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
             data.histograms = score_histograms(recs, edges)
     if data.histograms is None:
         data.notes.append(f"No score distributions: the run has no score output at {mask_uri(paths.recommendations)}.")
-    for stage, path in (("ingest", paths.ingest_report), ("train_als", paths.als_report),
-                        ("train_rf", paths.rf_report), ("score", paths.score_report),
-                        ("publish", paths.publish_report)):
+    for stage, path in (
+        ("ingest", paths.ingest_report),
+        ("train_als", paths.als_report),
+        ("train_rf", paths.rf_report),
+        ("score", paths.score_report),
+        ("publish", paths.publish_report),
+    ):
         if exists(spark, path):
             data.stage_reports[stage] = read_json(spark, path)
     return data
@@ -312,10 +355,12 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
 
 # ---------------------------------------------------------------- the page
 
+
 @dataclass
 class Table:
     """A table as the template draws it: cells are raw values, formatted there (`plain`: settings
     as they were set, 0.05 not 0.0500)."""
+
     header: list[str]
     rows: list[list[Any]]
     row_classes: list[str] | None = None
@@ -337,7 +382,7 @@ def cell(value: Any, plain: bool = False) -> str:
         return "–"
     if plain and isinstance(value, float):
         return f"{value:.6g}"
-    from movierec.evaluation.metrics import format_value   # metrics imports pyspark: only when a page is made
+    from movierec.evaluation.metrics import format_value  # metrics imports pyspark: only when a page is made
 
     return format_value(value, missing="–")
 
@@ -363,8 +408,11 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
     lines = []
     hybrid = (models.get("hybrid") or {}).get("ndcg")
     if hybrid is not None:
-        against = [f"{name} {models[name]['ndcg']:.4f} ({_lift(hybrid, models[name]['ndcg'])})"
-                   for name in BASELINES if (models.get(name) or {}).get("ndcg") is not None]
+        against = [
+            f"{name} {models[name]['ndcg']:.4f} ({_lift(hybrid, models[name]['ndcg'])})"
+            for name in BASELINES
+            if (models.get(name) or {}).get("ndcg") is not None
+        ]
         lines.append((f"hybrid NDCG@{k}", f"{hybrid:.4f}; against " + ", ".join(against)))
     run = data.store_run
     if run:
@@ -376,21 +424,36 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
     if gate:
         lines.append(("quality gate", str(gate)))
     users = (models.get("hybrid") or {}).get("users")
-    lines.append(("evaluated", f"{users} users with a liked held-out movie; {protocol.get('train_ratings')} training "
-                               f"and {protocol.get('test_ratings')} held-out ratings; catalogue "
-                               f"{protocol.get('catalogue')} movies"))
+    lines.append(
+        (
+            "evaluated",
+            f"{users} users with a liked held-out movie; {protocol.get('train_ratings')} training "
+            f"and {protocol.get('test_ratings')} held-out ratings; catalogue "
+            f"{protocol.get('catalogue')} movies",
+        )
+    )
     totals = data.calibration[data.calibration["bin"].isna()].set_index("component")
     if SCORE in totals.index:
         row = totals.loc[SCORE]
-        lines.append(("calibration of score", f"mean predicted chance {row['predicted']:.4f}, observed share liked "
-                                              f"{row['observed']:.4f} over {int(row['pairs'])} candidate pairs; "
-                                              f"Brier {row['brier']:.4f}"))
+        lines.append(
+            (
+                "calibration of score",
+                f"mean predicted chance {row['predicted']:.4f}, observed share liked "
+                f"{row['observed']:.4f} over {int(row['pairs'])} candidate pairs; "
+                f"Brier {row['brier']:.4f}",
+            )
+        )
     mine = data.by_activity[data.by_activity["model"] == "hybrid"]
     if len(mine) > 1:
         low, high = mine.loc[mine["ndcg"].idxmin()], mine.loc[mine["ndcg"].idxmax()]
-        lines.append((f"hybrid NDCG@{k} by activity", f"lowest {low['ndcg']:.4f} for users with {low['label']} "
-                                                      f"training ratings ({int(low['users'])} users), highest "
-                                                      f"{high['ndcg']:.4f} for {high['label']} ({int(high['users'])})"))
+        lines.append(
+            (
+                f"hybrid NDCG@{k} by activity",
+                f"lowest {low['ndcg']:.4f} for users with {low['label']} "
+                f"training ratings ({int(low['users'])} users), highest "
+                f"{high['ndcg']:.4f} for {high['label']} ({int(high['users'])})",
+            )
+        )
     return lines
 
 
@@ -400,25 +463,30 @@ def metrics_table(metrics: Mapping[str, Any]) -> Table:
     known = {key for key, _ in METRIC_COLUMNS}
     extra = sorted({key for m in names for key in models[m] if key not in known})
     columns = [*METRIC_COLUMNS, *((key, key) for key in extra)]
-    return Table(["model", *(heading.format(k=k) for _, heading in columns)],
-                 [[m, *(models[m].get(key) for key, _ in columns)] for m in names])
+    return Table(
+        ["model", *(heading.format(k=k) for _, heading in columns)],
+        [[m, *(models[m].get(key) for key, _ in columns)] for m in names],
+    )
 
 
 def at_k_table(at_k: pd.DataFrame) -> Table:
     ks = [k for k in TABLE_KS if k in set(at_k["k"])]
     by = at_k.set_index(["model", "k"])
-    rows = [[m, *(by.loc[(m, k), "precision"] for k in ks), *(by.loc[(m, k), "recall"] for k in ks)]
-            for m in _ordered(at_k["model"])]
+    rows = [
+        [m, *(by.loc[(m, k), "precision"] for k in ks), *(by.loc[(m, k), "recall"] for k in ks)]
+        for m in _ordered(at_k["model"])
+    ]
     return Table(["model", *(f"precision@{k}" for k in ks), *(f"recall@{k}" for k in ks)], rows)
 
 
 def activity_table(by_activity: pd.DataFrame, k: int) -> Table:
     models = _ordered(by_activity["model"])
     rows = []
-    for bucket, part in by_activity.groupby("bucket", sort=True):
+    for _bucket, part in by_activity.groupby("bucket", sort=True):
         values = part.set_index("model")
-        rows.append([part["label"].iloc[0], int(part["users"].max()),
-                     *(values["ndcg"].get(m, math.nan) for m in models)])
+        rows.append(
+            [part["label"].iloc[0], int(part["users"].max()), *(values["ndcg"].get(m, math.nan) for m in models)]
+        )
     return Table(["training ratings", "users", *(f"{m} NDCG@{k}" for m in models)], rows)
 
 
@@ -426,21 +494,39 @@ def calibration_tables(calibration: pd.DataFrame) -> tuple[Table, Table]:
     """(totals per component, every bin)."""
     order = [c for c in COMPONENTS if c in set(calibration["component"])]
     totals = calibration[calibration["bin"].isna()].set_index("component")
-    summary = Table(["component", "pairs", "mean predicted", "observed share liked", "Brier score"],
-                    [[c, int(totals.loc[c, "pairs"]), totals.loc[c, "predicted"], totals.loc[c, "observed"],
-                      totals.loc[c, "brier"]] for c in order if c in totals.index])
+    summary = Table(
+        ["component", "pairs", "mean predicted", "observed share liked", "Brier score"],
+        [
+            [
+                c,
+                int(totals.loc[c, "pairs"]),
+                totals.loc[c, "predicted"],
+                totals.loc[c, "observed"],
+                totals.loc[c, "brier"],
+            ]
+            for c in order
+            if c in totals.index
+        ],
+    )
     bins = calibration[calibration["bin"].notna()]
-    rows = [[c, f"{row.lower:.3f}–{row.upper:.3f}", int(row.pairs), row.predicted, row.observed]
-            for c in order for row in bins[bins["component"] == c].sort_values("bin").itertuples()]
+    rows = [
+        [c, f"{row.lower:.3f}–{row.upper:.3f}", int(row.pairs), row.predicted, row.observed]
+        for c in order
+        for row in bins[bins["component"] == c].sort_values("bin").itertuples()
+    ]
     return summary, Table(["component", "predicted chance", "pairs", "mean predicted", "observed share liked"], rows)
 
 
 def history_table(history: pd.DataFrame, run_id: str, k: int) -> Table:
     models = [m for m in MODELS if m in history and history[m].notna().any()]
-    rows = [[r["run_id"], r["status"], str(r["started_at"] or "")[:19], *(r[m] for m in models)]
-            for _, r in history.iterrows()]
-    classes = [" ".join(c for c in ("active" if r["active"] else "", "this" if r["run_id"] == run_id else "") if c)
-               for _, r in history.iterrows()]
+    rows = [
+        [r["run_id"], r["status"], str(r["started_at"] or "")[:19], *(r[m] for m in models)]
+        for _, r in history.iterrows()
+    ]
+    classes = [
+        " ".join(c for c in ("active" if r["active"] else "", "this" if r["run_id"] == run_id else "") if c)
+        for _, r in history.iterrows()
+    ]
     return Table(["run", "status", "started (UTC)", *(f"{m} NDCG@{k}" for m in models)], rows, classes)
 
 
@@ -454,54 +540,103 @@ def page_context(data: ReportData, generated_at: str) -> dict[str, Any]:
     run = data.store_run
     status = f"{run['status']}{' (active)' if run.get('active') else ''}" if run else "not in the store"
     context: dict[str, Any] = {
-        "run_id": data.run_id, "k": k, "notes": data.notes, "generated_at": generated_at,
+        "run_id": data.run_id,
+        "k": k,
+        "notes": data.notes,
+        "generated_at": generated_at,
         "holdout_share": float(protocol.get("holdout_share", HOLDOUT_SHARE)),
         "relevant": protocol.get("relevant", f"held-out rating >= {RELEVANT_THRESHOLD}"),
-        "summary": Table(["", ""], [["run", data.run_id], ["status in the store", status],
-                                    ["metrics from", data.metrics_path],
-                                    ["warehouse", f"{data.warehouse} ({data.warehouse_source})"],
-                                    ["store", data.db_url], ["generated", generated_at]]),
+        "summary": Table(
+            ["", ""],
+            [
+                ["run", data.run_id],
+                ["status in the store", status],
+                ["metrics from", data.metrics_path],
+                ["warehouse", f"{data.warehouse} ({data.warehouse_source})"],
+                ["store", data.db_url],
+                ["generated", generated_at],
+            ],
+        ),
         "glance": glance(data),
         "metrics": metrics_table(metrics),
         "protocol": Table(["protocol", "value"], [list(pair) for pair in flatten(protocol)], plain=True),
     }
     models = _ordered(data.at_k["model"])
     context["at_k"] = {
-        "max_k": int(data.at_k["k"].max()), "users": int(data.at_k["users"].max()), "table": at_k_table(data.at_k),
-        "plot": Plot("at-k", "NDCG, precision and recall at k per model", plots.at_k_plot(
-            data.at_k, models, [("ndcg", "NDCG@k"), ("precision", "precision@k"), ("recall", "recall@k")]))}
+        "max_k": int(data.at_k["k"].max()),
+        "users": int(data.at_k["users"].max()),
+        "table": at_k_table(data.at_k),
+        "plot": Plot(
+            "at-k",
+            "NDCG, precision and recall at k per model",
+            plots.at_k_plot(
+                data.at_k, models, [("ndcg", "NDCG@k"), ("precision", "precision@k"), ("recall", "recall@k")]
+            ),
+        ),
+    }
     context["activity"] = {
         "table": activity_table(data.by_activity, k),
-        "plot": Plot("activity", f"NDCG@{k} per model by the user's training ratings", plots.activity_plot(
-            data.by_activity, _ordered(data.by_activity["model"]), "ndcg", f"NDCG@{k}"))}
+        "plot": Plot(
+            "activity",
+            f"NDCG@{k} per model by the user's training ratings",
+            plots.activity_plot(data.by_activity, _ordered(data.by_activity["model"]), "ndcg", f"NDCG@{k}"),
+        ),
+    }
     summary, bins = calibration_tables(data.calibration)
     components = [c for c in COMPONENTS if c in set(data.calibration["component"])]
     context["calibration"] = {
-        "summary": summary, "bins": bins, "min_pairs": MIN_CALIBRATION_PAIRS,
-        "plot": Plot("calibration", "observed share of liked held-out movies against the predicted chance",
-                     plots.calibration_plot(data.calibration[data.calibration["bin"].notna()], components,
-                                            MIN_CALIBRATION_PAIRS))}
+        "summary": summary,
+        "bins": bins,
+        "min_pairs": MIN_CALIBRATION_PAIRS,
+        "plot": Plot(
+            "calibration",
+            "observed share of liked held-out movies against the predicted chance",
+            plots.calibration_plot(
+                data.calibration[data.calibration["bin"].notna()], components, MIN_CALIBRATION_PAIRS
+            ),
+        ),
+    }
     if data.histograms is not None:
         stats = data.score_stats
+        assert stats is not None  # written with the histograms
         context["scores"] = {
-            "log_scale": data.score_log_scale, "pairs": int(stats["pairs"].max()),
+            "log_scale": data.score_log_scale,
+            "pairs": int(stats["pairs"].max()),
             "table": Table(list(stats.columns), [list(row) for row in stats.itertuples(index=False)]),
-            "plot": Plot("scores", "histograms of score, cf_score and cb_score of the recommended pairs",
-                         plots.score_histogram_plot(data.histograms, COMPONENTS, data.score_log_scale))}
+            "plot": Plot(
+                "scores",
+                "histograms of score, cf_score and cb_score of the recommended pairs",
+                plots.score_histogram_plot(data.histograms, COMPONENTS, data.score_log_scale),
+            ),
+        }
     if data.history is not None and not data.history.empty:
         label = f"NDCG@{k}"
         context["history"] = {
-            "runs": len(data.history), "table": history_table(data.history, data.run_id, k),
-            "plot": Plot("history", f"{label} by run over time",
-                         plots.history_plot(data.history, list(MODELS), data.run_id, label))}
+            "runs": len(data.history),
+            "table": history_table(data.history, data.run_id, k),
+            "plot": Plot(
+                "history",
+                f"{label} by run over time",
+                plots.history_plot(data.history, list(MODELS), data.run_id, label),
+            ),
+        }
     params = (run or {}).get("params")
     if params:
-        shown = {key: (redact_url(value) if key == "db_url" and isinstance(value, str) else
-                       mask_uri(value) if key == "warehouse" and isinstance(value, str) else value)
-                 for key, value in params.items()}
+        shown = {
+            key: (
+                redact_url(value)
+                if key == "db_url" and isinstance(value, str)
+                else mask_uri(value)
+                if key == "warehouse" and isinstance(value, str)
+                else value
+            )
+            for key, value in params.items()
+        }
         context["settings"] = Table(["setting", "value"], [list(pair) for pair in flatten(shown)], plain=True)
-    context["stage_reports"] = [(stage, Table(["key", "value"], [list(pair) for pair in flatten(report)], plain=True))
-                                for stage, report in data.stage_reports.items()]
+    context["stage_reports"] = [
+        (stage, Table(["key", "value"], [list(pair) for pair in flatten(report)], plain=True))
+        for stage, report in data.stage_reports.items()
+    ]
     return context
 
 
@@ -510,18 +645,24 @@ def environment():
     wheel or the --py-files zip alike), HTML escaped everywhere, an unknown name an error."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("movierec.report", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("movierec.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["cell"] = cell
     return env
 
 
 def render_html(data: ReportData, generated_at: str | None = None) -> str:
-    generated_at = generated_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    generated_at = generated_at or datetime.now(UTC).isoformat(timespec="seconds")
     return environment().get_template(TEMPLATE).render(**page_context(data, generated_at))
 
 
 # ---------------------------------------------------------------- writing
+
 
 def write_report(page: str, out_dir: str | Path, run_id: str) -> Path:
     """`<out_dir>/<run_id>.html`, and the same page as `<out_dir>/latest.html`; returns the first."""
@@ -531,8 +672,14 @@ def write_report(page: str, out_dir: str | Path, run_id: str) -> Path:
     return target
 
 
-def make_report(spark, settings: Settings, run_id: str | None = None,
-                out_dir: str | Path = DEFAULT_OUT_DIR, *, warehouse_explicit: bool | None = None) -> Path:
+def make_report(
+    spark,
+    settings: Settings,
+    run_id: str | None = None,
+    out_dir: str | Path = DEFAULT_OUT_DIR,
+    *,
+    warehouse_explicit: bool | None = None,
+) -> Path:
     """Gather, render and write the report of `run_id` (default: the active run); returns its path.
     Nothing is written when the run's data is missing (ReportError)."""
     data = collect(spark, settings, run_id, warehouse_explicit)

@@ -4,11 +4,12 @@ returned as a PNG data URI so the page needs no other file.
 No pyplot: a `Figure` of its own per plot (no GUI backend, no global state, safe in a thread).
 The functions draw what they are given and compute nothing but positions.
 """
+
 from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,15 +46,22 @@ def at_k_plot(at_k: pd.DataFrame, models: Sequence[str], metrics: Sequence[tuple
     for ax, (column, label) in zip(axes[0], metrics):
         for index, model in enumerate(models):
             part = at_k[at_k["model"] == model].sort_values("k")
-            ax.plot(part["k"], part[column], marker="o", markersize=3.5, linewidth=1.6, label=model,
-                    color=_colour(model, MODEL_COLOURS, index))
+            ax.plot(
+                part["k"],
+                part[column],
+                marker="o",
+                markersize=3.5,
+                linewidth=1.6,
+                label=model,
+                color=_colour(model, MODEL_COLOURS, index),
+            )
         ax.set_xlabel("k (list length)")
         ax.set_title(label)
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(models))     # off the curves
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(models))  # off the curves
     return png_data_uri(figure)
 
 
@@ -70,8 +78,7 @@ def activity_plot(by_activity: pd.DataFrame, models: Sequence[str], metric: str,
         x = np.array([positions[b] for b in part["bucket"]]) + (index - (len(models) - 1) / 2) * width
         ax.bar(x, part[metric], width=width, label=model, color=_colour(model, MODEL_COLOURS, index))
     users = by_activity.groupby("bucket")["users"].max()
-    ax.set_xticks(range(len(buckets)),
-                  [f"{row.label}\n{int(users[row.bucket])} users" for row in buckets.itertuples()])
+    ax.set_xticks(range(len(buckets)), [f"{row.label}\n{int(users[row.bucket])} users" for row in buckets.itertuples()])
     ax.set_xlabel("ratings of the user in the training part")
     ax.set_ylabel(label)
     ax.set_ylim(bottom=0)
@@ -118,8 +125,13 @@ def score_histogram_plot(histograms: pd.DataFrame, components: Sequence[str], lo
         part = histograms[histograms["component"] == component].sort_values("lower")
         if part.empty:
             continue
-        ax.stairs(part["count"].to_numpy(), [*part["lower"], part["upper"].iloc[-1]], label=component,
-                  linewidth=1.8, color=_colour(component, COMPONENT_COLOURS, index))
+        ax.stairs(
+            part["count"].to_numpy(),
+            [*part["lower"], part["upper"].iloc[-1]],
+            label=component,
+            linewidth=1.8,
+            color=_colour(component, COMPONENT_COLOURS, index),
+        )
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("chance that the user likes the movie" + (" (log scale)" if log_x else ""))
@@ -140,8 +152,14 @@ def history_plot(history: pd.DataFrame, models: Sequence[str], run_id: str, labe
         if model not in history or history[model].isna().all():
             continue
         colour = _colour(model, MODEL_COLOURS, index)
-        ax.plot(x, history[model], color=colour, linewidth=1.2 if model == "hybrid" else 0.8,
-                alpha=1.0 if model == "hybrid" else 0.6, label=model)
+        ax.plot(
+            x,
+            history[model],
+            color=colour,
+            linewidth=1.2 if model == "hybrid" else 0.8,
+            alpha=1.0 if model == "hybrid" else 0.6,
+            label=model,
+        )
         for status, marker in STATUS_MARKERS.items():
             mine = history["status"] == status
             if mine.any():
@@ -151,16 +169,30 @@ def history_plot(history: pd.DataFrame, models: Sequence[str], run_id: str, labe
             ax.scatter([], [], marker=marker, color="0.3", label=status)
     this = history["run_id"] == run_id
     if this.any() and "hybrid" in history:
-        ax.scatter(x[this], history.loc[this, "hybrid"], s=260, facecolors="none", edgecolors="black",
-                   linewidths=1.5, zorder=4, label="this run")
+        ax.scatter(
+            x[this],
+            history.loc[this, "hybrid"],
+            s=260,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.5,
+            zorder=4,
+            label="this run",
+        )
     for i in history.index[history["active"].astype(bool)]:
-        ax.annotate("active", (x[i], history.loc[i, "hybrid"]), textcoords="offset points", xytext=(0, 10),
-                    ha="center", fontsize=9)
+        ax.annotate(
+            "active",
+            (x[i], history.loc[i, "hybrid"]),
+            textcoords="offset points",
+            xytext=(0, 10),
+            ha="center",
+            fontsize=9,
+        )
     if x is times:
         import matplotlib.dates as mdates
 
         lo, hi = times.min(), times.max()
-        pad = max((hi - lo) * 0.05, pd.Timedelta(hours=12))      # one run: a day around it, not years
+        pad = max((hi - lo) * 0.05, pd.Timedelta(hours=12))  # one run: a day around it, not years
         ax.set_xlim(lo - pad, hi + pad)
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)

@@ -1,4 +1,5 @@
 """Metrics against hand-computed values on tiny cases, and against Spark's own evaluators."""
+
 from __future__ import annotations
 
 import random
@@ -33,10 +34,14 @@ LISTS = {
 }
 # held-out ratings
 HELD_OUT = [
-    (1, 10, 5.0), (1, 12, 4.0), (1, 15, 4.5), (1, 11, 3.0),  # relevant at 4.0: {10, 12, 15}
-    (2, 22, 4.0), (2, 23, 2.0),                              # relevant at 4.0: {22}
-    (3, 33, 5.0),                                            # relevant at 4.0: {33}, never recommended
-    (4, 40, 3.0),                                            # nothing relevant at 4.0: skipped
+    (1, 10, 5.0),
+    (1, 12, 4.0),
+    (1, 15, 4.5),
+    (1, 11, 3.0),  # relevant at 4.0: {10, 12, 15}
+    (2, 22, 4.0),
+    (2, 23, 2.0),  # relevant at 4.0: {22}
+    (3, 33, 5.0),  # relevant at 4.0: {33}, never recommended
+    (4, 40, 3.0),  # nothing relevant at 4.0: skipped
 ]
 
 # 1/log2(p+1) for positions 1, 2, 3
@@ -255,8 +260,12 @@ def test_catalogue_coverage(recs):
 
 
 def _stacked(spark, lists_by_name):
-    rows = [(name, user, rank, movie) for name, lists in lists_by_name.items()
-            for user, movies in lists.items() for rank, movie in enumerate(movies, start=1)]
+    rows = [
+        (name, user, rank, movie)
+        for name, lists in lists_by_name.items()
+        for user, movies in lists.items()
+        for rank, movie in enumerate(movies, start=1)
+    ]
     return spark.createDataFrame(rows, "model string, " + REC_COLUMNS)
 
 
@@ -267,17 +276,21 @@ OTHER_LISTS = {1: [15, 10], 2: [23, 22, 20], 3: [33]}
 def test_stacked_lists_score_as_each_list_alone(spark, recs, test_ratings, threshold):
     stacked = _stacked(spark, {"a": LISTS, "b": OTHER_LISTS})
 
-    together = ranking_metrics_by(stacked, test_ratings, "model", ["a", "b", "none"], k=3,
-                                  relevant_threshold=threshold)
+    together = ranking_metrics_by(stacked, test_ratings, "model", ["a", "b", "none"], k=3, relevant_threshold=threshold)
 
     assert together["a"] == ranking_metrics(recs, test_ratings, k=3, relevant_threshold=threshold)
-    assert together["b"] == ranking_metrics(_recs(spark, OTHER_LISTS), test_ratings, k=3,
-                                            relevant_threshold=threshold)
+    assert together["b"] == ranking_metrics(_recs(spark, OTHER_LISTS), test_ratings, k=3, relevant_threshold=threshold)
     assert together["a"] != together["b"]
     # a list with no rows is scored on the same users, all zero
     evaluated = together["a"]["users"]
-    assert together["none"] == {"ndcg": 0.0, "precision": 0.0, "recall": 0.0, "map": 0.0, "hit_rate": 0.0,
-                                "users": evaluated}
+    assert together["none"] == {
+        "ndcg": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "map": 0.0,
+        "hit_rate": 0.0,
+        "users": evaluated,
+    }
 
 
 def test_stacked_coverage_is_each_list_alone(spark, recs):
@@ -320,19 +333,23 @@ def test_metrics_table():
 
     # columns in the project's order (ndcg, precision, coverage, users), then unknown keys
     # (none here; "rmse" is known and comes before users); a missing value is "-"
-    assert metrics_table(results) == "\n".join([
-        "model         ndcg  precision  coverage  rmse  users",
-        "----------  ------  ---------  --------  ----  -----",
-        "hybrid      0.3123     0.1000    0.5500     -      3",
-        "popularity  0.0500     0.0200         -     -     12",
-    ])
+    assert metrics_table(results) == "\n".join(
+        [
+            "model         ndcg  precision  coverage  rmse  users",
+            "----------  ------  ---------  --------  ----  -----",
+            "hybrid      0.3123     0.1000    0.5500     -      3",
+            "popularity  0.0500     0.0200         -     -     12",
+        ]
+    )
 
 
 def test_metrics_table_unknown_metric_goes_last_and_empty_is_an_error():
-    assert metrics_table({"als": {"seconds": 12.5, "map": 0.25}}) == "\n".join([
-        "model     map  seconds",
-        "-----  ------  -------",
-        "als    0.2500  12.5000",
-    ])
+    assert metrics_table({"als": {"seconds": 12.5, "map": 0.25}}) == "\n".join(
+        [
+            "model     map  seconds",
+            "-----  ------  -------",
+            "als    0.2500  12.5000",
+        ]
+    )
     with pytest.raises(ValueError):
         metrics_table({})

@@ -1,26 +1,30 @@
 """The quality gate: its rule on hand-made metrics, and its accept, reject and override paths
 through the real publish stage."""
+
 import pytest
 
-from movierec.store import runs as store
+from movierec.evaluation.quality import quality_gate
 from movierec.stages.pipeline import run_pipeline
 from movierec.stages.publish import RunRejected
-from movierec.evaluation.quality import quality_gate
+from movierec.store import runs as store
 
 
 def metrics(hybrid, popularity=0.05):
     return {"models": {"hybrid": {"ndcg": hybrid}, "popularity": {"ndcg": popularity}}}
 
 
-@pytest.mark.parametrize("new, active, accept, why", [
-    (metrics(0.100), metrics(0.100), True, "0.1000"),
-    (metrics(0.096), metrics(0.100), True, "active 0.1000"),           # 4% below: within 5%
-    (metrics(0.094), metrics(0.100), False, "more than 5% below"),     # 6% below
-    (metrics(0.040), None, False, "below the popularity baseline"),
-    (metrics(0.090), None, True, "no active run"),
-    (None, metrics(0.1), False, "no hybrid NDCG@10"),
-    (metrics(0.090), {"models": {}}, True, "no active run"),            # an active run without metrics
-])
+@pytest.mark.parametrize(
+    "new, active, accept, why",
+    [
+        (metrics(0.100), metrics(0.100), True, "0.1000"),
+        (metrics(0.096), metrics(0.100), True, "active 0.1000"),  # 4% below: within 5%
+        (metrics(0.094), metrics(0.100), False, "more than 5% below"),  # 6% below
+        (metrics(0.040), None, False, "below the popularity baseline"),
+        (metrics(0.090), None, True, "no active run"),
+        (None, metrics(0.1), False, "no hybrid NDCG@10"),
+        (metrics(0.090), {"models": {}}, True, "no active run"),  # an active run without metrics
+    ],
+)
 def test_gate_rule(new, active, accept, why):
     decision = quality_gate(new, active, tolerance=0.05)
     assert decision.accept is accept and why in decision.reason

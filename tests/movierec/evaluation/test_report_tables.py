@@ -1,5 +1,6 @@
 """The evaluation's tables for the report, against hand-computed values on tiny frames:
 metrics at several k, metrics by group of users (activity buckets), calibration bins."""
+
 from __future__ import annotations
 
 from math import log2
@@ -21,22 +22,30 @@ pytestmark = pytest.mark.spark
 LIST_COLUMNS = "model string, user_id int, rank int, movie_id int"
 TEST_COLUMNS = "user_id int, movie_id int, rating double"
 LISTS = {
-    "a": {1: [10, 11, 12], 2: [20, 21, 22]},     # user 1 hits at 1 and 3, user 2 at 3
-    "b": {1: [12, 10, 11]},                      # user 1 hits at 1 and 2; no list for user 2
+    "a": {1: [10, 11, 12], 2: [20, 21, 22]},  # user 1 hits at 1 and 3, user 2 at 3
+    "b": {1: [12, 10, 11]},  # user 1 hits at 1 and 2; no list for user 2
 }
 HELD_OUT = [
-    (1, 10, 5.0), (1, 12, 4.0), (1, 11, 3.0),    # user 1: R = {10, 12}
-    (2, 22, 4.0), (2, 23, 4.5), (2, 20, 2.5),    # user 2: R = {22, 23}; 23 never recommended
-    (3, 30, 2.0),                                # user 3: nothing liked, not evaluated
+    (1, 10, 5.0),
+    (1, 12, 4.0),
+    (1, 11, 3.0),  # user 1: R = {10, 12}
+    (2, 22, 4.0),
+    (2, 23, 4.5),
+    (2, 20, 2.5),  # user 2: R = {22, 23}; 23 never recommended
+    (3, 30, 2.0),  # user 3: nothing liked, not evaluated
 ]
-D2 = 1 / log2(3)           # the discount at position 2; position 1: 1, position 3: 1/2
+D2 = 1 / log2(3)  # the discount at position 2; position 1: 1, position 3: 1/2
 METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "users")
 
 
 @pytest.fixture()
 def lists(spark):
-    rows = [(model, user, rank, movie) for model, users in LISTS.items()
-            for user, movies in users.items() for rank, movie in enumerate(movies, start=1)]
+    rows = [
+        (model, user, rank, movie)
+        for model, users in LISTS.items()
+        for user, movies in users.items()
+        for rank, movie in enumerate(movies, start=1)
+    ]
     return spark.createDataFrame(rows, LIST_COLUMNS)
 
 
@@ -93,12 +102,13 @@ def test_metrics_by_group_of_users_by_hand(spark, lists, held_out):
     assert by[("a", 0)] == pytest.approx((1.5 / (1 + D2), 2 / 3, 1.0, 5 / 6, 1.0, 1))
     assert by[("a", 1)] == pytest.approx((0.5 / (1 + D2), 1 / 3, 0.5, 1 / 6, 1.0, 1))
     assert by[("b", 0)] == pytest.approx((1.0, 2 / 3, 1.0, 1.0, 1.0, 1))
-    assert by[("b", 1)] == (0.0, 0.0, 0.0, 0.0, 0.0, 1)      # no list for user 2: evaluated, all zero
+    assert by[("b", 1)] == (0.0, 0.0, 0.0, 0.0, 0.0, 1)  # no list for user 2: evaluated, all zero
 
 
 def test_activity_buckets_and_their_table(spark, lists, held_out):
-    train = spark.createDataFrame([(1, 100, 3.0)] + [(2, 200 + i, 3.0) for i in range(3)]
-                                  + [(4, 400 + i, 3.0) for i in range(7)], TEST_COLUMNS)
+    train = spark.createDataFrame(
+        [(1, 100, 3.0)] + [(2, 200 + i, 3.0) for i in range(3)] + [(4, 400 + i, 3.0) for i in range(7)], TEST_COLUMNS
+    )
     # edges 0, 2, 4: user 1 (1 rating) -> bucket 0, user 2 (3) -> 1, user 4 (7) -> 2 (open)
     buckets = {r["user_id"]: r["bucket"] for r in activity_buckets(train, (0, 2, 4)).collect()}
     assert buckets == {1: 0, 2: 1, 4: 2}
@@ -106,8 +116,12 @@ def test_activity_buckets_and_their_table(spark, lists, held_out):
 
     rows = activity_table(lists, train, held_out, ["b", "a"], edges=(0, 2, 4), k=3)
     assert [(r["model"], r["bucket"], r["label"], r["lower"], r["upper"], r["users"]) for r in rows] == [
-        ("b", 0, "0–1", 0, 2, 1), ("b", 1, "2–3", 2, 4, 1), ("a", 0, "0–1", 0, 2, 1), ("a", 1, "2–3", 2, 4, 1)]
-    assert rows[2]["ndcg"] == pytest.approx(1.5 / (1 + D2))        # model a, user 1 at k = 3, as above
+        ("b", 0, "0–1", 0, 2, 1),
+        ("b", 1, "2–3", 2, 4, 1),
+        ("a", 0, "0–1", 0, 2, 1),
+        ("a", 1, "2–3", 2, 4, 1),
+    ]
+    assert rows[2]["ndcg"] == pytest.approx(1.5 / (1 + D2))  # model a, user 1 at k = 3, as above
 
 
 def test_bin_index_at_and_outside_the_edges(spark):
@@ -124,21 +138,24 @@ def test_bin_index_at_and_outside_the_edges(spark):
 def test_calibration_bins_by_hand(spark):
     labelled = spark.createDataFrame(
         [(0.05, 0.2, 1.0), (0.08, 0.6, 0.0), (0.10, 0.05, 0.0), (0.30, None, 1.0), (0.70, 1.0, 1.0)],
-        "score double, cf_score double, liked double")
+        "score double, cf_score double, liked double",
+    )
     got = calibration_table(labelled, ["score", "cf_score"], (0.0, 0.1, 0.5, 1.0))
-    rows = [(r["component"], r["bin"], r["lower"], r["upper"], r["pairs"], r["predicted"], r["observed"], r["brier"])
-            for r in got]
+    rows = [
+        (r["component"], r["bin"], r["lower"], r["upper"], r["pairs"], r["predicted"], r["observed"], r["brier"])
+        for r in got
+    ]
     expected = [
         # score: [0, 0.1) holds 0.05 (liked) and 0.08; [0.1, 0.5) 0.10 (at the edge) and 0.30 (liked); [0.5, 1] 0.70
-        ("score", 0, 0.0, 0.1, 2, 0.065, 0.5, ((0.05 - 1) ** 2 + 0.08 ** 2) / 2),
-        ("score", 1, 0.1, 0.5, 2, 0.2, 0.5, (0.1 ** 2 + 0.7 ** 2) / 2),
-        ("score", 2, 0.5, 1.0, 1, 0.7, 1.0, 0.3 ** 2),
+        ("score", 0, 0.0, 0.1, 2, 0.065, 0.5, ((0.05 - 1) ** 2 + 0.08**2) / 2),
+        ("score", 1, 0.1, 0.5, 2, 0.2, 0.5, (0.1**2 + 0.7**2) / 2),
+        ("score", 2, 0.5, 1.0, 1, 0.7, 1.0, 0.3**2),
         ("score", None, None, None, 5, 1.23 / 5, 0.6, (0.9025 + 0.0064 + 0.01 + 0.49 + 0.09) / 5),
         # cf_score: the null is left out; 1.0 is in the last bin (closed)
-        ("cf_score", 0, 0.0, 0.1, 1, 0.05, 0.0, 0.05 ** 2),
-        ("cf_score", 1, 0.1, 0.5, 1, 0.2, 1.0, 0.8 ** 2),
-        ("cf_score", 2, 0.5, 1.0, 2, 0.8, 0.5, 0.6 ** 2 / 2),
-        ("cf_score", None, None, None, 4, 1.85 / 4, 0.5, (0.05 ** 2 + 0.8 ** 2 + 0.6 ** 2) / 4),
+        ("cf_score", 0, 0.0, 0.1, 1, 0.05, 0.0, 0.05**2),
+        ("cf_score", 1, 0.1, 0.5, 1, 0.2, 1.0, 0.8**2),
+        ("cf_score", 2, 0.5, 1.0, 2, 0.8, 0.5, 0.6**2 / 2),
+        ("cf_score", None, None, None, 4, 1.85 / 4, 0.5, (0.05**2 + 0.8**2 + 0.6**2) / 4),
     ]
     assert len(rows) == len(expected)
     for row, want in zip(rows, expected):

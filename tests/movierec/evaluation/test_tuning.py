@@ -1,16 +1,17 @@
 """The hyper-parameter search on generated data: it fits only on the validation split's fit
 part (never a test or validation rating), picks the best trial by the objective, and gives
 the same trials for the same seed."""
+
 from __future__ import annotations
 
 import pytest
 
-from movierec.ranking import calibration
-from movierec.evaluation import protocol as E
 from movierec import features as FE
-from movierec.evaluation import tuning
 from movierec.data.schemas import MOVIE, USER
 from movierec.data.split import temporal_split, validation_split
+from movierec.evaluation import protocol as E
+from movierec.evaluation import tuning
+from movierec.ranking import calibration
 
 pytestmark = pytest.mark.spark
 
@@ -19,10 +20,10 @@ SPACE = (("rank", {"als_rank": [2, 4]}),)
 
 @pytest.fixture(scope="module")
 def data(spark, settings, small_data, tmp_path_factory):
-    from movierec.stages.ingest import ingest
     from movierec.spark.paths import RunPaths
-    from movierec.stages.runner import run_stage
     from movierec.spark.warehouse import read_table
+    from movierec.stages.ingest import ingest
+    from movierec.stages.runner import run_stage
 
     run_settings = settings.replace(data_dir=str(small_data), warehouse=str(tmp_path_factory.mktemp("tune")))
     run_stage("ingest", ingest, spark, run_settings, "tune-test")
@@ -43,6 +44,7 @@ def searched(data, settings):
         def wrapped(*args, **kwargs):
             seen.append((name, _pairs(args[position])))
             return fn(*args, **kwargs)
+
         return wrapped
 
     movies, ratings, tags = data
