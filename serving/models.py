@@ -30,8 +30,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# the largest id the models can hold (Spark ALS ids are 32-bit) and the store's INTEGER
-MAX_ID = 2**31 - 1
+# the largest id (Spark ALS ids are 32-bit, as is the store's INTEGER): one definition with the data's rules
+from movierec.data.movielens import MAX_ID
+
 DEFAULT_K = 10
 MAX_K = 500  # deepest list served: the store holds the run's top_k, deeper is scored live
 MAX_SIMILAR_K = 100
