@@ -74,6 +74,11 @@ def run_pipeline(
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
     progress = _Progress(stages)
+    # every stage's module imported here, in this one thread, before evaluate's thread starts: two
+    # threads importing pyspark.ml at once can find it half-initialised ("cannot import name
+    # 'JavaParams' from partially initialized module"), as evaluate beside featurize once did
+    for stage in stages:
+        stage_function(stage)
     reports: dict = {}
     started = time.perf_counter()
     chain = [s for s in stages if s not in (BESIDE, "ingest", "publish")]  # what evaluate can run beside
