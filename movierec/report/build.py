@@ -42,11 +42,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
-from movierec.config import Settings, redact_url
+from movierec.config import MASK, Settings, redact_url
 from movierec.data.schemas import CB_SCORE, CF_SCORE, SCORE
 from movierec.files import write_atomically
 from movierec.spark.paths import RunPaths, check_run_id
@@ -63,7 +62,6 @@ TABLE_KS = (1, 5, 10, 20, 50)  # precision@k and recall@k also shown as a table
 SCORE_BINS = 40  # histogram bins over the observed range of the scores
 LOG_BINS_ABOVE = 10.0  # log-spaced bins when the largest score is this many times the smallest
 MIN_CALIBRATION_PAIRS = 30  # calibration bins with fewer pairs are in the table, not on the plot
-MASK = "***"  # how a recorded setting's secret part is masked
 COMPONENT = "component"  # the score column a histogram or summary row is about
 DEFAULT_WAREHOUSE = next(f.default for f in dataclasses.fields(Settings) if f.name == "warehouse")
 
@@ -100,18 +98,6 @@ class IncompleteEvaluation(NoMetrics):
 
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def mask_uri(uri: str) -> str:
-    """A warehouse URI without the password of its user part (s3a://key:secret@bucket -> s3a://key:***@bucket)."""
-    try:
-        parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
-    except ValueError:
-        return "(unreadable URI)"
 
 
 def warehouse_given(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
@@ -297,23 +283,23 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
     given = warehouse_given(settings) if warehouse_explicit is None else warehouse_explicit
     warehouse, source = choose_warehouse(settings, store_run, given)
     paths = RunPaths(warehouse, run_id)
-    where = f"{mask_uri(paths.warehouse)} ({source})"
+    where = f"{redact_url(paths.warehouse)} ({source})"
 
     if not exists(spark, paths.metrics):
         raise NoMetrics(
             f"run {run_id} has no evaluation metrics in the warehouse {where}: nothing at "
-            f"{mask_uri(paths.metrics)}; pass the run's --warehouse, or run its evaluate stage "
+            f"{redact_url(paths.metrics)}; pass the run's --warehouse, or run its evaluate stage "
             f"(`movierec pipeline --run-id {run_id} --stages evaluate`)"
         )
     metrics = read_json(spark, paths.metrics)
     if not metrics.get("models"):
-        raise NoMetrics(f"run {run_id}: the metrics at {mask_uri(paths.metrics)} have no per-model results")
+        raise NoMetrics(f"run {run_id}: the metrics at {redact_url(paths.metrics)} have no per-model results")
     tables = {}
     for name in TABLE_SCHEMAS:
         path = paths.evaluation_table(name)
         if not exists(spark, path):
             raise IncompleteEvaluation(
-                f"run {run_id}'s evaluation in {where} has no {name} table ({mask_uri(path)}): it was evaluated "
+                f"run {run_id}'s evaluation in {where} has no {name} table ({redact_url(path)}): it was evaluated "
                 f"by an older version; run its evaluate stage again (`movierec pipeline --run-id {run_id} "
                 f"--stages evaluate`)"
             )
@@ -325,10 +311,10 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
         at_k=tables["at_k"],
         by_activity=tables["by_activity"],
         calibration=tables["calibration"],
-        warehouse=mask_uri(paths.warehouse),
+        warehouse=redact_url(paths.warehouse),
         warehouse_source=source,
         db_url=redact_url(settings.db_url),
-        metrics_path=mask_uri(paths.metrics),
+        metrics_path=redact_url(paths.metrics),
         store_run=store_run,
         history=metric_history(runs),
     )
@@ -340,7 +326,8 @@ def collect(spark, settings: Settings, run_id: str | None = None, warehouse_expl
             edges, data.score_log_scale = histogram_edges(float(lo), float(hi))
             data.histograms = score_histograms(recs, edges)
     if data.histograms is None:
-        data.notes.append(f"No score distributions: the run has no score output at {mask_uri(paths.recommendations)}.")
+        where_recs = redact_url(paths.recommendations)
+        data.notes.append(f"No score distributions: the run has no score output at {where_recs}.")
     for stage, path in (
         ("ingest", paths.ingest_report),
         ("train_als", paths.als_report),
@@ -626,7 +613,7 @@ def page_context(data: ReportData, generated_at: str) -> dict[str, Any]:
             key: (
                 redact_url(value)
                 if key == "db_url" and isinstance(value, str)
-                else mask_uri(value)
+                else redact_url(value)
                 if key == "warehouse" and isinstance(value, str)
                 else value
             )
