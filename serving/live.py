@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from movierec.config import Settings
+from movierec.config import MODEL_SETTINGS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +54,10 @@ class LiveBadInput(ValueError):
     """The models cannot score what was asked (a movie they never saw, given no genres)."""
 
 
-# settings that say where and how this process runs, not how a run's models score: every
-# other setting is taken from the run's own parameters (runs.params) when its models load
-DEPLOYMENT_SETTINGS = frozenset(
-    {
-        "data_dir",
-        "warehouse",
-        "db_url",
-        "spark_master",
-        "shuffle_partitions",
-        "driver_memory",
-        "max_bad_share",
-        "keep_runs",
-        "quality_tolerance",
-        "skip_quality_gate",
-        "warm_spark",
-        "live_timeout",
-        "page_cache_size",
-    }
-)
+# the settings a run's models score with, taken from the run's own parameters (runs.params) when
+# its models load: its model settings (movierec.config marks each), except the data directory,
+# which the live path never reads (this process keeps its own)
+RUN_SETTINGS = frozenset(MODEL_SETTINGS) - {"data_dir"}
 
 
 def settings_for_run(settings: Settings, run_params: dict[str, Any] | None) -> Settings:
@@ -80,10 +65,7 @@ def settings_for_run(settings: Settings, run_params: dict[str, Any] | None) -> S
 
     A live score must be the one the batch would have given with that run's parameters,
     whatever the serving process was started with."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(Settings)} - DEPLOYMENT_SETTINGS
-    changes = {k: v for k, v in (run_params or {}).items() if k in names and getattr(settings, k) != v}
+    changes = {k: v for k, v in (run_params or {}).items() if k in RUN_SETTINGS and getattr(settings, k) != v}
     if changes:
         log.info("live fallback: using the run's own %s", ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
     return settings.replace(**changes) if changes else settings
