@@ -177,6 +177,11 @@ def model_settings(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in MODEL_SETTINGS}
 
 
+# what publish records with a run beside its settings (movierec.stages.publish.provenance):
+# the code's version and digest, and the input files' sizes and digests; public like the settings
+PROVENANCE = ("code_version", "inputs")
+
+
 def run_params(settings: Settings) -> dict[str, Any]:
     """What a published run stores with itself (runs.params): its model settings, and the warehouse
     its files are in (the report reads them from there); no credentials in any of it."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from movierec.config import MODEL_SETTINGS
+from movierec.config import MODEL_SETTINGS, PROVENANCE
 from serving import models, store
 from serving.errors import bad_request, not_found, unavailable
 from serving.models import MAX_K
@@ -273,9 +273,10 @@ def active_run():
         if active is None:
             raise unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
         run = store.get_run(conn, active["run_id"]) or {"run_id": active["run_id"], "params": {}, "metrics": {}}
-    # the model's settings only: a run published by an older version may hold deployment settings
+    # the model's settings and provenance only: a run published by an older version may hold deployment settings
     # (the store's URL with its password among them), and those are nobody's business here
-    params = {name: value for name, value in (run.get("params") or {}).items() if name in MODEL_SETTINGS}
+    public = {*MODEL_SETTINGS, *PROVENANCE}
+    params = {name: value for name, value in (run.get("params") or {}).items() if name in public}
     return jsonify({**run, "params": params, "activated_at": active["activated_at"]})
 
 

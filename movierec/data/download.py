@@ -25,6 +25,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from movierec.files import sha256_file
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
@@ -103,18 +105,10 @@ def check_files(folder: Path, expected: Mapping[str, str]) -> list[str]:
         if not path.is_file():
             problems.append(f"{name} is missing")
             continue
-        actual = sha256_of(path)
+        actual = sha256_file(path)
         if actual != digest.lower():
             problems.append(f"{name} has sha256 {actual}, expected {digest.lower()}")
     return problems
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fetch(url: str, path: Path, timeout: float, progress: Progress | None) -> str:

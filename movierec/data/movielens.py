@@ -5,5 +5,23 @@ The generator (`movierec synth`) and the API import these without loading Spark.
 
 from __future__ import annotations
 
+from movierec.files import sha256_file
+from movierec.spark.paths import local_path
+
 NO_GENRES = "(no genres listed)"  # movies.csv's genres text for a movie without genres
 MAX_ID = 2**31 - 1  # user and movie ids are positive 32-bit integers (ALS needs them to fit)
+
+# the files of a MovieLens directory that ingest reads (ratings and movies required)
+INPUT_FILES = ("ratings.csv", "movies.csv", "tags.csv")
+
+
+def fingerprint(data_dir: str | None) -> dict[str, dict[str, int | str]] | None:
+    """{file: {"bytes", "sha256"}} of the input files found in a local MovieLens directory.
+
+    A published run keeps it (runs.params) so the data it was made from can be checked
+    again; None for a remote directory (s3a://, hdfs://), whose files are not read here."""
+    folder = local_path(data_dir) if data_dir else None
+    if folder is None:
+        return None
+    files = [folder / name for name in INPUT_FILES]
+    return {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files if p.is_file()}

@@ -75,8 +75,32 @@ def build_zip(out: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> Path:
     return out
 
 
-def sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def code_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """`<version>+<12 hex>`: the package's version and a digest of every file the zip would hold.
+
+    A published run records it (runs.params) so the code that made it can be found again: the
+    version alone says nothing of a checkout's edits.  The digest is the same whether the
+    package is a folder or is imported from the --py-files zip (which holds exactly those files)."""
+    from movierec import __version__
+
+    digest = hashlib.sha256()
+    for name, data in _package_contents(package_dir):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def _package_contents(package_dir: Path):
+    """(path inside the zip, bytes) of each package file, from the folder or from the zip it sits in."""
+    if package_dir.is_dir():
+        root = package_dir.parent
+        return [(rel.as_posix(), (root / rel).read_bytes()) for rel in package_files(package_dir)]
+    archive = next((p for p in package_dir.parents if p.suffix == ".zip" and p.is_file()), None)
+    if archive is None:
+        raise FileNotFoundError(f"{package_dir} is neither a folder nor inside a zip")
+    with zipfile.ZipFile(archive) as zf:
+        prefix = package_dir.relative_to(archive).as_posix() + "/"
+        names = sorted(n for n in zf.namelist() if n.startswith(prefix) and not n.endswith("/"))
+        return [(name, zf.read(name)) for name in names]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from movierec.config import Settings
+from movierec.data import movielens
 from movierec.data import schemas as S
 from movierec.data import validation as V
 from movierec.spark.paths import RunPaths, local_path
@@ -76,7 +77,8 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     ratings = V.check_ratings(read_csv(spark, data_file(settings.data_dir, "ratings.csv"), S.RATINGS_CSV))
     ratings = V.dedupe_ratings(V.mark_unknown_movies(ratings, good_movies)).persist(level)
 
-    report: dict[str, Any] = {"data_dir": settings.data_dir}
+    # the files' sizes and digests, which publish records with the run (runs.params.inputs)
+    report: dict[str, Any] = {"data_dir": settings.data_dir, "inputs": movielens.fingerprint(settings.data_dir)}
     for name, checked in (("movies", movies), ("ratings", ratings)):
         total, reasons = V.row_counts(checked)
         report[name] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}

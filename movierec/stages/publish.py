@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from movierec.config import Settings, run_params
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, SIMILAR_MOVIE, TITLE, USER, YEAR
 from movierec.evaluation.quality import quality_gate
+from movierec.spark.package import code_fingerprint
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import exists, read_json, read_table, write_json
 from movierec.stages.runner import stage_main
@@ -64,6 +65,12 @@ def run_metrics(spark: SparkSession, paths: RunPaths) -> dict | None:
     return read_json(spark, paths.metrics) if exists(spark, paths.metrics) else None
 
 
+def provenance(spark: SparkSession, paths: RunPaths) -> dict:
+    """What, besides its settings, a run needs to be made again: the code and the input files."""
+    inputs = read_json(spark, paths.ingest_report).get("inputs") if exists(spark, paths.ingest_report) else None
+    return {"code_version": code_fingerprint(), "inputs": inputs}
+
+
 def publish(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     engine = store.engine_for(settings.db_url)
     run_id = paths.run_id
@@ -78,8 +85,9 @@ def publish(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     decision = quality_gate(metrics, active["metrics"] if active else None, settings.quality_tolerance)
     log.info("publish: quality gate %s: %s", "accepts" if decision.accept else "refuses", decision.reason)
     started = store.utc_now()
-    # the run's model settings and warehouse, no credentials: a deployment setting says nothing of the run
-    store.begin_run(engine, run_id, run_params(settings), started)
+    # the run's model settings, warehouse, code and input files, no credentials: a deployment
+    # setting says nothing of the run
+    store.begin_run(engine, run_id, {**run_params(settings), **provenance(spark, paths)}, started)
     if not decision.accept and not settings.skip_quality_gate:
         store.reject_run(engine, run_id, decision.reason, metrics)
         write_json(spark, paths.publish_report, {"status": "rejected", "reason": decision.reason})

@@ -7,7 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from movierec.spark.package import build_zip, sha256
+from movierec.files import sha256_file as sha256
+from movierec.spark.package import build_zip
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -62,3 +63,16 @@ def test_command_line_writes_the_zip(tmp_path):
     assert done.stdout.strip() == str(out)
     assert zipfile.ZipFile(out).testzip() is None
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_the_code_fingerprint_is_the_same_from_the_folder_and_from_the_zip(jobs_zip, tmp_path):
+    from movierec.spark.package import PACKAGE_DIR, code_fingerprint
+
+    version, digest = code_fingerprint().split("+")
+    assert len(digest) == 12 and version
+    assert code_fingerprint(Path(jobs_zip) / "movierec") == code_fingerprint()
+    # one changed byte in one module changes it
+    changed = tmp_path / "movierec"
+    subprocess.run(["cp", "-r", str(PACKAGE_DIR), str(changed)], check=True)
+    (changed / "text.py").write_text((changed / "text.py").read_text() + "\n")
+    assert code_fingerprint(changed) != code_fingerprint()

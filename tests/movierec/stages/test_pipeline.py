@@ -2,6 +2,7 @@
 same run in PostgreSQL, and live scoring that agrees with the batch."""
 
 import math
+from pathlib import Path
 
 import pyspark
 import pytest
@@ -66,6 +67,22 @@ def test_the_run_is_published_and_active(run):
     assert published["status"] == "published"
     assert set(published["metrics"]["models"]) == {"hybrid", "als", "content", "popularity"}
     assert count == 150 * settings.top_k and users == 150
+
+
+def test_the_run_records_its_code_and_the_digests_of_its_input_files(run):
+    from movierec.files import sha256_file
+    from movierec.spark.package import code_fingerprint
+
+    settings, run_id, _ = run
+    with store.engine_for(settings.db_url).connect() as conn:
+        params = store.get_run(conn, run_id)["params"]
+    assert params["code_version"] == code_fingerprint()
+    data = Path(settings.data_dir)
+    assert params["inputs"] == {
+        name: {"bytes": (data / name).stat().st_size, "sha256": sha256_file(data / name)}
+        for name in ("ratings.csv", "movies.csv", "tags.csv")
+    }
+    assert "db_url" not in params
 
 
 def test_rerunning_score_and_publish_changes_nothing(spark, run):
