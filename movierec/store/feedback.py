@@ -125,8 +125,9 @@ def add_feedback(engine: Engine, user_id: int, rows: Sequence[Row], received_at:
         statement = _insert(conn.dialect.name)
         stored = 0
         for start in range(0, len(values), INSERT_BATCH):
-            # one multi-row INSERT: its rowcount is what was written, on both drivers
-            stored += conn.execute(statement.values(values[start : start + INSERT_BATCH])).rowcount
+            # one multi-row INSERT; RETURNING names the rows written (psycopg's rowcount says -1 here)
+            chunk = statement.values(values[start : start + INSERT_BATCH]).returning(feedback.c.movie_id)
+            stored += len(conn.execute(chunk).all())
     return Added(stored=stored, already_stored=len(values) - stored)
 
 
