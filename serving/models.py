@@ -214,7 +214,9 @@ class RatingsRequest(RootModel[list[RatingIn]]):
         min_length=1,
         max_length=MAX_FEEDBACK_ROWS,
         description=f"1..{MAX_FEEDBACK_ROWS} ratings; a movie once per timestamp",
-        json_schema_extra={"example": [{"movie_id": 1, "rating": 4.5, "timestamp": 1700000000}, {"movie_id": 3, "rating": 2.0}]},
+        json_schema_extra={
+            "example": [{"movie_id": 1, "rating": 4.5, "timestamp": 1700000000}, {"movie_id": 3, "rating": 2.0}]
+        },
     )
 
 

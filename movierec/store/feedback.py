@@ -100,14 +100,16 @@ def known_movies(conn: Connection, movie_ids: Iterable[int]) -> set[int]:
     return found
 
 
-def _insert(dialect_name: str):
+def _insert(dialect_name: str) -> Any:
+    """INSERT ... ON CONFLICT (the key) DO NOTHING, in the dialect's own construct."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    keys = [c.name for c in feedback.primary_key.columns]
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect_name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise BadRows(f"the feedback store supports SQLite and PostgreSQL, not {dialect_name}")
-    return insert(feedback).on_conflict_do_nothing(index_elements=[c.name for c in feedback.primary_key.columns])
+        return postgresql.insert(feedback).on_conflict_do_nothing(index_elements=keys)
+    if dialect_name == "sqlite":
+        return sqlite.insert(feedback).on_conflict_do_nothing(index_elements=keys)
+    raise BadRows(f"the feedback store supports SQLite and PostgreSQL, not {dialect_name}")
 
 
 def add_feedback(engine: Engine, user_id: int, rows: Sequence[Row], received_at: str | None = None) -> Added:

@@ -128,5 +128,8 @@ def schema_sql(dialect_name: str = "postgresql") -> str:
         ddl = str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()
         notes = [f"--   {c.name}: {c.comment}" for c in table.columns if c.comment]
         parts.append("\n".join(notes + [ddl]) + ";\n")
-        parts += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip() + ";\n" for index in table.indexes]
+        parts += [
+            str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip() + ";\n"
+            for index in table.indexes
+        ]
     return "\n".join(line.rstrip() for line in "\n".join(parts).splitlines()) + "\n"

@@ -125,7 +125,11 @@ def test_a_wrong_key_is_403_json_and_stores_nothing(make_app, fresh_store_url, w
     client = make_app(fresh_store_url, api_keys=KEY_DIGEST).test_client()
     response = client.post("/users/7/ratings", json=RATING, headers={"Authorization": f"Bearer {wrong}"})
     assert response.status_code == 403 and "WWW-Authenticate" not in response.headers
-    assert response.get_json() == {"status": 403, "error": "Forbidden", "message": "the API key is not accepted by this server"}
+    assert response.get_json() == {
+        "status": 403,
+        "error": "Forbidden",
+        "message": "the API key is not accepted by this server",
+    }
     assert client.get("/users/7/ratings", headers={"Authorization": f"Bearer {wrong}"}).status_code == 403
     assert client.get("/users/7/ratings", headers={"Authorization": f"Bearer {KEY}"}).get_json()["ratings"] == []
 
@@ -152,7 +156,8 @@ def test_any_configured_key_is_accepted(make_app, fresh_store_url, tmp_path):
     client = make_app(fresh_store_url, api_keys=KEY_DIGEST, api_keys_file=str(keys_file)).test_client()
     for key, timestamp in ((KEY, 1), (OTHER_KEY, 2)):
         response = client.post(
-            "/users/7/ratings", json=[{"movie_id": 1, "rating": 3.0, "timestamp": timestamp}],
+            "/users/7/ratings",
+            json=[{"movie_id": 1, "rating": 3.0, "timestamp": timestamp}],
             headers={"Authorization": f"Bearer {key}"},
         )
         assert response.status_code == 201 and response.get_json()["stored"] == 1
@@ -170,7 +175,9 @@ def test_the_key_is_never_logged_or_echoed(make_app, fresh_store_url, caplog):
     caplog.set_level(logging.DEBUG)
     answers = [
         client.post("/users/7/ratings", json=RATING, headers={"Authorization": f"Bearer {KEY}"}),
-        client.post("/users/7/ratings", json=[{"movie_id": 99, "rating": 4.0}], headers={"Authorization": f"Bearer {KEY}"}),
+        client.post(
+            "/users/7/ratings", json=[{"movie_id": 99, "rating": 4.0}], headers={"Authorization": f"Bearer {KEY}"}
+        ),
         client.post("/users/7/ratings", json=RATING, headers={"Authorization": f"Bearer {KEY}x"}),
         client.get("/users/7/ratings", headers={"Authorization": f"Bearer {KEY}"}),
     ]

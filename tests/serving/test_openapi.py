@@ -216,7 +216,9 @@ def test_real_answers_match_their_documented_schema(
     url = urls.get(store, f"sqlite:///{tmp_path / 'empty.db'}")
     keys = {"api_keys": digest(KEY)} if store in {"keyed", "keyless", "unreachable"} else {}
     headers = {"Authorization": f"Bearer {KEY}"} if store in {"keyed", "unreachable"} else None
-    _check_answer(document, _send(make_app(url, **keys).test_client(), method, path, body, headers), method, path, status)
+    _check_answer(
+        document, _send(make_app(url, **keys).test_client(), method, path, body, headers), method, path, status
+    )
 
 
 @pytest.mark.parametrize("store,method,path,body,status", [a for a in ANSWERS if a[0] == "busy"])

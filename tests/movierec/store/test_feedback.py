@@ -18,7 +18,11 @@ CATALOGUE = [(m, f"Movie {m} (2000)", 2000, "Drama") for m in range(1, 11)]
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'feedback.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'feedback.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     engine = engine_for(url)
     with engine.begin() as conn:  # the PostgreSQL database is the session's: start from no feedback
         conn.execute(sa.delete(feedback_table))
