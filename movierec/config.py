@@ -123,6 +123,15 @@ class Settings:
         "Folder of the HTML evaluation reports: `movierec report` writes there, the API's page links the latest",
         "var/reports",
     )
+    api_keys: str = _deployment(
+        "API keys the write routes accept, as comma-separated SHA-256 hex digests of the keys (never the keys); "
+        "none (and no api_keys_file): writes are off",
+        "",
+    )
+    api_keys_file: str = _deployment(
+        "A file of more accepted API key digests, one SHA-256 hex digest a line (blank lines and # comments allowed)",
+        "",
+    )
     # the Airflow DAG (read when dags/movie_recommender.py is parsed)
     dag_schedule: str = _deployment(
         "The DAG's schedule, a cron expression in UTC; `none` for manual runs only", "0 2 * * *"
@@ -161,7 +170,9 @@ BATCH_SETTINGS = EVALUATE_SETTINGS + ("db_url", "keep_runs", "quality_tolerance"
 REPORT_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS
 # the API (and its live-Spark fallback, which takes the model settings from the run it scores for)
 SERVE_SETTINGS = (
-    ("db_url", "warehouse") + SPARK_SETTINGS + ("warm_spark", "live_timeout", "page_cache_size", "reports_dir")
+    ("db_url", "warehouse")
+    + SPARK_SETTINGS
+    + ("warm_spark", "live_timeout", "page_cache_size", "reports_dir", "api_keys", "api_keys_file")
 )
 STORE_SETTINGS = ("db_url",)
 ALL_SETTINGS = tuple(FIELDS)
@@ -226,6 +237,48 @@ def redact_url(url: str) -> str:
 def shown(settings: Settings) -> dict[str, Any]:
     """Every setting by name, as it may be printed or logged: URLs without their passwords."""
     return {name: redact_url(value) if isinstance(value, str) else value for name, value in settings.to_dict().items()}
+
+
+# ---------------------------------------------------------------- API keys
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _digests_in(entries: Iterable[str], where: str, unit: str) -> list[str]:
+    """The SHA-256 hex digests among `entries` (blank ones skipped), lower-cased.
+
+    A wrong entry is a ConfigError that names its place, never its value: a plain key put
+    where its digest belongs must not end up in a log."""
+    found = []
+    for number, entry in enumerate(entries, start=1):
+        text = entry.strip().lower()
+        if not text:
+            continue
+        if not _DIGEST.fullmatch(text):
+            raise ConfigError(
+                f"{where}: {unit} {number} is not a SHA-256 hex digest (64 hex characters); give each key's digest, "
+                "never the key itself (`printf %s KEY | sha256sum`)"
+            )
+        found.append(text)
+    return found
+
+
+def api_key_digests(settings: Settings) -> tuple[str, ...]:
+    """Every accepted API key's SHA-256 hex digest: api_keys, then the lines of api_keys_file.
+
+    Read once when the API starts (a changed file takes a restart); a missing file or a line
+    that is not a digest is a ConfigError."""
+    digests = _digests_in(settings.api_keys.split(","), f"{env_name('api_keys')} / {flag_name('api_keys')}", "entry")
+    if settings.api_keys_file:
+        where = f"{env_name('api_keys_file')} / {flag_name('api_keys_file')}"
+        try:
+            lines = Path(settings.api_keys_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            raise ConfigError(f"{where}: cannot read {settings.api_keys_file} ({reason})") from None
+        uncommented = [line.split("#", 1)[0] for line in lines]
+        digests += _digests_in(uncommented, f"{where} ({settings.api_keys_file})", "line")
+    return tuple(dict.fromkeys(digests))
 
 
 # ---------------------------------------------------------------- reading values
@@ -318,6 +371,7 @@ def validate(settings: Settings) -> Settings:
         problems.append(f"als_feedback must be one of {', '.join(ALS_FEEDBACK_MODES)}")
     if problems:
         raise ConfigError("; ".join(problems))
+    _digests_in(settings.api_keys.split(","), f"{env_name('api_keys')} / {flag_name('api_keys')}", "entry")
     return settings
 
 

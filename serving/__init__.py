@@ -104,8 +104,8 @@ class Services:
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    from movierec.config import from_env
-    from serving import api, errors, openapi, ops, page, store
+    from movierec.config import api_key_digests, from_env
+    from serving import api, auth, errors, feedback, openapi, ops, page, store
     from serving.metrics import Metrics
 
     app = Flask(__name__)
@@ -121,9 +121,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     cache_size = app.config.get("PAGE_CACHE_SIZE", settings.page_cache_size)
     services = Services(settings, store.make_engine(settings.db_url), Metrics(app), cache_size)
     app.extensions["movierec"] = services
+    # the accepted API keys' digests, read once (a bad one stops the worker here, before it serves)
+    app.extensions[auth.EXTENSION] = api_key_digests(settings)
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(page.bp)
 

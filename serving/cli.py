@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from movierec.config import Settings, env_name, redact_url
+from movierec.config import Settings, api_key_digests, env_name, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def serve(
 ) -> int:
     """Replace this process with gunicorn serving the API (or run Flask's dev server, or, with
     `dry_run`, only print the gunicorn command)."""
+    api_key_digests(settings)  # a bad digest or an unreadable keys file: one line now, not a traceback per worker
     env = {**os.environ, **settings_environment(settings)}
     if dev:
         os.environ.update(settings_environment(settings))

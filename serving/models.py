@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import annotated_types
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -31,12 +32,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 # the largest id (Spark ALS ids are 32-bit, as is the store's INTEGER): one definition with the data's rules
-from movierec.data.movielens import MAX_ID
+from movierec.data.movielens import MAX_ID, MAX_RATING, MIN_RATING
 
 DEFAULT_K = 10
 MAX_K = 500  # deepest list served: the store holds the run's top_k, deeper is scored live
 MAX_SIMILAR_K = 100
 MAX_BODY_MOVIES = 500  # movies in one POST /recommend
+MAX_FEEDBACK_ROWS = 500  # ratings in one POST /users/<id>/ratings
+MAX_CLOCK_SKEW = 24 * 3600  # a rating's timestamp may be this many seconds ahead of the server's clock
 
 Source = Literal["precomputed", "live", "cold_start"]
 
@@ -66,6 +69,9 @@ PathId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_digits)]  # con
 QueryInt = Annotated[int, BeforeValidator(_signed_digits)]
 JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID)]
 AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
+# ingest's rule for the ratings a client posts: ids are positive (movierec.data.validation's bad_id)
+RatingPathId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_digits)]
+RatingJsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 
 # ---------------------------------------------------------------- inputs: path and query
@@ -163,6 +169,57 @@ class RecommendRequest(BaseModel):
         return {m: names for m, names in zip(self.movieIds, self.genres_lists or ()) if names}
 
 
+# ---------------------------------------------------------------- inputs: ratings posted between runs
+
+
+class RatingsUserPath(BaseModel):
+    user_id: RatingPathId = Field(description=f"a user id, 1..{MAX_ID} (ingest's rule: ids are positive)")
+
+
+RATING_FIELDS = {
+    "movie_id": f"a movie id of the catalogue, a JSON integer from 1 to {MAX_ID}",
+    "rating": f"a number from {MIN_RATING} to {MAX_RATING} in half stars",
+    "timestamp": "unix seconds, a JSON integer from 0 to a day ahead of the server's clock, or left out (now)",
+}
+
+
+def _not_ahead(timestamp: int | None) -> int | None:
+    import time
+
+    if timestamp is not None and timestamp > time.time() + MAX_CLOCK_SKEW:
+        raise PydanticCustomError("timestamp_ahead", "the timestamp is more than a day ahead of the server's clock")
+    return timestamp
+
+
+class RatingIn(BaseModel):
+    """One rating, by ingest's rules for ratings.csv (movierec.data.validation)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    movie_id: RatingJsonId = Field(description=RATING_FIELDS["movie_id"])
+    rating: float = Field(
+        ge=MIN_RATING, le=MAX_RATING, multiple_of=0.5, allow_inf_nan=False, description=RATING_FIELDS["rating"]
+    )
+    timestamp: Annotated[int | None, AfterValidator(_not_ahead)] = Field(
+        None, ge=0, description=RATING_FIELDS["timestamp"]
+    )
+
+
+class RatingsRequest(RootModel[list[RatingIn]]):
+    """POST /users/<id>/ratings: `[{"movie_id": 1, "rating": 4.5, "timestamp": 1700000000}, ...]`.
+
+    All rows are stored or none: one bad row makes the call a 400 naming the row (0-based)."""
+
+    root: list[RatingIn] = Field(
+        min_length=1,
+        max_length=MAX_FEEDBACK_ROWS,
+        description=f"1..{MAX_FEEDBACK_ROWS} ratings; a movie once per timestamp",
+        json_schema_extra={
+            "example": [{"movie_id": 1, "rating": 4.5, "timestamp": 1700000000}, {"movie_id": 3, "rating": 2.0}]
+        },
+    )
+
+
 # ---------------------------------------------------------------- answers
 
 
@@ -246,6 +303,26 @@ class ActiveRun(BaseModel):
     metrics: dict[str, Any] = Field(description="the run's evaluation metrics")
     message: str | None = None
     active: bool | None = None
+
+
+class RatingsStored(BaseModel):
+    user_id: AnswerId
+    stored: int = Field(ge=0, description="ratings this call added to the store (committed)")
+    already_stored: int = Field(
+        ge=0, description="ratings the store already held (same movie and timestamp): never stored twice"
+    )
+
+
+class StoredRating(BaseModel):
+    movie_id: AnswerId
+    rating: float
+    timestamp: int = Field(description="unix seconds, as given (or when it was received)")
+    received_at: str = Field(description="when the store received it, ISO-8601 UTC")
+
+
+class UserRatings(BaseModel):
+    user_id: AnswerId
+    ratings: list[StoredRating] = Field(description="the ratings posted for the user, oldest first")
 
 
 class Health(BaseModel):
@@ -332,11 +409,49 @@ def _problem(model: type[BaseModel], where: str, error: Mapping[str, Any]) -> st
     return f"{name}: {error['msg']}"
 
 
+def _rating_problem(error: Mapping[str, Any]) -> str:
+    """What is wrong with one field of one posted rating (a RatingsRequest row)."""
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    if len(loc) < 2:
+        return f"row {loc[0]} must be a JSON object like " + '{"movie_id": 1, "rating": 4.5}' + f", got {_shown(value)}"
+    row, field = loc[0], str(loc[1])
+    if kind == "extra_forbidden":
+        return f"row {row}: unknown field {field!r}; expected {', '.join(RATING_FIELDS)}"
+    expected = RATING_FIELDS.get(field)
+    if expected is None:
+        return f"row {row}: {field}: {error['msg']}"
+    if kind == "missing":
+        return f"row {row}: {field} is missing: it must be {expected}"
+    return f"row {row}: {field} must be {expected}, got {_shown(value)}"
+
+
+def _explain_ratings(err: ValidationError) -> str:
+    errors = err.errors(include_url=False)
+    whole = next((e for e in errors if not e["loc"]), None)
+    if whole is not None:
+        if whole["type"] == "too_short":
+            return f"the body has no ratings: give 1 to {MAX_FEEDBACK_ROWS}"
+        if whole["type"] == "too_long":
+            return f"the body has {whole['ctx']['actual_length']} ratings; at most {MAX_FEEDBACK_ROWS} per call"
+        body = whole["input"]
+        return (
+            "the body must be a JSON list of ratings like "
+            + '[{"movie_id": 1, "rating": 4.5, "timestamp": 1700000000}]'
+            + f", got a JSON {_JSON_TYPES.get(type(body), type(body).__name__)}"
+        )
+    problems = [_rating_problem(e) for e in errors]
+    shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+    more = len(problems) - _SHOWN_PROBLEMS
+    return shown + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
+
+
 def explain(err: ValidationError, model: type[BaseModel], where: str) -> str:
     """One message for a client, naming each wrong field and what it should be.
 
     `where` is "path", "query" or "body" (path names read "user id", not "user_id").  Unknown
     body fields are listed together first; at most three problems are spelled out."""
+    if model is RatingsRequest:
+        return _explain_ratings(err)
     errors = err.errors(include_url=False)
     if where == "body" and any(e["type"] == "model_type" and not e["loc"] for e in errors):
         body = next(e["input"] for e in errors if not e["loc"])

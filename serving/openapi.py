@@ -46,6 +46,11 @@ REF = "#/components/schemas/"
 # routes that are not part of the JSON API: the page and its files, the reports, these docs
 NOT_DOCUMENTED = {"static", "page.index", "page.report", "openapi.docs", "openapi.docs_asset"}
 BODY_EXAMPLE = '{"userId": 1, "movieIds": [1, 3], "genres_lists": [["Comedy"], ["Drama"]]}'
+SECURITY_SCHEME = "apiKey"
+KEY_ANSWERS: dict[int, str] = {
+    401: "no API key: the header `Authorization: Bearer <key>` is missing or malformed",
+    403: "the API key is not accepted, or no key is configured on this server (keyed routes are then off)",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Operation:
     body: type[BaseModel] | None = None
     media_type: str = "application/json"
     retry_after: frozenset[int] = field(default_factory=lambda: frozenset({503}))
+    keyed: bool = False  # needs an API key (serving.auth.require_key sets it): 401 and 403 are then answers too
 
 
 # ---------------------------------------------------------------- declaring and validating
@@ -195,6 +201,10 @@ def _answer(
                 "schema": {"type": "integer", "minimum": 1},
             }
         }
+    if op.keyed and status == 401:
+        answer["headers"] = {
+            "WWW-Authenticate": {"description": "the scheme to authenticate with: Bearer", "schema": {"type": "string"}}
+        }
     return answer
 
 
@@ -241,8 +251,13 @@ def document(app: Flask) -> dict[str, Any]:
             entry["parameters"] = parameters
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
+        answers = dict(op.answers)
+        if op.keyed:
+            entry["security"] = [{SECURITY_SCHEME: []}]
+            for status, text in KEY_ANSWERS.items():
+                answers.setdefault(status, (None, text))
         entry["responses"] = {
-            str(status): _answer(op, status, model, text, refs) for status, (model, text) in sorted(op.answers.items())
+            str(status): _answer(op, status, model, text, refs) for status, (model, text) in sorted(answers.items())
         }
         paths.setdefault(path, {})[method] = entry
     return {
@@ -251,11 +266,23 @@ def document(app: Flask) -> dict[str, Any]:
             "title": "movierec",
             "version": "1.0.0",
             "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
-            "Every answer other than 200 is JSON: {status, error, message}. "
+            "Every error answer (4xx, 5xx) is JSON: {status, error, message}. "
+            "Routes marked with a lock need an API key (`Authorization: Bearer <key>`). "
             "Interactive docs: /docs.",
         },
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: the server accepts the keys whose SHA-256 hex digests it is "
+                    "configured with (MOVIEREC_API_KEYS, MOVIEREC_API_KEYS_FILE); with none configured, "
+                    "keyed routes answer 403.",
+                }
+            },
+        },
     }
 
 

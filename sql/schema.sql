@@ -8,6 +8,20 @@ CREATE TABLE IF NOT EXISTS active_run (
 	PRIMARY KEY (id)
 );
 
+--   rating: 0.5..5.0 in half stars
+--   timestamp: unix seconds, as in ratings.csv
+--   received_at: when the API stored it (ingest's cut-off reads this)
+CREATE TABLE IF NOT EXISTS feedback (
+	user_id INTEGER NOT NULL,
+	movie_id INTEGER NOT NULL,
+	rating DOUBLE PRECISION NOT NULL,
+	timestamp BIGINT NOT NULL,
+	received_at VARCHAR(40) NOT NULL,
+	PRIMARY KEY (user_id, movie_id, timestamp)
+);
+
+CREATE INDEX IF NOT EXISTS feedback_received_at ON feedback (received_at);
+
 --   genres: MovieLens style: Adventure|Comedy, '' for none
 CREATE TABLE IF NOT EXISTS movies (
 	movie_id INTEGER NOT NULL,

@@ -91,6 +91,21 @@ active_run = sa.Table(
     sa.Column("activated_at", TIME, nullable=False),
 )
 
+# ratings posted to the API between runs (POST /users/<id>/ratings), shared by all runs:
+# the key is the rating itself, so a repeated call stores nothing twice
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("movie_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rating", sa.Double, nullable=False, comment="0.5..5.0 in half stars"),
+    sa.Column(
+        "timestamp", sa.BigInteger, primary_key=True, autoincrement=False, comment="unix seconds, as in ratings.csv"
+    ),
+    sa.Column("received_at", TIME, nullable=False, comment="when the API stored it (ingest's cut-off reads this)"),
+    sa.Index("feedback_received_at", "received_at"),
+)
+
 # the tables a run owns rows of, and the columns a loaded row carries (the store adds run_id)
 RUN_TABLES: dict[str, tuple[str, ...]] = {
     table.name: tuple(c.name for c in table.columns if c.name != "run_id")
@@ -113,5 +128,8 @@ def schema_sql(dialect_name: str = "postgresql") -> str:
         ddl = str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()
         notes = [f"--   {c.name}: {c.comment}" for c in table.columns if c.comment]
         parts.append("\n".join(notes + [ddl]) + ";\n")
-        parts += [str(CreateIndex(index).compile(dialect=dialect)).strip() + ";\n" for index in table.indexes]
+        parts += [
+            str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip() + ";\n"
+            for index in table.indexes
+        ]
     return "\n".join(line.rstrip() for line in "\n".join(parts).splitlines()) + "\n"

@@ -116,9 +116,14 @@ def _rebase(schema):
 
 
 TOO_LARGE = json.dumps({"userId": 1, "movieIds": [1], "padding": "x" * 70_000})
+TOO_MANY_RATINGS = json.dumps([{"movie_id": 1, "rating": 4.5, "timestamp": t} for t in range(2_000)])
+KEY = "test-key-openapi"
+ONE_RATING = [{"movie_id": 1, "rating": 4.5, "timestamp": 1_700_000_000}]
 
 # (store, method, path, body, status): "known" is tests/serving/data.py, "empty" has nothing
-# published, "busy" is the known store with the live fallback held busy (live calls time out)
+# published, "busy" is the known store with the live fallback held busy (live calls time out);
+# "keyed" is a fresh copy of the known store with an API key configured and sent, "keyless" the
+# same without sending it, "unreachable" a PostgreSQL that does not answer (key configured and sent)
 ANSWERS = [
     ("known", "get", "/users/1/recommendations?k=3", None, 200),
     ("known", "get", "/users/3/recommendations?genre=Comedy", None, 200),
@@ -148,7 +153,19 @@ ANSWERS = [
     ("empty", "get", "/readyz", None, 503),
     ("known", "get", "/metrics", None, 200),
     ("known", "get", "/openapi.json", None, 200),
+    ("keyed", "post", "/users/7/ratings", ONE_RATING, 201),
+    ("keyed", "post", "/users/7/ratings", [{"movie_id": 99, "rating": 4.5}], 400),
+    ("keyless", "post", "/users/7/ratings", ONE_RATING, 401),
+    ("known", "post", "/users/7/ratings", ONE_RATING, 403),
+    ("keyed", "post", "/users/7/ratings", TOO_MANY_RATINGS, 413),
+    ("unreachable", "post", "/users/7/ratings", ONE_RATING, 503),
+    ("keyed", "get", "/users/7/ratings", None, 200),
+    ("keyed", "get", "/users/0/ratings", None, 400),
+    ("keyless", "get", "/users/7/ratings", None, 401),
+    ("known", "get", "/users/7/ratings", None, 403),
+    ("unreachable", "get", "/users/7/ratings", None, 503),
 ]
+UNREACHABLE = "postgresql+psycopg://movierec@127.0.0.1:1/nothing"  # port 1: connection refused at once
 
 
 def _template(document, path):
@@ -173,25 +190,35 @@ def _check_answer(document, response, method, path, status):
     assert response.mimetype == media_type
     answer = response.get_json() if media_type == "application/json" else response.get_data(as_text=True)
     _validator(document, content["schema"]).validate(answer)
-    for header in documented.get("headers", {}):
-        assert int(response.headers[header]) >= 1
+    for header, declared in documented.get("headers", {}).items():
+        if declared["schema"]["type"] == "integer":
+            assert int(response.headers[header]) >= 1
+        else:
+            assert response.headers[header].startswith("Bearer")  # WWW-Authenticate of a 401
     if status >= 400:
         assert answer["status"] == status and answer["message"]
 
 
-def _send(client, method, path, body):
+def _send(client, method, path, body, headers=None):
     if method == "get":
-        return client.get(path)
+        return client.get(path, headers=headers)
     data = body if isinstance(body, str) else json.dumps(body)
-    return client.post(path, data=data, content_type="application/json")
+    return client.post(path, data=data, content_type="application/json", headers=headers)
 
 
 @pytest.mark.parametrize("store,method,path,body,status", [a for a in ANSWERS if a[0] != "busy"])
 def test_real_answers_match_their_documented_schema(
-    make_app, sqlite_store_url, tmp_path, document, store, method, path, body, status
+    make_app, sqlite_store_url, fresh_store_url, tmp_path, document, store, method, path, body, status
 ):
-    url = sqlite_store_url if store == "known" else f"sqlite:///{tmp_path / 'empty.db'}"
-    _check_answer(document, _send(make_app(url).test_client(), method, path, body), method, path, status)
+    from serving.auth import digest
+
+    urls = {"known": sqlite_store_url, "keyed": fresh_store_url, "keyless": fresh_store_url, "unreachable": UNREACHABLE}
+    url = urls.get(store, f"sqlite:///{tmp_path / 'empty.db'}")
+    keys = {"api_keys": digest(KEY)} if store in {"keyed", "keyless", "unreachable"} else {}
+    headers = {"Authorization": f"Bearer {KEY}"} if store in {"keyed", "unreachable"} else None
+    _check_answer(
+        document, _send(make_app(url, **keys).test_client(), method, path, body, headers), method, path, status
+    )
 
 
 @pytest.mark.parametrize("store,method,path,body,status", [a for a in ANSWERS if a[0] == "busy"])

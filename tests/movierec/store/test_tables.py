@@ -45,6 +45,7 @@ def test_schema_file_builds_the_same_tables_as_the_code(tmp_path):
         "popular_movies",
         "similar_movies",
         "active_run",
+        "feedback",
     }
 
 

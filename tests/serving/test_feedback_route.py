@@ -1,0 +1,209 @@
+"""POST and GET /users/<id>/ratings: ingest's rules, all rows or none, once each, committed before the 201;
+in-process on SQLite and PostgreSQL, and through a real gunicorn with two workers."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from serving.models import MAX_FEEDBACK_ROWS
+from tests.serving.server import Served
+
+KEY = "feedback-route-key-0123456789abcdef"
+DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
+AUTH = {"Authorization": f"Bearer {KEY}"}
+# user ids of their own per test: the session's stores are shared with other tests
+_users = itertools.count(1000)
+
+
+@pytest.fixture
+def client(make_app, store_url):
+    return make_app(store_url, api_keys=DIGEST).test_client()
+
+
+def _post(client, user_id, body):
+    data = body if isinstance(body, str) else json.dumps(body)
+    return client.post(f"/users/{user_id}/ratings", data=data, content_type="application/json", headers=AUTH)
+
+
+def _listed(client, user_id):
+    response = client.get(f"/users/{user_id}/ratings", headers=AUTH)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["user_id"] == user_id
+    return [(r["movie_id"], r["rating"], r["timestamp"]) for r in answer["ratings"]]
+
+
+def test_posted_ratings_are_stored_then_listed(client):
+    user = next(_users)
+    body = [
+        {"movie_id": 5, "rating": 4.5, "timestamp": 1_700_000_100},
+        {"movie_id": 33, "rating": 1, "timestamp": 1_700_000_000},
+    ]
+    response = _post(client, user, body)
+    assert response.status_code == 201
+    assert response.get_json() == {"user_id": user, "stored": 2, "already_stored": 0}
+    assert response.headers["Location"].endswith(f"/users/{user}/ratings")
+    assert _listed(client, user) == [(33, 1.0, 1_700_000_000), (5, 4.5, 1_700_000_100)]
+    assert _listed(client, next(_users)) == []
+
+
+def test_a_rating_without_a_timestamp_gets_the_time_it_arrived(client):
+    user = next(_users)
+    before = int(time.time())
+    assert _post(client, user, [{"movie_id": 7, "rating": 3.5}]).status_code == 201
+    ((movie, rating, timestamp),) = _listed(client, user)
+    assert (movie, rating) == (7, 3.5) and before <= timestamp <= int(time.time())
+
+
+def test_a_duplicate_post_stores_nothing_twice(client):
+    user = next(_users)
+    body = [{"movie_id": 1, "rating": 2.0, "timestamp": 10}, {"movie_id": 2, "rating": 5.0, "timestamp": 10}]
+    assert _post(client, user, body).get_json() == {"user_id": user, "stored": 2, "already_stored": 0}
+    assert _post(client, user, body).get_json() == {"user_id": user, "stored": 0, "already_stored": 2}
+    more = body + [{"movie_id": 1, "rating": 4.0, "timestamp": 11}]  # a re-rating later is a new rating
+    assert _post(client, user, more).get_json() == {"user_id": user, "stored": 1, "already_stored": 2}
+    assert _listed(client, user) == [(1, 2.0, 10), (2, 5.0, 10), (1, 4.0, 11)]
+
+
+GOOD = [{"movie_id": 1, "rating": 4.0, "timestamp": 100}, {"movie_id": 2, "rating": 3.0, "timestamp": 100}]
+BAD_BODIES = [
+    # (body, words the message must hold)
+    (GOOD + [{"movie_id": 3, "rating": 4.3, "timestamp": 100}], ["row 2", "rating", "half stars", "4.3"]),
+    (GOOD + [{"movie_id": 3, "rating": 0, "timestamp": 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": 5.5, "timestamp": 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": "4", "timestamp": 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": True}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 0, "rating": 4.0}], ["row 2", "movie_id", "1 to 2147483647"]),
+    (GOOD + [{"movie_id": 2**31, "rating": 4.0}], ["row 2", "movie_id"]),
+    (GOOD + [{"movie_id": 3.0, "rating": 4.0}], ["row 2", "movie_id"]),
+    (GOOD + [{"movie_id": 99, "rating": 4.0}], ["row 2", "movie 99 is not in the catalogue"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": -1}], ["row 2", "timestamp"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": "now"}], ["row 2", "timestamp"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": int(time.time()) + 10 * 86400}], ["row 2", "timestamp"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.0, "stars": 4}], ["row 2", "unknown field 'stars'"]),
+    (GOOD + [{"rating": 4.0}], ["row 2", "movie_id is missing"]),
+    (GOOD + [5], ["row 2", "JSON object"]),
+    (GOOD + [{"movie_id": 1, "rating": 1.0, "timestamp": 100}], ["row 2", "already given in row 0"]),
+    ([], ["no ratings"]),
+    ({"movie_id": 1, "rating": 4.0}, ["JSON list"]),
+    ("[{", ["JSON"]),
+    ([{"movie_id": 1, "rating": 4.0, "timestamp": t} for t in range(MAX_FEEDBACK_ROWS + 1)], ["at most 500"]),
+]
+
+
+@pytest.mark.parametrize("body,words", BAD_BODIES)
+def test_a_bad_row_makes_the_call_a_400_naming_it_and_stores_nothing(client, body, words):
+    user = next(_users)
+    response = _post(client, user, body)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["status"] == 400 and answer["error"] == "Bad Request"
+    for word in words:
+        assert word in answer["message"], answer["message"]
+    assert _listed(client, user) == []
+
+
+def test_the_most_rows_a_call_takes_are_stored(client):
+    user = next(_users)
+    body = [{"movie_id": 1 + t % 30, "rating": 0.5 + t % 10 / 2, "timestamp": t} for t in range(MAX_FEEDBACK_ROWS)]
+    assert _post(client, user, body).get_json()["stored"] == MAX_FEEDBACK_ROWS
+    assert len(_listed(client, user)) == MAX_FEEDBACK_ROWS
+
+
+@pytest.mark.parametrize("user", ["0", "abc", "-1", "1.5", str(2**31)])
+def test_a_bad_user_id_is_a_400(client, user):
+    assert _post(client, user, GOOD).status_code == 400
+    assert client.get(f"/users/{user}/ratings", headers=AUTH).status_code == 400
+
+
+def test_feedback_survives_a_new_app_on_the_same_store(make_app, fresh_store_url):
+    """Committed before the 201: another process (here, another app and engine) reads it."""
+    first = make_app(fresh_store_url, api_keys=DIGEST)
+    assert _post(first.test_client(), 3, GOOD).status_code == 201
+    first.extensions["movierec"].engine.dispose()
+    assert _listed(make_app(fresh_store_url, api_keys=DIGEST).test_client(), 3) == [(1, 4.0, 100), (2, 3.0, 100)]
+
+
+# ---------------------------------------------------------------- gunicorn, two workers
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request, tmp_path_factory):
+    url = request.getfixturevalue(f"{request.param}_store_url")  # tests/serving/data.py, written without Spark
+    server = Served(
+        url,
+        tmp_path_factory.mktemp(f"gunicorn-feedback-{request.param}"),
+        workers=2,
+        env={"JAVA_HOME": "/nonexistent/java", "MOVIEREC_API_KEYS": DIGEST},
+    )
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+def _call(served, method, path, body=None, headers=None):
+    request = urllib.request.Request(
+        served.base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+RATINGS_ROUTE = "/users/<user_id>/ratings"
+
+
+def _answered_by(served, method: str) -> set[str]:
+    """The workers (pids) that have answered `method` on the ratings route with a 2xx.
+
+    Each worker counts its requests in its own prometheus_client multiprocess file, named by its pid."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    pids = set()
+    for path in served.metrics_dir.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _, name, labels, *_ = json.loads(key)
+            if (
+                name == "movierec_http_requests_total"
+                and labels.get("route") == RATINGS_ROUTE
+                and labels.get("method") == method
+                and labels.get("status", "").startswith("2")
+                and value > 0
+            ):
+                pids.add(path.stem.rsplit("_", 1)[-1])
+    return pids
+
+
+@pytest.mark.slow
+def test_a_post_to_one_worker_is_read_by_the_other(served):
+    user = next(_users)
+    body = [{"movie_id": 5, "rating": 4.5, "timestamp": 1_700_000_000}, {"movie_id": 6, "rating": 2.0}]
+    status, answer = _call(served, "POST", f"/users/{user}/ratings", body)
+    assert status == 401 and answer["status"] == 401
+    status, answer = _call(served, "POST", f"/users/{user}/ratings", body, AUTH)
+    assert (status, answer) == (201, {"user_id": user, "stored": 2, "already_stored": 0})
+    (writer,) = _answered_by(served, "POST")
+    # read until the other worker has answered too (at most 800 reads); every read sees the committed rows
+    expected = {((5, 4.5), (6, 2.0))}
+    sent = 0
+    with ThreadPoolExecutor(8) as pool:
+        while sent < 800 and not _answered_by(served, "GET") - {writer}:
+            reads = list(pool.map(lambda _: _call(served, "GET", f"/users/{user}/ratings", headers=AUTH), range(40)))
+            assert {status for status, _ in reads} == {200}
+            assert {tuple((r["movie_id"], r["rating"]) for r in answer["ratings"]) for _, answer in reads} == expected
+            sent += 40
+    assert _answered_by(served, "GET") - {writer}, "no read reached the worker that did not take the write"
+    assert _call(served, "POST", f"/users/{user}/ratings", body[:1], AUTH)[1]["already_stored"] == 1
