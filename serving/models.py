@@ -83,11 +83,11 @@ AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class UserPath(BaseModel):
-    user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}")
+    user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}", examples=[1])
 
 
 class MoviePath(BaseModel):
-    movie_id: PathId = Field(description=f"a movie id, 0..{MAX_ID}")
+    movie_id: PathId = Field(description=f"a movie id, 0..{MAX_ID}", examples=[1])
 
 
 class RecommendationsQuery(BaseModel):
@@ -106,6 +106,7 @@ class RecommendationsQuery(BaseModel):
         None,
         min_length=1,
         description=("only movies of this genre (case-insensitive); unknown genres are a 400, and so is an empty one"),
+        examples=["Comedy"],
     )
 
 
@@ -182,7 +183,7 @@ class RecommendRequest(BaseModel):
 class Error(BaseModel):
     """Every answer other than 200."""
 
-    status: int = Field(description="the HTTP status again")
+    status: int = Field(ge=400, le=599, description="the HTTP status again")
     error: str = Field(description="the status's name")
     message: str = Field(description="what is wrong, for a person: the field and what was expected")
 
