@@ -255,8 +255,9 @@ def document(app: Flask) -> dict[str, Any]:
             "title": "movierec",
             "version": "1.0.0",
             "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
-            "Every answer other than 200 is JSON: {status, error, message}. "
-            "Interactive docs: /docs.",
+            "Every answer other than 200 is JSON: {status, error, message}, also the HTTP server's own "
+            "refusals before any route (414: request line over 4094 bytes; 431: a header over 8190 bytes "
+            "or more than 100 headers; 400: a malformed request). Interactive docs: /docs.",
         },
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {})},
