@@ -8,8 +8,8 @@ own wording or a 500.
 
 Path and query values arrive as text: they must be plain ASCII digits (no "1.5", "1e3",
 "1_000" or Arabic-Indic digits, which Python's int() or pydantic's lax mode would take).
-The POST /recommend body is strict JSON: ids are JSON integers, so `2.0`, `"2"` and `true`
-are refused (JSON Schema's "integer" would let 2.0 through: the descriptions say so).
+The POST /recommend body is strict JSON: ids are JSON numbers that are integers, as JSON
+Schema's "integer" says (`2` and `2.0` are one number; `2.5`, `"2"` and `true` are refused).
 """
 
 from __future__ import annotations
@@ -67,7 +67,18 @@ def _signed_digits(value: Any) -> Any:
 
 PathId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_digits)]  # constraints first: in the schema
 QueryInt = Annotated[int, BeforeValidator(_signed_digits)]
-JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID)]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON number with no fraction is an integer (JSON Schema's "integer" takes 2.0): read it as one.
+
+    Strict validation still refuses everything else that lax mode would take ("2", true, 2.5)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID), BeforeValidator(_json_integer)]
 AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
 # ingest's rule for the ratings a client posts: ids are positive (movierec.data.validation's bad_id)
 RatingPathId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_digits)]
@@ -78,11 +89,11 @@ RatingJsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 
 class UserPath(BaseModel):
-    user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}")
+    user_id: PathId = Field(description=f"a user id, 0..{MAX_ID}", examples=[1])
 
 
 class MoviePath(BaseModel):
-    movie_id: PathId = Field(description=f"a movie id, 0..{MAX_ID}")
+    movie_id: PathId = Field(description=f"a movie id, 0..{MAX_ID}", examples=[1])
 
 
 class RecommendationsQuery(BaseModel):
@@ -101,6 +112,7 @@ class RecommendationsQuery(BaseModel):
         None,
         min_length=1,
         description=("only movies of this genre (case-insensitive); unknown genres are a 400, and so is an empty one"),
+        examples=["Comedy"],
     )
 
 
@@ -128,7 +140,9 @@ class RecommendRequest(BaseModel):
         },
     )
 
-    userId: JsonId = Field(description=f'a user id, 0..{MAX_ID}; a JSON integer (2.0, "2" and true are refused)')
+    userId: JsonId = Field(
+        description=f'a user id, 0..{MAX_ID}; a JSON integer (2.0 is 2; 2.5, "2" and true are refused)'
+    )
     movieIds: list[JsonId] = Field(
         min_length=1,
         max_length=MAX_BODY_MOVIES,
@@ -226,7 +240,7 @@ class RatingsRequest(RootModel[list[RatingIn]]):
 class Error(BaseModel):
     """Every answer other than 200."""
 
-    status: int = Field(description="the HTTP status again")
+    status: int = Field(ge=400, le=599, description="the HTTP status again")
     error: str = Field(description="the status's name")
     message: str = Field(description="what is wrong, for a person: the field and what was expected")
 

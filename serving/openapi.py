@@ -165,15 +165,17 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
             prop.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
         if "default" in prop and prop["default"] is None:
             del prop["default"]
-        parameters.append(
-            {
-                "name": name,
-                "in": where,
-                "required": where == "path" or name in required,
-                "description": description,
-                "schema": prop,
-            }
-        )
+        examples = prop.pop("examples", None)
+        parameter = {
+            "name": name,
+            "in": where,
+            "required": where == "path" or name in required,
+            "description": description,
+            "schema": prop,
+        }
+        if examples:  # a real value for Swagger UI's "Try it out" and for schemathesis's examples phase
+            parameter["example"] = examples[0]
+        parameters.append(parameter)
     return parameters
 
 
@@ -185,7 +187,8 @@ def _answer(
     refs: Mapping[type[BaseModel], dict[str, str]],
 ) -> dict[str, Any]:
     if status >= 400:
-        schema: dict[str, Any] = refs[models.Error]
+        # the error body, with its `status` the answer's own (a 404's body says 404)
+        schema: dict[str, Any] = {"allOf": [refs[models.Error], {"properties": {"status": {"const": status}}}]}
     elif model is not None:
         schema = refs[model]
     else:
@@ -198,6 +201,7 @@ def _answer(
         answer["headers"] = {
             "Retry-After": {
                 "description": "seconds to wait before trying again",
+                "required": True,
                 "schema": {"type": "integer", "minimum": 1},
             }
         }
@@ -266,7 +270,9 @@ def document(app: Flask) -> dict[str, Any]:
             "title": "movierec",
             "version": "1.0.0",
             "description": "Hybrid movie recommendations (Spark ALS 70% + content random forest 30%). "
-            "Every error answer (4xx, 5xx) is JSON: {status, error, message}. "
+            "Every error answer (4xx, 5xx) is JSON: {status, error, message}, also the HTTP server's own "
+            "refusals before any route (414: request line over 4094 bytes; 431: a header over 8190 bytes "
+            "or more than 100 headers; 400: a malformed request). "
             "Routes marked with a lock need an API key (`Authorization: Bearer <key>`). "
             "Interactive docs: /docs.",
         },

@@ -78,13 +78,14 @@ BAD_BODIES = [
     ({"userId": True, "movieIds": [1]}, "userId must be a non-negative integer"),
     ({"userId": 1.5, "movieIds": [1]}, "userId must be a non-negative integer"),
     ({"userId": 2**40, "movieIds": [1]}, "userId must be between 0 and 2147483647"),
-    ({"userId": 2.0, "movieIds": [1]}, "userId must be a non-negative integer, got 2.0"),  # JSON integers only
+    ({"userId": 2.5, "movieIds": [1]}, "userId must be a non-negative integer, got 2.5"),  # JSON integers only
     ({"userId": "2", "movieIds": [1]}, "userId must be a non-negative integer, got '2'"),
     ({"userId": 1}, "movieIds is missing: it must be a non-empty list"),
     ({"userId": 1, "movieIds": []}, "movieIds must be a non-empty list"),
     ({"userId": 1, "movieIds": 5}, "movieIds must be a non-empty list"),
     ({"userId": 1, "movieIds": [1, "a"]}, "movieIds[1] must be a non-negative integer"),
-    ({"userId": 1, "movieIds": [1, 3.0]}, "movieIds[1] must be a non-negative integer, got 3.0"),
+    ({"userId": 1, "movieIds": [1, 3.5]}, "movieIds[1] must be a non-negative integer, got 3.5"),
+    ({"userId": 1, "movieIds": [1, 1.0]}, "movieIds repeats [1]"),  # 1.0 is the number 1
     ({"userId": 1, "movieIds": [False]}, "movieIds[0] must be a non-negative integer, got False"),
     ({"userId": 1, "movieIds": [1, -3]}, "movieIds[1] must be between 0 and"),
     ({"userId": 1, "movieIds": [1, 2, 1]}, "movieIds repeats [1]"),

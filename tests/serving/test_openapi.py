@@ -135,7 +135,7 @@ ANSWERS = [
     ("known", "post", "/recommend", {"userId": 1, "movieIds": [20, 5]}, 200),
     ("known", "post", "/recommend", {"userId": 3, "movieIds": [1, 5]}, 200),
     ("known", "post", "/recommend", {"userId": 1, "movieIds": []}, 400),
-    ("known", "post", "/recommend", {"userId": 2.0, "movieIds": [1]}, 400),
+    ("known", "post", "/recommend", {"userId": 2.5, "movieIds": [1]}, 400),
     ("known", "post", "/recommend", TOO_LARGE, 413),
     ("empty", "post", "/recommend", {"userId": 1, "movieIds": [1]}, 503),
     ("busy", "post", "/recommend", {"userId": 1, "movieIds": [20, 21]}, 503),
