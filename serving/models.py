@@ -40,6 +40,7 @@ MAX_SIMILAR_K = 100
 MAX_BODY_MOVIES = 500  # movies in one POST /recommend
 MAX_FEEDBACK_ROWS = 500  # ratings in one POST /users/<id>/ratings
 MAX_CLOCK_SKEW = 24 * 3600  # a rating's timestamp may be this many seconds ahead of the server's clock
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: the document's fixed bound (the clock's is tighter)
 
 Source = Literal["precomputed", "live", "cold_start"]
 
@@ -82,7 +83,7 @@ JsonId = Annotated[int, Field(strict=True, ge=0, le=MAX_ID), BeforeValidator(_js
 AnswerId = Annotated[int, Field(ge=0, le=MAX_ID)]
 # ingest's rule for the ratings a client posts: ids are positive (movierec.data.validation's bad_id)
 RatingPathId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_digits)]
-RatingJsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+RatingJsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
 
 
 # ---------------------------------------------------------------- inputs: path and query
@@ -214,8 +215,8 @@ class RatingIn(BaseModel):
     rating: float = Field(
         ge=MIN_RATING, le=MAX_RATING, multiple_of=0.5, allow_inf_nan=False, description=RATING_FIELDS["rating"]
     )
-    timestamp: Annotated[int | None, AfterValidator(_not_ahead)] = Field(
-        None, ge=0, description=RATING_FIELDS["timestamp"]
+    timestamp: Annotated[int | None, BeforeValidator(_json_integer), AfterValidator(_not_ahead)] = Field(
+        None, ge=0, le=MAX_TIMESTAMP, description=RATING_FIELDS["timestamp"]
     )
 
 

@@ -82,7 +82,7 @@ BAD_BODIES = [
     (GOOD + [{"movie_id": 3, "rating": True}], ["row 2", "rating"]),
     (GOOD + [{"movie_id": 0, "rating": 4.0}], ["row 2", "movie_id", "1 to 2147483647"]),
     (GOOD + [{"movie_id": 2**31, "rating": 4.0}], ["row 2", "movie_id"]),
-    (GOOD + [{"movie_id": 3.0, "rating": 4.0}], ["row 2", "movie_id"]),
+    (GOOD + [{"movie_id": 3.5, "rating": 4.0}], ["row 2", "movie_id"]),  # 3.0 is an integer, as JSON Schema says
     (GOOD + [{"movie_id": 99, "rating": 4.0}], ["row 2", "movie 99 is not in the catalogue"]),
     (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": -1}], ["row 2", "timestamp"]),
     (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": "now"}], ["row 2", "timestamp"]),
