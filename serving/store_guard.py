@@ -44,6 +44,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,24 +118,24 @@ class StoreGuard:
                 log.warning("the store is down (%s): answering 503 until a probe sees it back", reason)
             self._down = reason
             if self._probe is None:
-                self._probe = threading.Thread(target=self._probe_loop, name="movierec-store-probe", daemon=True)
+                self._probe = threading.Thread(
+                    target=_probe_loop, args=(weakref.ref(self),), name="movierec-store-probe", daemon=True
+                )
                 self._probe.start()
 
-    def _probe_loop(self) -> None:
+    def _probe_once(self) -> bool:
         self._local.probing = True
-        while True:
-            time.sleep(PROBE_INTERVAL)
-            try:
-                with self.engine.connect() as conn:  # the checkout pings the connection under the deadline
-                    conn.exec_driver_sql("SELECT 1")
-            except Exception as err:  # still down: the next try after the interval
-                log.debug("store probe: %s", err)
-                continue
-            with self._cond:
-                self._down = None
-                self._probe = None
-            log.warning("the store answers again: serving from it")
-            return
+        try:
+            with self.engine.connect() as conn:  # the checkout pings the connection under the deadline
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as err:  # still down: the next try after the interval
+            log.debug("store probe: %s", err)
+            return False
+        with self._cond:
+            self._down = None
+            self._probe = None
+        log.warning("the store answers again: serving from it")
+        return True
 
     # ------------------------------------------------------------ pool events
 
@@ -218,8 +219,11 @@ class StoreGuard:
     # ------------------------------------------------------------ the deadline
 
     def _arm(self, record: Any, dbapi_connection: Any) -> None:
-        fd = dbapi_connection.fileno()
-        stat = os.fstat(fd)
+        try:
+            fd = dbapi_connection.fileno()
+            stat = os.fstat(fd)
+        except (self._error, OSError) as err:  # a connection already lost: the pool replaces it
+            raise sa.exc.DisconnectionError(str(err)) from err
         limit = getattr(self._local, "limit", None) or self.timeout
         with self._cond:
             self._expired.discard(record)
@@ -265,6 +269,17 @@ class _Limit:
 
     def __exit__(self, *exc: Any) -> None:
         self.local.limit = None
+
+
+def _probe_loop(ref: weakref.ReferenceType[StoreGuard]) -> None:
+    """Try the store every PROBE_INTERVAL until it answers; ends, too, when its app is gone
+    (the thread keeps only a weak reference between tries, so a dropped app is collected)."""
+    while True:
+        time.sleep(PROBE_INTERVAL)
+        guard = ref()
+        if guard is None or guard._probe_once():
+            return
+        del guard
 
 
 def _interrupt(fd: int, ino: tuple[int, int]) -> None:

@@ -174,6 +174,8 @@ def test_a_frozen_store_is_503_within_the_bound_and_healthz_answers_meanwhile(pg
             assert_unavailable(answer, what)
             later = max(later, answer.seconds)
         assert_healthy(served)
+    # the breaker: without it each of these would wait out its own store_timeout (1 s)
+    assert later < 0.5, f"requests after the first failures waited {later:.2f} s"
     pg.thaw()
     recovery = recovered_in(served)
     print(
