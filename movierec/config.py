@@ -116,6 +116,11 @@ class Settings:
     # serving
     warm_spark: bool = _deployment("Start the live-Spark fallback's session when the API boots", False)
     live_timeout: float = _deployment("Seconds a live-Spark scoring call may take before the API answers 503", 20.0)
+    store_timeout: float = _deployment(
+        "Seconds the API waits on a network store (PostgreSQL) for one use of a connection before it answers 503 "
+        "and stops asking it until a probe sees it back; SQLite is not bounded",
+        1.0,
+    )
     page_cache_size: int = _deployment(
         "Answers of GET /users/<id>/recommendations each API worker keeps for the active run (0: none)", 4096
     )
@@ -172,7 +177,7 @@ REPORT_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS
 SERVE_SETTINGS = (
     ("db_url", "warehouse")
     + SPARK_SETTINGS
-    + ("warm_spark", "live_timeout", "page_cache_size", "reports_dir", "api_keys", "api_keys_file")
+    + ("warm_spark", "live_timeout", "store_timeout", "page_cache_size", "reports_dir", "api_keys", "api_keys_file")
 )
 STORE_SETTINGS = ("db_url",)
 ALL_SETTINGS = tuple(FIELDS)
@@ -361,6 +366,8 @@ def validate(settings: Settings) -> Settings:
         problems.append("page_cache_size must be 0 (no cache) or more")
     if settings.live_timeout <= 0:
         problems.append("live_timeout must be more than 0 seconds")
+    if settings.store_timeout <= 0:
+        problems.append("store_timeout must be more than 0 seconds")
     if settings.dag_retries < 0:
         problems.append("dag_retries must be 0 or more")
     if settings.cf_slope < 0 or settings.cb_slope < 0:

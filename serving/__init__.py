@@ -105,7 +105,7 @@ class Services:
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from movierec.config import api_key_digests, from_env
-    from serving import api, auth, errors, feedback, openapi, ops, page, store
+    from serving import api, auth, errors, feedback, openapi, ops, page, store, store_guard
     from serving.metrics import Metrics
 
     app = Flask(__name__)
@@ -119,11 +119,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     # settings.page_cache_size (MOVIEREC_PAGE_CACHE_SIZE), or the test config's PAGE_CACHE_SIZE
     cache_size = app.config.get("PAGE_CACHE_SIZE", settings.page_cache_size)
-    services = Services(settings, store.make_engine(settings.db_url), Metrics(app), cache_size)
+    services = Services(settings, store.make_engine(settings.db_url, settings.store_timeout), Metrics(app), cache_size)
     app.extensions["movierec"] = services
     # the accepted API keys' digests, read once (a bad one stops the worker here, before it serves)
     app.extensions[auth.EXTENSION] = api_key_digests(settings)
     errors.register_error_handlers(app)
+    store_guard.register_error_handlers(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(feedback.bp)

@@ -14,30 +14,64 @@ from typing import Any
 import sqlalchemy as sa
 
 from movierec.store.runs import active_run_id as get_active_run_id  # noqa: F401  (re-exported: one definition)
-from movierec.store.runs import engine_for
+from movierec.store.runs import apply_schema, engine_for
 from movierec.store.runs import get_run as get_run  # re-exported: the one definition
 from movierec.store.tables import active_run, movies, popular_movies, recommendations, run_users, similar_movies
+from serving.store_guard import StoreGuard, StoreUnavailable, connect_timeout
 
 log = logging.getLogger(__name__)
 
 MOVIE_COLUMNS = (movies.c.title, movies.c.year, movies.c.genres)
 
 
-def make_engine(db_url: str) -> sa.Engine:
+def make_engine(db_url: str, timeout: float = 1.0) -> sa.Engine:
     """The one engine of an app: the store's own (which also creates missing tables).
+
+    A network store (PostgreSQL) is guarded (serving/store_guard.py): no use of a connection
+    waits more than `timeout` seconds (settings.store_timeout), connecting at most libpq's
+    `connect_timeout`, and once the store failed, requests are answered 503 at once until a
+    background probe sees it back.  SQLite is built exactly as the batch side builds it.
 
     A store that is down at boot does not stop the API from starting: /healthz answers,
     /readyz and the data routes say 503 until the store is back (the publisher creates
     the tables when it first writes)."""
+    url = sa.make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        try:
+            return engine_for(db_url)
+        except sa.exc.OperationalError as err:
+            _down_at_boot(db_url, err.orig)
+            return sa.create_engine(db_url, pool_pre_ping=True)
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": connect_timeout(timeout)}
+    engine = sa.create_engine(
+        url,
+        # the guard pings each connection at checkout itself, under its deadline: SQLAlchemy's
+        # pre-ping runs before any pool event and would wait for a frozen server forever
+        pool_pre_ping=False,
+        # a thread that finds every connection in use waits this long, not SQLAlchemy's 30 s (the
+        # pool holds 5 + 10 overflow, more than gunicorn's threads per worker, so this is rare)
+        pool_timeout=timeout,
+        connect_args=connect_args,
+    )
+    guard = StoreGuard(engine, timeout)  # kept alive by the engine's event listeners
     try:
-        return engine_for(db_url)
-    except sa.exc.OperationalError as err:
-        log.warning(
-            "the store at %s did not answer at boot (%s); serving 503 until it does",
-            sa.make_url(db_url).render_as_string(hide_password=True),
-            err.orig,
-        )
-        return sa.create_engine(db_url, pool_pre_ping=True)
+        # the tables at boot: a worker may wait for another's advisory lock, so a longer deadline
+        with guard.bounded_by(max(timeout, BOOT_TIMEOUT)):
+            apply_schema(engine)
+    except (sa.exc.DBAPIError, StoreUnavailable) as err:
+        _down_at_boot(db_url, getattr(err, "orig", err))
+    return engine
+
+
+BOOT_TIMEOUT = 30.0  # seconds creating the tables at boot may take
+
+
+def _down_at_boot(db_url: str, reason: object) -> None:
+    log.warning(
+        "the store at %s did not answer at boot (%s); serving 503 until it does",
+        sa.make_url(db_url).render_as_string(hide_password=True),
+        reason,
+    )
 
 
 def split_genres(text: str | None) -> list[str]:

@@ -8,6 +8,11 @@ user on a data directory that user owns (a fresh folder under the system temp di
 own temp folders are private to root).  It listens on a free port of 127.0.0.1 only, with
 its unix socket in its own folder, trusts local connections, and is stopped and removed
 on `stop()`, on leaving the `with` block, or at interpreter exit.
+
+For fault tests: `shut_down()` stops the server but keeps its data, `restart()` starts it
+again on the same port; `freeze()` sends SIGSTOP to the postmaster and every backend (what a
+stuck disk or a hung host looks like to a client: the kernel still accepts and ACKs TCP, no
+answer ever comes), `thaw()` sends SIGCONT.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -80,6 +86,8 @@ class PostgresServer:
         self.root: Path | None = None
         self.port: int | None = None
         self.running = False
+        self._flags = ""
+        self.frozen: list[int] = []
 
     # paths inside the temp folder
     @property
@@ -135,11 +143,9 @@ class PostgresServer:
                 "unix_socket_directories": str(self.root),
                 **(FAST_OPTIONS if self.fast else {}),
             }
-            flags = " ".join(f"-c {k}={v}" for k, v in options.items())
+            self._flags = " ".join(f"-c {k}={v}" for k, v in options.items())
             try:
-                self._run(
-                    "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "-o", flags
-                )
+                self._pg_ctl_start()
             except PostgresStartError:
                 if attempt == attempts - 1:
                     raise
@@ -150,8 +156,64 @@ class PostgresServer:
             return self
         raise AssertionError("unreachable")
 
+    def _pg_ctl_start(self) -> None:
+        self._run(
+            "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "-o", self._flags
+        )
+
+    def shut_down(self) -> None:
+        """Stop the server (fast shutdown: open connections are ended) but keep its data for `restart()`."""
+        self.thaw()
+        if self.running:
+            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")
+            self.running = False
+
+    def restart(self) -> None:
+        """Start a server stopped by `shut_down()` again, on the same port with the same settings."""
+        if not self.running:
+            self._pg_ctl_start()
+            self.running = True
+
+    def pids(self) -> list[int]:
+        """The postmaster's pid (from postmaster.pid) and its children's (from /proc), postmaster first."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended while we looked
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *sorted(children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster, then every backend: nothing answers, connections stay open."""
+        if self.frozen:
+            return
+        postmaster = self.pids()[0]
+        os.kill(postmaster, signal.SIGSTOP)  # first, so it forks no backend we would miss
+        self.frozen = [postmaster]
+        for pid in self.pids()[1:]:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                self.frozen.append(pid)
+            except ProcessLookupError:
+                pass
+
+    def thaw(self) -> None:
+        """SIGCONT every process `freeze()` stopped; safe to call when nothing is frozen."""
+        for pid in self.frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen = []
+
     def stop(self) -> None:
         """Stop the server and remove its folder; safe to call twice."""
+        self.thaw()
         if self.running:
             try:
                 self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")

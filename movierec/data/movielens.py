@@ -17,6 +17,7 @@ def rating_is_valid(value: float) -> bool:
     """A rating ingest keeps: from MIN_RATING to MAX_RATING in half-star steps (plain Python, no Spark)."""
     return MIN_RATING <= value <= MAX_RATING and value * 2 == round(value * 2)
 
+
 # the files of a MovieLens directory that ingest reads (ratings and movies required)
 INPUT_FILES = ("ratings.csv", "movies.csv", "tags.csv")
 
