@@ -48,17 +48,26 @@ Source = Literal["precomputed", "live", "cold_start"]
 # ---------------------------------------------------------------- text to integers
 
 
+def _whole(text: str) -> str:
+    """`12.0` -> `12`: a decimal with a zero fraction is an integer, as JSON Schema's "integer" says
+    (and as bodies read 12.0, see _json_integer), so a client that formats ids as numbers is served."""
+    head, dot, fraction = text.partition(".")
+    return head if dot and head and fraction and set(fraction) == {"0"} else text
+
+
 def _digits(value: Any) -> Any:
-    """Path ids: only ASCII digits (a sign, a dot, spaces or other scripts' digits are refused)."""
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise PydanticCustomError("int_parsing", "not a decimal integer")
+    """Path ids: only ASCII digits (a sign, spaces or other scripts' digits are refused)."""
+    if isinstance(value, str):
+        value = _whole(value)
+        if not (value.isascii() and value.isdigit()):
+            raise PydanticCustomError("int_parsing", "not a decimal integer")
     return value
 
 
 def _signed_digits(value: Any) -> Any:
     """Query integers: ASCII digits after an optional minus, so "-1" is out of range, not garbage."""
     if isinstance(value, str):
-        text = value.strip()
+        text = _whole(value.strip())
         unsigned = text[1:] if text.startswith("-") else text
         if not (unsigned.isascii() and unsigned.isdigit()):
             raise PydanticCustomError("int_parsing", "not a decimal integer")

@@ -22,7 +22,8 @@ from tests.serving.server import free_port
         ("/users/1/recommendations?offset=-1", 400, "offset must be an integer from 0 to 499, got -1"),
         ("/users/1/recommendations?offset=500", 400, "offset must be an integer from 0 to 499, got 500"),
         ("/users/1/recommendations?offset=1e3", 400, "offset must be an integer from 0 to 499"),
-        ("/users/1/recommendations?k=5.0", 400, "k must be an integer from 1 to 500, got '5.0'"),
+        ("/users/1/recommendations?k=5.5", 400, "k must be an integer from 1 to 500, got '5.5'"),
+        ("/users/1/recommendations?k=5.", 400, "k must be an integer from 1 to 500, got '5.'"),
         ("/users/1/recommendations?k=1_0", 400, "k must be an integer from 1 to 500, got '1_0'"),  # int() takes it
         ("/users/1/recommendations?k=%D9%A3", 400, "k must be an integer from 1 to 500"),  # Arabic-Indic 3
         ("/users/1/recommendations?genre=Cmedy", 400, "unknown genre 'Cmedy'; known genres: Action, Adventure"),

@@ -252,3 +252,15 @@ def test_a_json_number_without_fraction_is_an_integer_id(sqlite_client):
     assert as_floats.get_json() == as_integers.get_json()
     refused = sqlite_client.post("/recommend", json={"userId": 1.5, "movieIds": [20]})
     assert refused.status_code == 400 and "userId must be a non-negative integer" in refused.get_json()["message"]
+
+
+def test_a_decimal_without_fraction_in_the_url_is_an_integer_too(sqlite_client):
+    """The fuzzer writes path and query integers as 12.0 too (JSON Schema's integer): same answer as 12."""
+    plain = sqlite_client.get("/users/1/recommendations?k=3")
+    assert plain.status_code == 200
+    for path in ("/users/1.0/recommendations?k=3", "/users/1/recommendations?k=3.00"):
+        answer = sqlite_client.get(path)
+        assert answer.status_code == 200, (path, answer.get_json())
+        assert answer.get_json() == plain.get_json()
+    assert sqlite_client.get("/users/1.5/recommendations").status_code == 400
+    assert sqlite_client.get("/users/.0/recommendations").status_code == 400
