@@ -3,10 +3,14 @@
 Each `check_*` function takes the raw text columns (named `raw_<csv column>`) and returns the typed columns plus a
 `reason` column: null for a good row, else why the row was set aside.  The reasons:
 
+- truncated_row: the file's last line has no line end, so the file was cut off (in writing, a download or a copy) and
+  that line may be cut short although it looks whole (genres "Action" cut to "Act")
 - malformed_row: the CSV line did not parse into the expected fields
+- bad_encoding: a field is not UTF-8 text (Spark decodes such bytes to U+FFFD, which would end up in a title)
 - missing_value: a required field is empty
 - bad_id: a user or movie id that is not a positive 32-bit integer
-- bad_timestamp: not a non-negative whole number of seconds
+- bad_timestamp: not a whole number of seconds from 1995 (MovieLens's first ratings) to 2100: a timestamp cut short
+  by a digit is a 1970s date, one in milliseconds is after 2100
 - bad_rating: not a number from 0.5 to 5.0 in half-star steps
 - unknown_movie: a rating or tag of a movie that movies.csv does not list
 - duplicate: the same user rated the same movie again; the latest rating is kept
@@ -17,14 +21,16 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec.data.movielens import MAX_ID, NO_GENRES
+from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, NO_GENRES
 from movierec.data.schemas import GENRES, MOVIE, RATING, REASON, TAG, TIMESTAMP, TITLE, USER
 
 CORRUPT = "_corrupt_record"
+TRUNCATED = "_truncated"  # true on the last line of a file that does not end with a line end
 
 
 class DataQualityError(RuntimeError):
-    """Too much of the input is invalid to trust a model trained on it."""
+    """The input data cannot be used: a file is empty or lacks a column, or too much of it is invalid to trust a
+    model trained on it.  Its message is one line for an operator (the stage runner prints no traceback for it)."""
 
 
 def _positive_int(col: str):
@@ -34,6 +40,29 @@ def _positive_int(col: str):
 
 def _blank(col: str):
     return F.col(col).isNull() | (F.trim(F.col(col)) == "")
+
+
+def _flag(raw: DataFrame, column: str):
+    """A boolean column the reader adds (CORRUPT, TRUNCATED), or false where the raw rows have none."""
+    if column == CORRUPT:
+        return F.col(CORRUPT).isNotNull() if CORRUPT in raw.columns else F.lit(False)
+    return F.coalesce(F.col(column), F.lit(False)) if column in raw.columns else F.lit(False)
+
+
+def _file_checks(raw: DataFrame, columns: list[str]) -> list:
+    """The checks every file's rows share, in order: the line was cut off, did not parse, or is not UTF-8."""
+    not_utf8 = F.lit(False)
+    for col in columns:
+        not_utf8 = not_utf8 | F.coalesce(F.col(col).contains("\ufffd"), F.lit(False))
+    return [
+        (_flag(raw, TRUNCATED), "truncated_row"),
+        (_flag(raw, CORRUPT), "malformed_row"),
+        (not_utf8, "bad_encoding"),
+    ]
+
+
+def _bad_timestamp(col: str):
+    return F.col(col).isNull() | (F.col(col) < FIRST_TIMESTAMP) | (F.col(col) >= LAST_TIMESTAMP)
 
 
 def _first_reason(*checks):
@@ -57,13 +86,13 @@ def check_ratings(raw: DataFrame) -> DataFrame:
         timestamp.alias(TIMESTAMP),
     )
     reason = _first_reason(
-        (F.col(CORRUPT).isNotNull() if CORRUPT in raw.columns else F.lit(False), "malformed_row"),
+        *_file_checks(raw, ["raw_userId", "raw_movieId", "raw_rating", "raw_timestamp"]),
         (
             _blank("raw_userId") | _blank("raw_movieId") | _blank("raw_rating") | _blank("raw_timestamp"),
             "missing_value",
         ),
         (F.col(USER).isNull() | F.col(MOVIE).isNull(), "bad_id"),
-        (F.col(TIMESTAMP).isNull() | (F.col(TIMESTAMP) < 0), "bad_timestamp"),
+        (_bad_timestamp(TIMESTAMP), "bad_timestamp"),
         (
             F.col(RATING).isNull()
             | (F.col(RATING) < 0.5)
@@ -87,7 +116,7 @@ def check_movies(raw: DataFrame) -> DataFrame:
         genres.alias(GENRES),
     )
     reason = _first_reason(
-        (F.col(CORRUPT).isNotNull() if CORRUPT in raw.columns else F.lit(False), "malformed_row"),
+        *_file_checks(raw, ["raw_movieId", "raw_title", "raw_genres"]),
         (_blank("raw_movieId") | _blank("raw_title"), "missing_value"),
         (F.col(MOVIE).isNull(), "bad_id"),
     )
@@ -105,10 +134,10 @@ def check_tags(raw: DataFrame) -> DataFrame:
         timestamp.alias(TIMESTAMP),
     )
     reason = _first_reason(
-        (F.col(CORRUPT).isNotNull() if CORRUPT in raw.columns else F.lit(False), "malformed_row"),
+        *_file_checks(raw, ["raw_userId", "raw_movieId", "raw_tag", "raw_timestamp"]),
         (_blank("raw_userId") | _blank("raw_movieId") | _blank("raw_tag") | _blank("raw_timestamp"), "missing_value"),
         (F.col(USER).isNull() | F.col(MOVIE).isNull(), "bad_id"),
-        (F.col(TIMESTAMP).isNull() | (F.col(TIMESTAMP) < 0), "bad_timestamp"),
+        (_bad_timestamp(TIMESTAMP), "bad_timestamp"),
     )
     return typed.withColumn(REASON, reason)
 
@@ -161,7 +190,7 @@ def bad_share(total: int, reasons: dict[str, int]) -> float:
 
 def enforce_threshold(what: str, total: int, reasons: dict[str, int], max_share: float) -> None:
     if total == 0:
-        raise DataQualityError(f"{what}: the file has no rows")
+        raise DataQualityError(f"{what}: a header and no rows; the file was cut off or is not this data set's")
     share = bad_share(total, reasons)
     if share > max_share:
         detail = ", ".join(f"{reason} {n}" for reason, n in reasons.items())

@@ -5,7 +5,9 @@ spark-submit jobs/ingest.py --run-id ID [--data-dir DIR] [--max-bad-share 0.01]
 
 from __future__ import annotations
 
+import csv
 import logging
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,6 +20,7 @@ from movierec.config import Settings
 from movierec.data import movielens
 from movierec.data import schemas as S
 from movierec.data import validation as V
+from movierec.data.validation import DataQualityError
 from movierec.spark.paths import RunPaths, local_path
 from movierec.spark.warehouse import write_json, write_table
 from movierec.stages.runner import stage_main
@@ -25,21 +28,85 @@ from movierec.stages.runner import stage_main
 log = logging.getLogger(__name__)
 
 
-def read_csv(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:
-    """A MovieLens CSV as text columns raw_<name>, malformed lines kept in _corrupt_record, line order in _line."""
-    with_corrupt = T.StructType(schema.fields + [T.StructField(V.CORRUPT, T.StringType())])
+@dataclass(frozen=True)
+class CsvFile:
+    """What ingest learns of a CSV file before Spark parses it: its header, and whether its last line ended."""
+
+    name: str  # ratings.csv, movies.csv, tags.csv: what messages and the rejects call it
+    path: str
+    header: tuple[str, ...]  # column names as the file has them, byte-order mark and line end removed
+    ends_with_line_end: bool
+
+
+def inspect_csv(spark: SparkSession, path: str, schema: T.StructType) -> CsvFile:
+    """Read a CSV file's header and last byte (through Hadoop, so any URI works) and refuse what cannot be read
+    safely: an empty file, a header without one of the schema's columns, a column named twice.  Columns beyond
+    the schema's are allowed (they are read by name and ignored)."""
+    name = PurePosixPath(path).name
+    jvm: Any = spark.sparkContext._jvm  # py4j: untyped
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    size = fs.getFileStatus(hadoop_path).getLen()
+    if size == 0:
+        fix = "remove it if the data set has no tags" if name == "tags.csv" else "run `movierec download --force`"
+        raise DataQualityError(f"{name} ({path}) is empty (0 bytes): it was cut off in a download or copy; {fix}")
+    stream = fs.open(hadoop_path)
+    try:
+        stream.seek(size - 1)
+        ends_with_line_end = stream.read() in (0x0A, 0x0D)
+        stream.seek(0)
+        first_line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine() or ""
+    finally:
+        stream.close()
+    header = tuple(column.strip() for column in next(csv.reader([first_line.removeprefix("\ufeff")]), []))
+    shown = ",".join(header)[:200]
+    twice = sorted({column for column in header if header.count(column) > 1})
+    if twice:
+        raise DataQualityError(f"{name} ({path}) names column {', '.join(twice)} twice: its header is {shown}")
+    missing = [f.name for f in schema.fields if f.name not in header]
+    if missing:
+        expected = ",".join(f.name for f in schema.fields)
+        raise DataQualityError(
+            f"{name} ({path}) has no column {', '.join(missing)} (MovieLens's are {expected}): its header is {shown}"
+        )
+    return CsvFile(name, path, header, ends_with_line_end)
+
+
+def read_csv(spark: SparkSession, file: CsvFile, schema: T.StructType) -> DataFrame:
+    """A MovieLens CSV as text columns raw_<name>, read by the names in its header (other columns ignored);
+    malformed lines kept in _corrupt_record, line order in _line, and _truncated true on the last line of a
+    file that does not end with a line end."""
+    wanted = {f.name for f in schema.fields}
+    as_text = T.StructType([T.StructField(f"_column{i}", T.StringType()) for i in range(len(file.header))])
     raw = spark.read.csv(
-        path,
-        schema=with_corrupt,
+        file.path,
+        schema=T.StructType(as_text.fields + [T.StructField(V.CORRUPT, T.StringType())]),
         header=True,
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=V.CORRUPT,
         escape='"',
         multiLine=False,
     )
-    return raw.toDF(*[f"raw_{f.name}" for f in schema.fields], V.CORRUPT).withColumn(
+    named = raw.toDF(
+        *[f"raw_{name}" if name in wanted else f"_ignored{i}" for i, name in enumerate(file.header)], V.CORRUPT
+    )
+    named = named.select(*[f"raw_{f.name}" for f in schema.fields], V.CORRUPT).withColumn(
         "_line", F.monotonically_increasing_id()
     )
+    if file.ends_with_line_end:
+        return named.withColumn(V.TRUNCATED, F.lit(False))
+    last = named.agg(F.max("_line")).first()  # a file is read in order: its last line has the largest
+    last_line = last[0] if last is not None else None
+    return named.withColumn(V.TRUNCATED, F.col("_line") == F.lit(last_line))
+
+
+def ignored_columns(file: CsvFile, schema: T.StructType) -> dict[str, str]:
+    """The report's note of a file's columns that ingest does not read (none: no note)."""
+    extra = [column for column in file.header if column not in {f.name for f in schema.fields}]
+    if extra:
+        log.warning("ingest %s: columns %s are not read", file.name, ", ".join(extra))
+        return {"ignored_columns": ",".join(extra)}
+    return {}
 
 
 def data_file(data_dir: str, name: str) -> str:
@@ -70,11 +137,19 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     require_inputs(settings.data_dir)
     level = StorageLevel.MEMORY_AND_DISK
 
-    movies = V.check_movies(read_csv(spark, data_file(settings.data_dir, "movies.csv"), S.MOVIES_CSV))
+    files = {"movies": inspect_csv(spark, data_file(settings.data_dir, "movies.csv"), S.MOVIES_CSV)}
+    files["ratings"] = inspect_csv(spark, data_file(settings.data_dir, "ratings.csv"), S.RATINGS_CSV)
+    tags_path = data_file(settings.data_dir, "tags.csv")
+    local_tags = local_path(tags_path)
+    has_tags = local_tags is None or local_tags.is_file()
+    if has_tags:
+        files["tags"] = inspect_csv(spark, tags_path, S.TAGS_CSV)
+
+    movies = V.check_movies(read_csv(spark, files["movies"], S.MOVIES_CSV))
     movies = V.mark_duplicates(movies, [S.MOVIE], [F.col("_line")]).persist(level)
     good_movies = movies.where(F.col(S.REASON).isNull()).select(S.MOVIE, S.TITLE, S.GENRES)
 
-    ratings = V.check_ratings(read_csv(spark, data_file(settings.data_dir, "ratings.csv"), S.RATINGS_CSV))
+    ratings = V.check_ratings(read_csv(spark, files["ratings"], S.RATINGS_CSV))
     ratings = V.dedupe_ratings(V.mark_unknown_movies(ratings, good_movies)).persist(level)
 
     # the files' sizes and digests, which publish records with the run (runs.params.inputs)
@@ -82,17 +157,16 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     for name, checked in (("movies", movies), ("ratings", ratings)):
         total, reasons = V.row_counts(checked)
         report[name] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
+        report[name].update(ignored_columns(files[name], S.MOVIES_CSV if name == "movies" else S.RATINGS_CSV))
         log.info("ingest %s: %d rows, rejected %s", name, total, reasons or "none")
 
-    tags_path = data_file(settings.data_dir, "tags.csv")
-    local_tags = local_path(tags_path)
-    has_tags = local_tags is None or local_tags.is_file()
     if has_tags:
-        tags = V.check_tags(read_csv(spark, tags_path, S.TAGS_CSV))
+        tags = V.check_tags(read_csv(spark, files["tags"], S.TAGS_CSV))
         tags = V.mark_duplicates(V.mark_unknown_movies(tags, good_movies), [S.USER, S.MOVIE, S.TAG], [F.col("_line")])
         tags = tags.persist(level)
         total, reasons = V.row_counts(tags)
         report["tags"] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
+        report["tags"].update(ignored_columns(files["tags"], S.TAGS_CSV))
         good_tags = tags.where(F.col(S.REASON).isNull()).select(S.USER, S.MOVIE, S.TAG, S.TIMESTAMP)
     else:
         report["tags"] = {"rows": 0, "rejected": {}, "bad_share": 0.0}

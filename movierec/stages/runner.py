@@ -73,12 +73,27 @@ def stage_main(stage: str, fn: StageFn, argv: list[str] | None = None) -> int:
         return 2
     spark = build_session(stage, settings)
     try:
+        return run_logged(stage, fn, spark, settings, run_id)
+    finally:
+        spark.stop()
+
+
+def run_logged(stage: str, fn: StageFn, spark, settings: config.Settings, run_id: str) -> int:
+    """`run_stage` for an entry point: 0 when the stage ran.  When its input data cannot be used
+    (DataQualityError: an empty file, a missing column, too many bad rows) the stage's one-line
+    message is logged and the exit code is 1, without a traceback: the data is wrong, not the
+    code, and 38 lines of stack would bury the line an operator reads in the Airflow log.  Any
+    other exception is a bug: logged, then raised with its traceback."""
+    from movierec.data.validation import DataQualityError  # here: importing it loads pyspark
+
+    try:
         run_stage(stage, fn, spark, settings, run_id)
+    except DataQualityError as err:
+        log.error("stage %s failed for run %s: %s", stage, run_id, err)
+        return 1
     except Exception as err:  # the message is what an operator reads in the Airflow log
         log.error("stage %s failed for run %s: %s", stage, run_id, err)
         raise
-    finally:
-        spark.stop()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from movierec.data.movielens import FIRST_TIMESTAMP
 from movierec.data.validation import DataQualityError
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import read_json, read_table
@@ -16,8 +17,11 @@ MOVIES = [
 ]  # written quoted: it has a comma
 
 
+T0 = FIRST_TIMESTAMP + 10_000_000  # timestamps from 1995 on: an earlier one is bad_timestamp
+
+
 def good_ratings(n_users=30):
-    return [(u, m, 3.5, 1000 + u * 10 + m) for u in range(1, n_users + 1) for m in (1, 2, 3)]
+    return [(u, m, 3.5, T0 + u * 10 + m) for u in range(1, n_users + 1) for m in (1, 2, 3)]
 
 
 def run_ingest(spark, settings, data_dir, run_id, **changes):
@@ -27,11 +31,10 @@ def run_ingest(spark, settings, data_dir, run_id, **changes):
 
 
 def test_bad_rows_are_counted_by_reason_and_set_aside(spark, settings, make_dataset):
-    bad = [("1", "1", "4.2", "5"), ("1", "9", "3.0", "5"), ("x", "1", "3.0", "5"), ("2", "1", "3.0", "")]
-    rerated = [(1, 1, 5.0, 999999)]  # user 1 rated movie 1 again, later: this one wins
-    data = make_dataset(
-        good_ratings() + bad + rerated, movies=MOVIES, tags=[(1, 1, "pixar", 5), (1, 77, "ghost", 5), ("", 1, "x", 5)]
-    )
+    bad = [("1", "1", "4.2", T0), ("1", "9", "3.0", T0), ("x", "1", "3.0", T0), ("2", "1", "3.0", "")]
+    rerated = [(1, 1, 5.0, T0 + 999999)]  # user 1 rated movie 1 again, later: this one wins
+    tags = [(1, 1, "pixar", T0), (1, 77, "ghost", T0), ("", 1, "x", T0)]
+    data = make_dataset(good_ratings() + bad + rerated, movies=MOVIES, tags=tags)
     report, paths = run_ingest(spark, settings, data, "ingest-bad", max_bad_share=0.1)
 
     assert report["ratings"]["rows"] == 90 + 4 + 1
@@ -60,7 +63,7 @@ def test_bad_rows_are_counted_by_reason_and_set_aside(spark, settings, make_data
 
 
 def test_too_many_bad_rows_fail_the_run_with_the_reasons(spark, settings, make_dataset):
-    bad = [(u, 1, 9.0, 5) for u in range(1, 4)]  # 3 of 93 rows: 3.2% > 1%
+    bad = [(u, 1, 9.0, T0) for u in range(1, 4)]  # 3 of 93 rows: 3.2% > 1%
     data = make_dataset(good_ratings() + bad, movies=MOVIES)
     with pytest.raises(DataQualityError, match=r"ratings.csv: 3.23% of 93 rows are invalid \(bad_rating 3\)"):
         run_ingest(spark, settings, data, "ingest-over")

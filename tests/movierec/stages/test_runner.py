@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from movierec.data.validation import DataQualityError
 from movierec.spark.paths import BadRunId
-from movierec.stages.runner import run_stage
+from movierec.stages.runner import run_logged, run_stage
 
 PROJECT = Path(__file__).resolve().parents[3]
 LOGGER = "movierec.stages.runner"
@@ -82,6 +83,29 @@ def test_a_bad_run_id_is_refused_before_the_stage_runs(settings):
     with pytest.raises(BadRunId):
         run_stage("ingest", fn, None, settings, "../elsewhere")
     assert fn.calls == []
+
+
+def test_a_data_error_is_one_line_and_exit_code_1_without_a_traceback(settings, caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fn = Recorder(error=DataQualityError("ratings.csv (/d/ratings.csv) is empty (0 bytes): it was cut off"))
+    assert run_logged("ingest", fn, None, settings, "r-4") == 1
+    [failed] = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.ERROR]
+    assert (
+        failed.getMessage()
+        == "stage ingest failed for run r-4: ratings.csv (/d/ratings.csv) is empty (0 bytes): it was cut off"
+    )
+    assert failed.exc_info is None and failed.exc_text is None
+
+
+def test_a_bug_keeps_its_traceback(settings, caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with pytest.raises(KeyError, match="movie_id"):
+        run_logged("ingest", Recorder(error=KeyError("movie_id")), None, settings, "r-5")
+    assert runner_messages(caplog)[-1] == "stage ingest failed for run r-5: 'movie_id'"
+
+
+def test_a_stage_that_runs_exits_0(settings):
+    assert run_logged("ingest", Recorder({"rows": 1}), None, settings, "r-6") == 0
 
 
 # ---------------------------------------------------------------- stage_main, in a fresh process
