@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 # the largest id (Spark ALS ids are 32-bit, as is the store's INTEGER): one definition with the data's rules
-from movierec.data.movielens import MAX_ID, MAX_RATING, MIN_RATING
+from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, MAX_RATING, MIN_RATING
 
 DEFAULT_K = 10
 MAX_K = 500  # deepest list served: the store holds the run's top_k, deeper is scored live
@@ -40,7 +40,6 @@ MAX_SIMILAR_K = 100
 MAX_BODY_MOVIES = 500  # movies in one POST /recommend
 MAX_FEEDBACK_ROWS = 500  # ratings in one POST /users/<id>/ratings
 MAX_CLOCK_SKEW = 24 * 3600  # a rating's timestamp may be this many seconds ahead of the server's clock
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: the document's fixed bound (the clock's is tighter)
 
 Source = Literal["precomputed", "live", "cold_start"]
 
@@ -203,7 +202,8 @@ class RatingsUserPath(BaseModel):
 RATING_FIELDS = {
     "movie_id": f"a movie id of the catalogue, a JSON integer from 1 to {MAX_ID}",
     "rating": f"a number from {MIN_RATING} to {MAX_RATING} in half stars",
-    "timestamp": "unix seconds, a JSON integer from 0 to a day ahead of the server's clock, or left out (now)",
+    "timestamp": f"unix seconds, a JSON integer from {FIRST_TIMESTAMP} (1995, ingest's rule) to a day ahead of the "
+    "server's clock, or left out (now)",
 }
 
 
@@ -225,7 +225,7 @@ class RatingIn(BaseModel):
         ge=MIN_RATING, le=MAX_RATING, multiple_of=0.5, allow_inf_nan=False, description=RATING_FIELDS["rating"]
     )
     timestamp: Annotated[int | None, BeforeValidator(_json_integer), AfterValidator(_not_ahead)] = Field(
-        None, ge=0, le=MAX_TIMESTAMP, description=RATING_FIELDS["timestamp"]
+        None, ge=FIRST_TIMESTAMP, lt=LAST_TIMESTAMP, description=RATING_FIELDS["timestamp"]
     )
 
 

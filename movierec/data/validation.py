@@ -21,7 +21,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, NO_GENRES
+from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, MAX_RATING, MIN_RATING, NO_GENRES
 from movierec.data.schemas import GENRES, MOVIE, RATING, REASON, TAG, TIMESTAMP, TITLE, USER
 
 CORRUPT = "_corrupt_record"
@@ -95,8 +95,8 @@ def check_ratings(raw: DataFrame) -> DataFrame:
         (_bad_timestamp(TIMESTAMP), "bad_timestamp"),
         (
             F.col(RATING).isNull()
-            | (F.col(RATING) < 0.5)
-            | (F.col(RATING) > 5.0)
+            | (F.col(RATING) < MIN_RATING)
+            | (F.col(RATING) > MAX_RATING)
             | (F.col(RATING) * 2 != F.round(F.col(RATING) * 2)),
             "bad_rating",
         ),

@@ -1,7 +1,7 @@
 """Ratings given between runs: stored by the API (POST /users/<id>/ratings), read by the next ingest.
 
 A row is checked by ingest's own rules before it is stored (`row_problem`: ids 1..MAX_ID, a
-rating from 0.5 to 5.0 in half stars, a non-negative timestamp, a movie of the catalogue), so
+rating from 0.5 to 5.0 in half stars, a timestamp from 1995 to 2100, a movie of the catalogue), so
 what the batch later reads from here is what it would have kept from ratings.csv.  One call
 is one transaction: every row goes in or none does.  The key is (user, movie, timestamp), and
 a row already there is left as it is (ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike),
@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from movierec.data.movielens import MAX_ID, MAX_RATING, MIN_RATING, rating_is_valid
+from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, MAX_RATING, MIN_RATING, rating_is_valid
 from movierec.store.runs import BadRows, _writing, utc_now
 from movierec.store.tables import feedback, movies
 
@@ -65,8 +65,15 @@ def row_problem(movie_id: Any, rating: Any, timestamp: Any) -> tuple[str, str] |
         return "bad_rating", "rating must be a number"
     if not rating_is_valid(float(rating)):
         return "bad_rating", f"rating must be from {MIN_RATING} to {MAX_RATING} in half stars, got {rating}"
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
-        return "bad_timestamp", "timestamp must be a non-negative whole number of unix seconds"
+    if (
+        isinstance(timestamp, bool)
+        or not isinstance(timestamp, int)
+        or not FIRST_TIMESTAMP <= timestamp < LAST_TIMESTAMP
+    ):
+        return (
+            "bad_timestamp",
+            f"timestamp must be whole unix seconds from {FIRST_TIMESTAMP} (1995) to {LAST_TIMESTAMP} (2100)",
+        )
     return None
 
 

@@ -154,7 +154,7 @@ def test_any_configured_key_is_accepted(make_app, fresh_store_url, tmp_path):
     keys_file = tmp_path / "keys"
     keys_file.write_text(OTHER_DIGEST + "\n")
     client = make_app(fresh_store_url, api_keys=KEY_DIGEST, api_keys_file=str(keys_file)).test_client()
-    for key, timestamp in ((KEY, 1), (OTHER_KEY, 2)):
+    for key, timestamp in ((KEY, 1_600_000_001), (OTHER_KEY, 1_600_000_002)):
         response = client.post(
             "/users/7/ratings",
             json=[{"movie_id": 1, "rating": 3.0, "timestamp": timestamp}],

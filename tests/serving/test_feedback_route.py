@@ -12,8 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from movierec.data.movielens import FIRST_TIMESTAMP
 from serving.models import MAX_FEEDBACK_ROWS
 from tests.serving.server import Served
+
+# ratings' times in the MovieLens era (ingest's rule: 1995 to 2100)
+T = 1_600_000_000
 
 KEY = "feedback-route-key-0123456789abcdef"
 DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
@@ -64,33 +68,33 @@ def test_a_rating_without_a_timestamp_gets_the_time_it_arrived(client):
 
 def test_a_duplicate_post_stores_nothing_twice(client):
     user = next(_users)
-    body = [{"movie_id": 1, "rating": 2.0, "timestamp": 10}, {"movie_id": 2, "rating": 5.0, "timestamp": 10}]
+    body = [{"movie_id": 1, "rating": 2.0, "timestamp": T + 10}, {"movie_id": 2, "rating": 5.0, "timestamp": T + 10}]
     assert _post(client, user, body).get_json() == {"user_id": user, "stored": 2, "already_stored": 0}
     assert _post(client, user, body).get_json() == {"user_id": user, "stored": 0, "already_stored": 2}
-    more = body + [{"movie_id": 1, "rating": 4.0, "timestamp": 11}]  # a re-rating later is a new rating
+    more = body + [{"movie_id": 1, "rating": 4.0, "timestamp": T + 11}]  # a re-rating later is a new rating
     assert _post(client, user, more).get_json() == {"user_id": user, "stored": 1, "already_stored": 2}
-    assert _listed(client, user) == [(1, 2.0, 10), (2, 5.0, 10), (1, 4.0, 11)]
+    assert _listed(client, user) == [(1, 2.0, T + 10), (2, 5.0, T + 10), (1, 4.0, T + 11)]
 
 
-GOOD = [{"movie_id": 1, "rating": 4.0, "timestamp": 100}, {"movie_id": 2, "rating": 3.0, "timestamp": 100}]
+GOOD = [{"movie_id": 1, "rating": 4.0, "timestamp": T + 100}, {"movie_id": 2, "rating": 3.0, "timestamp": T + 100}]
 BAD_BODIES = [
     # (body, words the message must hold)
-    (GOOD + [{"movie_id": 3, "rating": 4.3, "timestamp": 100}], ["row 2", "rating", "half stars", "4.3"]),
-    (GOOD + [{"movie_id": 3, "rating": 0, "timestamp": 100}], ["row 2", "rating"]),
-    (GOOD + [{"movie_id": 3, "rating": 5.5, "timestamp": 100}], ["row 2", "rating"]),
-    (GOOD + [{"movie_id": 3, "rating": "4", "timestamp": 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.3, "timestamp": T + 100}], ["row 2", "rating", "half stars", "4.3"]),
+    (GOOD + [{"movie_id": 3, "rating": 0, "timestamp": T + 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": 5.5, "timestamp": T + 100}], ["row 2", "rating"]),
+    (GOOD + [{"movie_id": 3, "rating": "4", "timestamp": T + 100}], ["row 2", "rating"]),
     (GOOD + [{"movie_id": 3, "rating": True}], ["row 2", "rating"]),
     (GOOD + [{"movie_id": 0, "rating": 4.0}], ["row 2", "movie_id", "1 to 2147483647"]),
     (GOOD + [{"movie_id": 2**31, "rating": 4.0}], ["row 2", "movie_id"]),
     (GOOD + [{"movie_id": 3.5, "rating": 4.0}], ["row 2", "movie_id"]),  # 3.0 is an integer, as JSON Schema says
     (GOOD + [{"movie_id": 99, "rating": 4.0}], ["row 2", "movie 99 is not in the catalogue"]),
-    (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": -1}], ["row 2", "timestamp"]),
+    (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": FIRST_TIMESTAMP - 1}], ["row 2", "timestamp"]),
     (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": "now"}], ["row 2", "timestamp"]),
     (GOOD + [{"movie_id": 3, "rating": 4.0, "timestamp": int(time.time()) + 10 * 86400}], ["row 2", "timestamp"]),
     (GOOD + [{"movie_id": 3, "rating": 4.0, "stars": 4}], ["row 2", "unknown field 'stars'"]),
     (GOOD + [{"rating": 4.0}], ["row 2", "movie_id is missing"]),
     (GOOD + [5], ["row 2", "JSON object"]),
-    (GOOD + [{"movie_id": 1, "rating": 1.0, "timestamp": 100}], ["row 2", "already given in row 0"]),
+    (GOOD + [{"movie_id": 1, "rating": 1.0, "timestamp": T + 100}], ["row 2", "already given in row 0"]),
     ([], ["no ratings"]),
     ({"movie_id": 1, "rating": 4.0}, ["JSON list"]),
     ("[{", ["JSON"]),
@@ -112,7 +116,7 @@ def test_a_bad_row_makes_the_call_a_400_naming_it_and_stores_nothing(client, bod
 
 def test_the_most_rows_a_call_takes_are_stored(client):
     user = next(_users)
-    body = [{"movie_id": 1 + t % 30, "rating": 0.5 + t % 10 / 2, "timestamp": t} for t in range(MAX_FEEDBACK_ROWS)]
+    body = [{"movie_id": 1 + t % 30, "rating": 0.5 + t % 10 / 2, "timestamp": T + t} for t in range(MAX_FEEDBACK_ROWS)]
     assert _post(client, user, body).get_json()["stored"] == MAX_FEEDBACK_ROWS
     assert len(_listed(client, user)) == MAX_FEEDBACK_ROWS
 
@@ -128,7 +132,10 @@ def test_feedback_survives_a_new_app_on_the_same_store(make_app, fresh_store_url
     first = make_app(fresh_store_url, api_keys=DIGEST)
     assert _post(first.test_client(), 3, GOOD).status_code == 201
     first.extensions["movierec"].engine.dispose()
-    assert _listed(make_app(fresh_store_url, api_keys=DIGEST).test_client(), 3) == [(1, 4.0, 100), (2, 3.0, 100)]
+    assert _listed(make_app(fresh_store_url, api_keys=DIGEST).test_client(), 3) == [
+        (1, 4.0, T + 100),
+        (2, 3.0, T + 100),
+    ]
 
 
 # ---------------------------------------------------------------- gunicorn, two workers
