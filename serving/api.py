@@ -7,6 +7,7 @@ runs, and /openapi.json is made from the same declarations.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from serving.models import MAX_K
 from serving.openapi import document_response, operation
 
 bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
 
 NO_RUN_RETRY_AFTER = 60
 BAD = "bad input: the message says which field and what was expected"
@@ -111,7 +113,7 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
         run_id = require_active_run(conn)
         stored = store.get_stored_list(conn, run_id, uid)
         if not stored and not store.is_run_user(conn, run_id, uid):
-            items = store.get_popular(conn, run_id, k, offset, genre)
+            items = [_cold_start_item(row) for row in store.get_popular(conn, run_id, k, offset, genre)]
             return _user_answer(uid, run_id, "cold_start", items)
     # the page reaches past what the store holds: continue the stored list with live scores
     # (no store connection is held while Spark works)
@@ -126,13 +128,43 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
 
 
 def _continue_live(stored: list[dict], live_rows: list[dict]) -> list[dict]:
-    """The stored list, then the live list's movies not already in it, ranked 1..n (n <= MAX_K).
+    """The stored list, then the live rows that rank below its last row, ranked 1..n (n <= MAX_K).
 
-    Pages of one run therefore never repeat a movie, and a page within the stored part is
-    the same whether it came from the store or from here."""
+    Pages of one run therefore never repeat a movie, a page within the stored part is the same
+    whether it came from the store or from here, and scores never rise with rank across the
+    boundary.  The live scorer ranks the run's own candidates by the batch's code
+    (movierec.ranking.online.RunModels.recommend), so its list begins with the stored rows and
+    nothing is left out; a live row that would rank above the last stored one by the batch's
+    order (score, then movie id) but is not stored means the live models disagree with the
+    store, and it is left out (and logged) rather than shown below rows it outscores."""
     seen = {row["movie_id"] for row in stored}
-    merged = list(stored) + [row for row in live_rows if row["movie_id"] not in seen]
+    fresh = [row for row in live_rows if row["movie_id"] not in seen]
+    if stored:
+        last = stored[-1]
+        below = [row for row in fresh if (-row["score"], row["movie_id"]) > (-last["score"], last["movie_id"])]
+        if len(below) < len(fresh):
+            log.warning(
+                "live list disagrees with the stored one: %d unstored movies outscore stored rank %d, left out",
+                len(fresh) - len(below),
+                last["rank"],
+            )
+        fresh = below
+    merged = list(stored) + fresh
     return [{**row, "rank": position} for position, row in enumerate(merged[:MAX_K], start=1)]
+
+
+def _cold_start_item(row: dict) -> dict[str, Any]:
+    """A popular_movies row as a list item: its rating count is `popularity`, not a `score`.
+
+    `score` means the hybrid's calibrated score in every list (serving/models.py SCORE); a count
+    of ratings in the same field drew as a full bar beside 0.08 on the page.  A user without
+    history has no such score, so it is null."""
+    return {**row, "score": None, "popularity": _count(row["score"])}
+
+
+def _count(value: float | None) -> int | None:
+    """popular_movies.score holds the movie's rating count (as a double): the count as a JSON integer."""
+    return None if value is None else int(round(value))
 
 
 def _with_movie(row: dict, catalogue: dict[int, dict]) -> dict[str, Any]:
@@ -180,10 +212,13 @@ def recommend(body: models.RecommendRequest):
             given_genres = {m: _known_genres(known, names, m) for m, names in given_genres.items()}
         stored = store.get_stored_pairs(conn, run_id, user_id, movie_ids)
         if not stored and not store.is_run_user(conn, run_id, user_id):
-            # no history: nothing personal to score, so the run's popularity ranks the movies
+            # no history: nothing personal to score (score null), so the run's popularity ranks the
+            # movies; a movie outside the run's popular list has no known count (null), and comes last
             popular = store.get_popular_scores(conn, run_id, movie_ids)
-            cold = [{"movieId": m, "score": popular.get(m, 0.0), "source": "cold_start"} for m in movie_ids]
-            return jsonify(sorted(cold, key=lambda item: (-item["score"], item["movieId"])))
+            counts = {m: _count(popular.get(m)) for m in movie_ids}
+            order = sorted(movie_ids, key=lambda m: (counts[m] is None, -(counts[m] or 0), m))
+            cold = [{"movieId": m, "score": None, "popularity": counts[m], "source": "cold_start"} for m in order]
+            return jsonify(cold)
         missing = [m for m in movie_ids if m not in stored]
         catalogue = store.get_movies(conn, missing) if missing else {}
     unknown = [m for m in missing if m not in catalogue and m not in given_genres]

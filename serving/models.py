@@ -112,7 +112,10 @@ class RecommendationsQuery(BaseModel):
         DEFAULT_K,
         ge=1,
         le=MAX_K,
-        description=(f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live)"),
+        description=(
+            f"how many (1..{MAX_K}; the store holds the run's top_k, deeper is scored live from the run's own "
+            "candidates, and a list ends where they do: a deep page can be short)"
+        ),
     )
     offset: QueryInt = Field(
         0, ge=0, le=MAX_K - 1, description=("skip this many of the (filtered) list: pages never repeat within a run")
@@ -246,6 +249,13 @@ class RatingsRequest(RootModel[list[RatingIn]]):
 
 # ---------------------------------------------------------------- answers
 
+# what `score` means in every list of recommendations, whatever its source
+SCORE = (
+    "the hybrid's score, cf_weight × cf_score + cb_weight × cb_score: each component a calibrated chance that the "
+    "user likes the movie (0..1), so precomputed and live scores are one scale and can be compared; null for "
+    "cold starts, which have no personal score (their order is popularity, a separate field)"
+)
+
 
 class Error(BaseModel):
     """Every answer other than 200."""
@@ -268,9 +278,17 @@ class RecommendationItem(BaseModel):
     title: str | None
     year: int | None
     genres: list[str]
-    score: float = Field(description="cf_weight × cf_score + cb_weight × cb_score; popularity for cold starts")
+    score: float | None = Field(description=SCORE)
     cf_score: float | None = Field(description="collaborative (ALS) component, 0..1; null for cold starts")
     cb_score: float | None = Field(description="content (random forest) component, 0..1; null for cold starts")
+    popularity: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "cold starts only (absent otherwise): the movie's number of ratings in the run's training data, "
+            "which orders a cold start's list; a count, not a score, and not comparable with one"
+        ),
+    )
 
 
 class UserRecommendations(BaseModel):
@@ -278,8 +296,10 @@ class UserRecommendations(BaseModel):
     run_id: str
     source: Source = Field(
         description=(
-            "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them); "
-            "cold_start: a user the run has no ratings of, answered with the run's most popular movies"
+            "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them: "
+            "the stored rows, then the run's other candidates, scores never rising with rank); "
+            "cold_start: a user the run has no ratings of, answered with the run's most popular movies "
+            "(score null, popularity set)"
         )
     )
     items: list[RecommendationItem]
@@ -287,11 +307,20 @@ class UserRecommendations(BaseModel):
 
 class ScoredMovie(BaseModel):
     movieId: AnswerId
-    score: float
+    score: float | None = Field(description=SCORE)
+    popularity: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "cold_start only (absent otherwise): the movie's number of ratings in the run's training data, "
+            "null when it is not among the run's popular_n most rated movies (the store keeps only those); "
+            "a cold start's answer is ordered by it, most rated first, then the others by movie id"
+        ),
+    )
     source: Source = Field(
         description=(
-            "cold_start: a user the run has no ratings of; the score is then the movie's popularity in the run "
-            "(0 outside its popular list)"
+            "precomputed: from the store; live: scored now; cold_start: a user the run has no ratings of, "
+            "whose movies have no score (null) and are ranked by popularity"
         )
     )
 

@@ -38,15 +38,26 @@ function genresCell(genres) {
   return td;
 }
 
+// score, cf_score and cb_score are chances, 0..1, one scale in every list whatever its source, so
+// their bars compare; anything else (a cold start's null score, a value off that scale) gets no bar.
+function isChance(value) {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= 1;
+}
+
 function scoreCell(value, kind) {
   const td = cell(fmt(value), "num");
-  if (value !== null && value !== undefined) {
+  if (isChance(value)) {
     const bar = document.createElement("span");
     bar.className = "bar " + kind;
-    bar.style.width = `${Math.max(0, Math.min(1, value)) * 3}rem`;
+    bar.style.width = `${value * 3}rem`;
     td.appendChild(bar);
   }
   return td;
+}
+
+// a cold start's order: the movie's rating count, a number of its own (no bar: it is not a score)
+function popularityCell(value) {
+  return cell(value === null || value === undefined ? "–" : String(value), "num popularity");
 }
 
 async function showRecommendations(event) {
@@ -66,12 +77,13 @@ async function showRecommendations(event) {
     const labels = { precomputed: "precomputed by the nightly run", live: "scored live by Spark",
                      cold_start: "a new user: the most popular movies" };
     status.textContent = `User ${answer.user_id}: ${answer.items.length} movies, ${labels[answer.source] || answer.source} (run ${answer.run_id}).`;
+    table.classList.toggle("cold-start", answer.source === "cold_start");
     for (const item of answer.items) {
       const row = document.createElement("tr");
       row.dataset.movieId = item.movie_id;
       row.append(cell(item.rank, "num"), cell(item.title ?? `movie ${item.movie_id}`), cell(item.year ?? ""),
                  genresCell(item.genres), scoreCell(item.score, "score"), scoreCell(item.cf_score, "cf"),
-                 scoreCell(item.cb_score, "cb"));
+                 scoreCell(item.cb_score, "cb"), popularityCell(item.popularity));
       const td = document.createElement("td");
       const button = document.createElement("button");
       button.className = "link";

@@ -40,13 +40,15 @@ def test_null_genres_mean_none_given(client, genres_lists):
 
 
 def test_a_user_without_history_gets_the_runs_popularity(client):
-    # user 3 is not among run-new's users: popular ranks 5 -> 1, 32 -> 11, 1 -> 12 (score 100 - rank)
-    answer = post(client, {"userId": 3, "movieIds": [1, 31, 5, 32]}).get_json()
+    # user 3 is not among run-new's users: popular ranks 5 -> 1, 32 -> 11, 1 -> 12 (count 100 - rank);
+    # the count is popularity, not a score (no personal score exists); 31 and 40 are not in the popular list
+    answer = post(client, {"userId": 3, "movieIds": [40, 1, 31, 5, 32]}).get_json()
     assert answer == [
-        {"movieId": 5, "score": 99.0, "source": "cold_start"},
-        {"movieId": 32, "score": 89.0, "source": "cold_start"},
-        {"movieId": 1, "score": 88.0, "source": "cold_start"},
-        {"movieId": 31, "score": 0.0, "source": "cold_start"},
+        {"movieId": 5, "score": None, "popularity": 99, "source": "cold_start"},
+        {"movieId": 32, "score": None, "popularity": 89, "source": "cold_start"},
+        {"movieId": 1, "score": None, "popularity": 88, "source": "cold_start"},
+        {"movieId": 31, "score": None, "popularity": None, "source": "cold_start"},
+        {"movieId": 40, "score": None, "popularity": None, "source": "cold_start"},
     ]
 
 

@@ -69,8 +69,9 @@ def test_cold_start_user_gets_the_runs_popular_movies(client):
         answer = client.get(f"/users/{user}/recommendations").get_json()
         assert answer["source"] == "cold_start" and answer["run_id"] == NEW_RUN
         assert ids(answer) == POPULAR[:10]
-        assert answer["items"][0]["score"] == 99.0
-        assert answer["items"][0]["cf_score"] is None and answer["items"][0]["cb_score"] is None
+        # the rating count is popularity, its own field: score means the hybrid's score in every list
+        assert [item["popularity"] for item in answer["items"]] == [100 - rank for rank in range(1, 11)]
+        assert {(item["score"], item["cf_score"], item["cb_score"]) for item in answer["items"]} == {(None,) * 3}
     # the rest of the list, and nothing past its end
     assert ids(client.get("/users/3/recommendations?offset=10").get_json()) == [32, 1]
     assert ids(client.get("/users/3/recommendations?offset=12").get_json()) == []
@@ -81,6 +82,8 @@ def test_cold_start_narrowed_by_genre(client):
     assert answer["source"] == "cold_start"
     assert ids(answer) == [15, 30, 3, 6, 9]
     assert [item["rank"] for item in answer["items"]] == [3, 6, 7, 8, 9]
+    assert [item["popularity"] for item in answer["items"]] == [97, 94, 93, 92, 91]
+    assert {item["score"] for item in answer["items"]} == {None}
     assert ids(client.get("/users/3/recommendations?genre=film-noir").get_json()) == [32]
 
 
@@ -100,6 +103,31 @@ def test_pages_past_the_store_need_live_scoring(client, blocked_live, query):
     assert response.status_code == 503, response.get_json()
     assert int(response.headers["Retry-After"]) >= 1
     assert "took longer than 0.5 s" in response.get_json()["message"]
+
+
+def test_precomputed_items_have_scores_and_no_popularity(client):
+    """`popularity` belongs to cold starts; every other list's `score` is the hybrid's, 0..1."""
+    items = client.get("/users/1/recommendations?k=20").get_json()["items"]
+    assert all("popularity" not in item and 0.0 <= item["score"] <= 1.0 for item in items)
+
+
+def test_a_live_continuation_never_ranks_a_row_above_the_stored_ones():
+    """_continue_live: the stored rows, then only live rows ranked below the last of them (score,
+    then movie id, as the batch orders), none of them repeated, ranks 1..n."""
+    from serving.api import _continue_live
+
+    stored = [{"rank": 1, "movie_id": 7, "score": 0.9}, {"rank": 2, "movie_id": 5, "score": 0.5}]
+    live = [
+        {"rank": 1, "movie_id": 7, "score": 0.9},
+        {"rank": 2, "movie_id": 3, "score": 0.7},  # outscores stored rank 2 but is not stored: left out
+        {"rank": 3, "movie_id": 5, "score": 0.5},
+        {"rank": 4, "movie_id": 4, "score": 0.5},  # a tie with rank 2 that the batch orders before it
+        {"rank": 5, "movie_id": 6, "score": 0.5},  # a tie that the batch orders after it
+        {"rank": 6, "movie_id": 1, "score": 0.2},
+    ]
+    merged = _continue_live(stored, live)
+    assert [(row["rank"], row["movie_id"]) for row in merged] == [(1, 7), (2, 5), (3, 6), (4, 1)]
+    assert [row["movie_id"] for row in _continue_live([], live)] == [7, 3, 5, 4, 6, 1]
 
 
 def test_store_answers_do_not_wait_for_a_busy_live_fallback(client, blocked_live):

@@ -111,13 +111,85 @@ def test_a_page_past_the_store_continues_the_stored_list_live(client, engine, or
     assert second["source"] == "live" and ids(second) == ids(answer)[10:]
 
 
-def test_live_and_batch_rank_the_same_top_movies(engine, oracle, users):
-    """The same hybrid function ranks a user's list in the batch and in the fallback."""
-    user = users[0]
+@pytest.fixture(scope="module")
+def outside_user(spark, live_settings, engine, oracle, users) -> int:
+    """The user with stored rows for whom a movie outside the run's candidates scores the most above
+    their last stored row, scored by the batch's code on the run's scale (one batch job).
+
+    Such a movie is what a live list must not put after the stored rows: if the live scorer
+    considered it, row 11 would outscore row 10."""
+    from pyspark.sql import functions as F
+
+    from movierec.data.schemas import MOVIE, SCORE, USER
+    from movierec.ranking import scoring
+
+    s = live_settings
+    pool = scoring.candidates(
+        oracle.als,
+        oracle.ratings,
+        oracle.movie_feats,
+        oracle.profiles,
+        s.als_candidates,
+        s.content_candidates,
+        s.content_pool,
+    )
+    pairs = (
+        oracle.ratings.select(USER)
+        .distinct()
+        .crossJoin(oracle.movie_feats.select(MOVIE))
+        .join(oracle.ratings, [USER, MOVIE], "left_anti")
+        .join(pool, [USER, MOVIE], "left_anti")
+    )
+    raw = scoring.raw_scores(pairs, oracle.als, oracle.forest, oracle.movie_feats, oracle.profiles)
+    outside = scoring.blend(raw, oracle.scales, scoring.Blend.from_settings(s)).groupBy(USER).agg(F.max(SCORE))
+    best = dict(outside.collect())
+    with engine.connect() as conn:
+        last = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT user_id, score FROM recommendations r WHERE run_id = :run AND rank = "
+                    "(SELECT MAX(rank) FROM recommendations WHERE run_id = :run AND user_id = r.user_id)"
+                ),
+                {"run": RUN},
+            ).all()
+        )
+    margin, user = max((best.get(u, 0.0) - score, u) for u, score in last.items())
+    assert margin > 0, "no movie outside the candidates outscores a stored list's last row: the test shows nothing"
+    return user
+
+
+def test_live_and_batch_rank_the_same_top_movies(engine, oracle, users, outside_user):
+    """The same hybrid function ranks a user's list in the batch and in the fallback, however deep
+    the live list is asked for: it ranks the batch's own candidates, so its top rows are the stored ones."""
+    from serving.models import MAX_K
+
+    for user, k in ((users[0], 10), (outside_user, MAX_K)):
+        stored = stored_list(engine, user)
+        live = oracle.recommend(user, k)
+        assert [row["movie_id"] for row in live[:10]] == [movie for movie, _ in stored], (user, k)
+        assert [row["score"] for row in live[:10]] == pytest.approx([score for _, score in stored], abs=1e-6)
+
+
+def test_a_page_across_the_stored_live_boundary_never_ranks_a_later_row_higher(client, engine, oracle, outside_user):
+    """Ranks 1..10 from the store, 11.. live: scores never rise with rank and no movie comes twice,
+    also when the page is filtered by genre (the live list is then asked for MAX_K rows)."""
+    from serving.models import MAX_K
+
+    user = outside_user
     stored = stored_list(engine, user)
-    live = oracle.recommend(user, 10)
-    assert [row["movie_id"] for row in live] == [movie for movie, _ in stored]
-    assert [row["score"] for row in live] == pytest.approx([score for _, score in stored], abs=1e-6)
+    answer = client.get(f"/users/{user}/recommendations?k={MAX_K}").get_json()
+    assert answer["source"] == "live"
+    scores, movies = [item["score"] for item in answer["items"]], ids(answer)
+    assert movies[:10] == [movie for movie, _ in stored] and len(movies) > len(stored)
+    assert len(set(movies)) == len(movies)
+    assert all(earlier >= later for earlier, later in zip(scores, scores[1:])), scores
+    assert [item["rank"] for item in answer["items"]] == list(range(1, len(movies) + 1))
+    # the rows past the store are the run's own list continued (the batch with a deeper top_k)
+    assert movies == [row["movie_id"] for row in oracle.recommend(user, MAX_K)]
+    genre = answer["items"][0]["genres"][0]
+    filtered = client.get(f"/users/{user}/recommendations?k={MAX_K}&genre={genre}").get_json()
+    assert filtered["source"] == "live"
+    assert ids(filtered) == [item["movie_id"] for item in answer["items"] if genre in item["genres"]]
 
 
 def test_a_user_without_stored_rows_is_scored_live(client, oracle, users):

@@ -98,6 +98,18 @@ def test_the_documented_limits_are_the_models(document):
         assert not check.is_valid(wrong), wrong
 
 
+def test_the_document_says_what_score_and_popularity_mean(document):
+    """score is one kind of number in every list (null for cold starts); popularity is the count."""
+    schemas = document["components"]["schemas"]
+    for name in ("RecommendationItem", "ScoredMovie"):
+        fields = schemas[name]["properties"]
+        assert {"type": "null"} in fields["score"]["anyOf"] and "calibrated chance" in fields["score"]["description"]
+        assert "null for cold starts" in fields["score"]["description"]
+        assert {"type": "integer", "minimum": 0} in fields["popularity"]["anyOf"]
+        assert "number of ratings" in fields["popularity"]["description"]
+        assert "popularity" not in schemas[name].get("required", [])
+
+
 def _validator(document, schema):
     registry = Registry().with_resource(
         "urn:movierec", Resource.from_contents({**document, "$schema": "https://json-schema.org/draft/2020-12/schema"})

@@ -94,6 +94,8 @@ def test_a_user_lookup_shows_titles_genres_year_and_both_scores(page, tmp_path):
     assert first.nth(5).inner_text().strip() == "0.980"
     assert first.nth(6).inner_text().strip() == "0.500"
     assert "precomputed" in page.inner_text("#status")
+    assert rows(page).nth(0).locator(".bar").count() == 3  # score, ALS, content: one scale, 0..1
+    assert not page.locator("#recs th.popularity").is_visible()  # rating counts belong to cold starts
 
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -124,7 +126,12 @@ def test_a_new_user_sees_popular_movies(page):
     rows(page).first.wait_for()
     assert "most popular" in page.inner_text("#status")
     assert rows(page).nth(0).locator("td").nth(1).inner_text() == "Movie 5 (1995)"
-    assert rows(page).nth(0).locator("td").nth(5).inner_text().strip() == "–"  # no ALS component
+    first = rows(page).nth(0).locator("td")
+    assert first.nth(5).inner_text().strip() == "–"  # no ALS component
+    # no score (a count is no chance) and so no bar beside the others' scores; the count in its own column
+    assert first.nth(4).inner_text().strip() == "–"
+    assert page.locator("#recs .bar").count() == 0
+    assert page.locator("#recs th.popularity").is_visible() and first.nth(7).inner_text().strip() == "99"
 
 
 def test_similar_movies_from_a_row_and_by_id(page):
