@@ -115,7 +115,14 @@ class Settings:
     skip_quality_gate: bool = _deployment("Publish even when the quality gate says no", False)
     # serving
     warm_spark: bool = _deployment("Start the live-Spark fallback's session when the API boots", False)
-    live_timeout: float = _deployment("Seconds a live-Spark scoring call may take before the API answers 503", 20.0)
+    live_timeout: float = _deployment(
+        "Seconds a client waits in all for a live-Spark answer (queue included) before the API answers 503", 20.0
+    )
+    live_max_pending: int = _deployment(
+        "Live-Spark calls one API worker lets wait or run at once; more are answered 503 at once "
+        "(gunicorn keeps at least 2 more threads per worker for everything else)",
+        2,
+    )
     page_cache_size: int = _deployment(
         "Answers of GET /users/<id>/recommendations each API worker keeps for the active run (0: none)", 4096
     )
@@ -161,7 +168,9 @@ BATCH_SETTINGS = EVALUATE_SETTINGS + ("db_url", "keep_runs", "quality_tolerance"
 REPORT_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS
 # the API (and its live-Spark fallback, which takes the model settings from the run it scores for)
 SERVE_SETTINGS = (
-    ("db_url", "warehouse") + SPARK_SETTINGS + ("warm_spark", "live_timeout", "page_cache_size", "reports_dir")
+    ("db_url", "warehouse")
+    + SPARK_SETTINGS
+    + ("warm_spark", "live_timeout", "live_max_pending", "page_cache_size", "reports_dir")
 )
 STORE_SETTINGS = ("db_url",)
 ALL_SETTINGS = tuple(FIELDS)
@@ -303,6 +312,8 @@ def validate(settings: Settings) -> Settings:
         problems.append("page_cache_size must be 0 (no cache) or more")
     if settings.live_timeout <= 0:
         problems.append("live_timeout must be more than 0 seconds")
+    if settings.live_max_pending < 1:
+        problems.append("live_max_pending must be at least 1")
     if settings.dag_retries < 0:
         problems.append("dag_retries must be 0 or more")
     if settings.cf_slope < 0 or settings.cb_slope < 0:
