@@ -115,7 +115,14 @@ class Settings:
     skip_quality_gate: bool = _deployment("Publish even when the quality gate says no", False)
     # serving
     warm_spark: bool = _deployment("Start the live-Spark fallback's session when the API boots", False)
-    live_timeout: float = _deployment("Seconds a live-Spark scoring call may take before the API answers 503", 20.0)
+    live_timeout: float = _deployment(
+        "Seconds a client waits in all for a live-Spark answer (queue included) before the API answers 503", 20.0
+    )
+    live_max_pending: int = _deployment(
+        "Live-Spark calls one API worker lets wait or run at once; more are answered 503 at once "
+        "(gunicorn keeps at least 2 more threads per worker for everything else)",
+        2,
+    )
     store_timeout: float = _deployment(
         "Seconds the API waits on a network store (PostgreSQL) for one use of a connection before it answers 503 "
         "and stops asking it until a probe sees it back; SQLite is not bounded",
@@ -177,7 +184,8 @@ REPORT_SETTINGS = ("db_url", "warehouse") + SPARK_SETTINGS
 SERVE_SETTINGS = (
     ("db_url", "warehouse")
     + SPARK_SETTINGS
-    + ("warm_spark", "live_timeout", "store_timeout", "page_cache_size", "reports_dir", "api_keys", "api_keys_file")
+    + ("warm_spark", "live_timeout", "live_max_pending", "store_timeout", "page_cache_size", "reports_dir")
+    + ("api_keys", "api_keys_file")
 )
 STORE_SETTINGS = ("db_url",)
 ALL_SETTINGS = tuple(FIELDS)
@@ -368,6 +376,8 @@ def validate(settings: Settings) -> Settings:
         problems.append("live_timeout must be more than 0 seconds")
     if settings.store_timeout <= 0:
         problems.append("store_timeout must be more than 0 seconds")
+    if settings.live_max_pending < 1:
+        problems.append("live_max_pending must be at least 1")
     if settings.dag_retries < 0:
         problems.append("dag_retries must be 0 or more")
     if settings.cf_slope < 0 or settings.cb_slope < 0:

@@ -52,14 +52,23 @@ def resolve_genre(conn, run_id: str, text: str) -> str:
 
 
 def live_call(kind: str, call: Callable[[Any], Any]):
-    """Run `call(scorer)` on the live fallback, count it, and turn its failures into answers."""
+    """Run `call(scorer)` on the live fallback, count it, and turn its failures into answers.
+
+    The live time-out counts from here: the client waits at most `live_timeout` seconds for
+    everything the call does, its wait for the scorer's thread included; past
+    `live_max_pending` calls in flight in this worker it is answered 503 at once."""
     from serving import live  # imported only when a request needs Spark
 
-    scorer = services().live()
     started = time.perf_counter()
+    deadline = time.monotonic() + services().settings.live_timeout
     outcome = "ok"
     try:
-        return call(scorer)
+        scorer = services().live()
+        with scorer.deadline(deadline):
+            return call(scorer)
+    except live.LiveBusy as err:
+        outcome = "busy"
+        raise unavailable(str(err), err.retry_after) from None
     except live.LiveTimeout as err:
         outcome = "timeout"
         raise unavailable(str(err), err.retry_after) from None

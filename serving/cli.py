@@ -52,10 +52,31 @@ def prepare_metrics_dir(folder: str | None) -> str:
     return str(path)
 
 
+def worker_threads(settings: Settings, threads: int = DEFAULT_THREADS) -> int:
+    """gunicorn threads per worker: `threads`, raised so that at least FREE_THREADS of them are
+    never taken by live calls (at most `live_max_pending` requests of a worker wait for Spark).
+
+    Stored pages, /healthz and /readyz are answered in milliseconds on the free ones while
+    live calls wait; with fewer threads than live calls may hold, a burst of deep pages would
+    queue every other request behind Spark."""
+    from serving.live import FREE_THREADS  # no pyspark at import: serving.live imports it lazily
+
+    needed = settings.live_max_pending + FREE_THREADS
+    if threads < needed:
+        log.warning(
+            "%d threads per worker leave too few for anything but live calls (live_max_pending %d): using %d",
+            threads,
+            settings.live_max_pending,
+            needed,
+        )
+    return max(threads, needed)
+
+
 def gunicorn_command(
     settings: Settings, bind: str = DEFAULT_BIND, workers: int | None = None, threads: int = DEFAULT_THREADS
 ) -> list[str]:
     workers = workers or default_workers()
+    threads = worker_threads(settings, threads)
     # a worker busy with a live call for live_timeout seconds must not be killed as stuck
     timeout = int(max(30, settings.live_timeout + 15))
     return [

@@ -6,12 +6,20 @@ with `movierec.spark.session.build_session` the first time it is needed (or at b
 reloaded when the caller names another run: the API resolves the active run from the
 store on every request, so the fallback follows a publish or a rollback by itself.
 
-Every call runs on the scorer's one worker thread and the caller waits at most
-`settings.live_timeout` seconds for it.  On a time-out the call's scoring jobs are cancelled
-(starting Spark and loading the models go on: they serve the calls after it) and
-`LiveUnavailable` (answered as 503 with Retry-After) is raised; so it is when Spark
-cannot start (then new calls fail at once for `FAILURE_BACKOFF` seconds instead of
-retrying a JVM launch on every request).  Calls queue behind each other: one process
+Every call runs on the scorer's one worker thread (its own pool: a request thread only
+waits), and the caller waits at most `settings.live_timeout` seconds in all, counted from
+when its request reached the live path (`deadline`), the wait in the queue included.  At
+most `settings.live_max_pending` calls wait or run at once in one process; one more is
+refused at once with `LiveBusy`, so live requests never hold more than that many of the
+worker's gunicorn threads and stored pages and health checks keep the rest (serving/cli.py
+keeps at least `FREE_THREADS` of them).  A call keeps its place until its work is done or
+dropped from the queue, so a time-out does not let in a new call behind work still running.
+
+On a time-out the call's work is dropped if still queued, or its Spark job group is
+cancelled, the jobs it has not started yet included (starting Spark and loading the models
+go on: they serve the calls after it), and `LiveTimeout` (answered as 503 with Retry-After)
+is raised; `LiveUnavailable` when Spark cannot start (then new calls fail at once for
+`FAILURE_BACKOFF` seconds instead of retrying a JVM launch on every request).  One process
 never runs two Spark scorings at once, and nobody waits longer than the time-out.
 
 This module imports no pyspark at import time; the API imports it only when a request
@@ -20,11 +28,12 @@ needs live scoring.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -36,6 +45,11 @@ log = logging.getLogger(__name__)
 # seconds a client is asked to wait after a time-out, and after Spark failed to start
 TIMEOUT_RETRY_AFTER = 10
 FAILURE_BACKOFF = 30
+# seconds a client is asked to wait when live_max_pending calls are in flight already: about
+# one warm deep-list call, after which a place is likely free again
+BUSY_RETRY_AFTER = 5
+# gunicorn threads per worker kept for everything but live calls (serving/cli.py)
+FREE_THREADS = 2
 
 
 class LiveUnavailable(RuntimeError):
@@ -48,6 +62,10 @@ class LiveUnavailable(RuntimeError):
 
 class LiveTimeout(LiveUnavailable):
     """The call took longer than settings.live_timeout."""
+
+
+class LiveBusy(LiveUnavailable):
+    """settings.live_max_pending calls wait or run in this process already: refused at once."""
 
 
 class LiveBadInput(ValueError):
@@ -76,6 +94,9 @@ class LiveScorer:
         self.settings = settings
         self._run_params = run_params or (lambda run_id: None)
         self.timeout = settings.live_timeout
+        self.max_pending = settings.live_max_pending
+        self._pending = 0  # admitted calls whose work is queued or running (guarded by _lock)
+        self._local = threading.local()  # the calling thread's deadline, set by `deadline`
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="movierec-live")
         self._spark = None
         self._models: tuple[str, Any] | None = None  # (run id, RunModels)
@@ -104,9 +125,27 @@ class LiveScorer:
         """The genre names the run's content model knows."""
         return self._call(lambda models: set(models.genres), run_id)
 
+    @contextlib.contextmanager
+    def deadline(self, at: float) -> Iterator[None]:
+        """Calls made in this block by this thread answer by time.monotonic() `at` at the latest.
+
+        The API opens it when a request reaches the live path, so the time-out counts from
+        there; a call outside any block has `live_timeout` from when it is made."""
+        previous = getattr(self._local, "deadline", None)
+        self._local.deadline = at
+        try:
+            yield
+        finally:
+            self._local.deadline = previous
+
     @property
     def started(self) -> bool:
         return self._spark is not None
+
+    @property
+    def pending(self) -> int:
+        """Calls of this process whose work is queued or running now."""
+        return self._pending
 
     @property
     def loaded_run(self) -> str | None:
@@ -120,27 +159,54 @@ class LiveScorer:
             raise LiveUnavailable(
                 f"live scoring is unavailable: {self._failure}", retry_after=int(self._failed_until - now) + 1
             )
+        deadline = getattr(self._local, "deadline", None) or now + self.timeout
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise LiveBusy(
+                    f"live scoring is busy: {self._pending} live calls wait or run in this worker "
+                    f"(live_max_pending {self.max_pending}); try again shortly",
+                    retry_after=BUSY_RETRY_AFTER,
+                )
+            self._pending += 1
         tag = f"movierec-live-{next(self._ids)}"
         abandoned = threading.Event()
-        future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned)
         try:
-            return future.result(timeout=self.timeout)
+            future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned, deadline)
+        except BaseException:
+            self._release()
+            raise
+        # the place is given back when the work is done or dropped from the queue, not when the
+        # caller stops waiting: a call timed out mid-scoring still holds the scorer's thread
+        future.add_done_callback(lambda _done: self._release())
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FutureTimeout
+            return future.result(timeout=remaining)
         except FutureTimeout:
             abandoned.set()  # not started scoring yet: it never will
             future.cancel()  # still queued: never runs
-            self._cancel(tag)  # scoring: its Spark jobs are cancelled
+            self._cancel(tag)  # scoring: its Spark jobs are cancelled, and so are the ones it has yet to start
             raise LiveTimeout(
                 f"live scoring took longer than {self.timeout:g} s and was cancelled", retry_after=TIMEOUT_RETRY_AFTER
             ) from None
 
-    def _in_worker(self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event):
+    def _release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _in_worker(
+        self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event, deadline: float
+    ):
+        if abandoned.is_set() or time.monotonic() >= deadline:
+            return None  # its caller gave up while it was queued: nothing to do for nobody
         spark = self._session()
         # starting Spark and loading a run's models serve every later call: a caller that stops
         # waiting does not cancel them (else under load each try would start the load anew)
         spark.sparkContext.setJobGroup("movierec-live-load", "movierec live fallback: loading models")
         models = self._models_for(spark, run_id)
-        if abandoned.is_set():
-            return None  # the caller has answered 503 already: no Spark work for nobody
+        if abandoned.is_set() or time.monotonic() >= deadline:
+            return None  # the caller has answered 503 already (or is about to): no Spark work for nobody
         spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         from movierec.ranking.online import UnknownMovie, UnknownUser
 
@@ -209,7 +275,9 @@ class LiveScorer:
     def _cancel(self, tag: str) -> None:
         if self._spark is not None:
             try:
-                self._spark.sparkContext.cancelJobGroup(tag)
+                # the group's running jobs, and any job the call starts in it later (a deep list
+                # runs several one after the other): the scorer's thread is free soon after
+                self._spark.sparkContext._jsc.sc().cancelJobGroupAndFutureJobs(tag)
             except Exception:
                 log.warning("could not cancel Spark job group %s", tag, exc_info=True)
 

@@ -22,16 +22,25 @@ def serve(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_dry_run_prints_the_gunicorn_command():
-    result = serve("--dry-run", "--bind", "127.0.0.1:9999", "--workers", "3", "--threads", "2", "--live-timeout", "40")
+    result = serve("--dry-run", "--bind", "127.0.0.1:9999", "--workers", "3", "--threads", "6", "--live-timeout", "40")
     assert result.returncode == 0, result.stderr
     command = result.stdout.split()
     assert command[1:3] == ["-m", "gunicorn"]
     assert command[-1] == "serving.wsgi:app"
     pairs = dict(zip(command, command[1:]))
-    assert pairs["--bind"] == "127.0.0.1:9999" and pairs["--workers"] == "3" and pairs["--threads"] == "2"
+    assert pairs["--bind"] == "127.0.0.1:9999" and pairs["--workers"] == "3" and pairs["--threads"] == "6"
     assert pairs["--worker-class"] == "gthread"
     assert pairs["--timeout"] == "55"  # live_timeout 40 + 15: a live call never gets its worker killed
     assert pairs["--config"] == "python:serving.gunicorn_conf"
+
+
+def test_threads_keep_two_free_beside_the_live_calls():
+    # live calls hold at most live_max_pending threads of a worker: two more answer everything else
+    result = serve("--dry-run", "--threads", "2", "--live-max-pending", "3")
+    assert result.returncode == 0, result.stderr
+    command = result.stdout.split()
+    assert dict(zip(command, command[1:]))["--threads"] == "5"
+    assert "using 5" in result.stderr
 
 
 def test_default_worker_count_is_one_per_core_within_2_to_8():
