@@ -92,7 +92,7 @@ def live_call(kind: str, call: Callable[[Any], Any]):
     {
         200: (models.UserRecommendations, "the page of the user's list"),
         400: (None, BAD + "; also an unknown genre"),
-        503: (None, "no active run, or live scoring is needed and unavailable or timed out"),
+        503: (None, "no active run, the store unreachable, or live scoring needed and busy, unavailable or timed out"),
     },
     path=models.UserPath,
     query=models.RecommendationsQuery,
@@ -205,7 +205,7 @@ def _user_answer(user_id: int, run_id: str, source: str, items: list[dict]):
         200: (models.RecommendResult, "the movies, best first"),
         400: (None, BAD + "; also an unknown genre, or a movie neither in the catalogue nor given genres"),
         413: (None, "the body is too large"),
-        503: (None, "no active run, or live scoring unavailable or timed out"),
+        503: (None, "no active run, the store unreachable, or live scoring busy, unavailable or timed out"),
     },
     body=models.RecommendRequest,
     description="Pairs in the active run's recommendations come from the store; the rest are scored "
