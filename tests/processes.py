@@ -1,0 +1,144 @@
+"""A stage as the DAG runs it, one `spark-submit jobs/<stage>.py` process, for fault tests that kill it.
+
+    with StageProcess("score", run_id, settings, jobs_zip, log_path) as stage:
+        wait_until(lambda: output_started(), stage, "score began writing")
+        stage.kill()          # SIGKILL to the whole session: spark-submit, the JVM, the driver's Python
+
+The command line is the DAG's (dags/movie_recommender.py: SparkSubmitOperator with `launch_conf()`,
+the movierec zip as --py-files, the stage arguments) and the settings travel as `MOVIEREC_*`
+variables, as they do from an Airflow worker's environment.  The process starts a session of its
+own, so a kill reaches every process under it (PySpark's worker daemon moves to a process group of
+its own, not to another session).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from movierec import config
+from movierec.config import Settings
+from movierec.spark.session import launch_conf
+
+PROJECT = Path(__file__).resolve().parents[1]
+SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
+
+
+def stage_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with every batch setting as its `MOVIEREC_*` variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "PYSPARK_GATEWAY", "PYSPARK_SUBMIT"))}
+    for name in config.BATCH_SETTINGS:
+        value = getattr(settings, name)
+        env[config.env_name(name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
+
+
+def stage_command(stage: str, run_id: str, settings: Settings, jobs_zip: Path) -> list[str]:
+    """spark-submit's arguments as SparkSubmitOperator builds them for the DAG's task `stage`."""
+    command = [str(SPARK_SUBMIT), "--master", settings.spark_master]
+    for key, value in launch_conf().items():
+        command += ["--conf", f"{key}={value}"]
+    command += ["--py-files", str(jobs_zip), "--name", f"movierec-{stage}", "--driver-memory", settings.driver_memory]
+    return command + [str(PROJECT / "jobs" / f"{stage}.py"), "--run-id", run_id]
+
+
+def session_pids(session: int) -> list[int]:
+    """The live processes of a session (zombies excluded), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # fields after the command's closing parenthesis: state ppid pgrp session ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+class StageProcess:
+    """One stage run by spark-submit in a session of its own; its output goes to `log_path`."""
+
+    def __init__(self, stage: str, run_id: str, settings: Settings, jobs_zip: Path, log_path: Path):
+        self.stage, self.log_path = stage, log_path
+        self.command = stage_command(stage, run_id, settings, jobs_zip)
+        self.env = stage_env(settings)
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> StageProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=PROJECT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the stage to end by itself; its exit code."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def kill(self, grace: float = 15.0) -> list[int]:
+        """SIGKILL the stage's process group (spark-submit, the JVM, the driver's Python), reap it, and
+        wait for the rest of its session to go; returns the pids still alive after `grace` seconds
+        (killed then too, so nothing outlives the test).  PySpark's worker daemon sits in a process
+        group of its own and is expected to exit by itself once its JVM is gone."""
+        assert self.process is not None
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        deadline = time.monotonic() + grace
+        while session_pids(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = session_pids(self.pid)
+        for pid in survivors:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return survivors
+
+
+def wait_until(condition: Callable[[], object], stage: StageProcess, what: str, timeout: float = 300.0) -> object:
+    """Poll `condition` every few milliseconds until it is truthy; fail if the stage ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if not stage.running():
+            raise AssertionError(f"{stage.stage} ended (exit {stage.process.returncode}) before {what}:\n{stage.log()}")
+        time.sleep(0.005)
+    raise AssertionError(f"{stage.stage}: no sign in {timeout:.0f} s that {what}:\n{stage.log()[-5000:]}")
