@@ -114,13 +114,17 @@ def data_file(data_dir: str, name: str) -> str:
     return str(PurePosixPath(data_dir) / name) if local is None else str(local.resolve() / name)
 
 
+class MissingInput(V.DataQualityError, FileNotFoundError):
+    """The data directory lacks a required file: the data cannot be used (one line, exit 1)."""
+
+
 def require_inputs(data_dir: str) -> None:
     local = local_path(data_dir) if "://" not in data_dir else None
     if local is None:
         return
     missing = [name for name in ("ratings.csv", "movies.csv") if not (local / name).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"{data_dir} has no {' or '.join(missing)}: point MOVIEREC_DATA_DIR (--data-dir) at a MovieLens "
             f"directory, or run `movierec download`"
         )

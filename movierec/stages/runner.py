@@ -78,17 +78,27 @@ def stage_main(stage: str, fn: StageFn, argv: list[str] | None = None) -> int:
         spark.stop()
 
 
-def run_logged(stage: str, fn: StageFn, spark, settings: config.Settings, run_id: str) -> int:
-    """`run_stage` for an entry point: 0 when the stage ran.  When its input data cannot be used
-    (DataQualityError: an empty file, a missing column, too many bad rows) the stage's one-line
-    message is logged and the exit code is 1, without a traceback: the data is wrong, not the
-    code, and 38 lines of stack would bury the line an operator reads in the Airflow log.  Any
-    other exception is a bug: logged, then raised with its traceback."""
-    from movierec.data.validation import DataQualityError  # here: importing it loads pyspark
+def operator_errors() -> tuple[type[Exception], ...]:
+    """Failures that are the data's, the store's or a decision's, not the code's: their message says
+    what to do, and a traceback would only bury it.  (Imported here: these modules load pyspark.)"""
+    from movierec.data.validation import DataQualityError
+    from movierec.spark.warehouse import IncompleteOutput
+    from movierec.stages.publish import RunRejected
+    from movierec.store.runs import StoreError
 
+    return DataQualityError, IncompleteOutput, RunRejected, StoreError
+
+
+def run_logged(stage: str, fn: StageFn, spark, settings: config.Settings, run_id: str) -> int:
+    """`run_stage` for an entry point: 0 when the stage ran.  When it stops for one of
+    `operator_errors()` (input data that cannot be used: an empty file, a missing column, too
+    many bad rows; an upstream output not completely written; the quality gate's refusal; a
+    store that refuses the run) the stage's one-line message is logged and the exit code is 1,
+    without a traceback: 38 lines of stack would bury the line an operator reads in the Airflow
+    log.  Any other exception is a bug: logged, then raised with its traceback."""
     try:
         run_stage(stage, fn, spark, settings, run_id)
-    except DataQualityError as err:
+    except operator_errors() as err:
         log.error("stage %s failed for run %s: %s", stage, run_id, err)
         return 1
     except Exception as err:  # the message is what an operator reads in the Airflow log

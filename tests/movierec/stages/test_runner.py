@@ -19,7 +19,10 @@ import pytest
 
 from movierec.data.validation import DataQualityError
 from movierec.spark.paths import BadRunId
+from movierec.spark.warehouse import IncompleteOutput
+from movierec.stages.publish import RunRejected
 from movierec.stages.runner import run_logged, run_stage
+from movierec.store.runs import StoreError
 
 PROJECT = Path(__file__).resolve().parents[3]
 LOGGER = "movierec.stages.runner"
@@ -95,6 +98,21 @@ def test_a_data_error_is_one_line_and_exit_code_1_without_a_traceback(settings, 
         == "stage ingest failed for run r-4: ratings.csv (/d/ratings.csv) is empty (0 bytes): it was cut off"
     )
     assert failed.exc_info is None and failed.exc_text is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        IncompleteOutput("/w/runs/r/score/recommendations is not completely written (no _SUCCESS): rerun score"),
+        RunRejected("run r rejected: hybrid NDCG@10 below the active run's; run a keeps serving"),
+        StoreError("run r is active: roll back first"),
+    ],
+)
+def test_an_operators_error_is_one_line_and_exit_code_1(settings, caplog, error):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    assert run_logged("publish", Recorder(error=error), None, settings, "r-7") == 1
+    [failed] = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.ERROR]
+    assert failed.getMessage() == f"stage publish failed for run r-7: {error}" and failed.exc_info is None
 
 
 def test_a_bug_keeps_its_traceback(settings, caplog):
