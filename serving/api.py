@@ -59,12 +59,11 @@ def live_call(kind: str, call: Callable[[Any], Any]):
     `live_max_pending` calls in flight in this worker it is answered 503 at once."""
     from serving import live  # imported only when a request needs Spark
 
-    started = time.perf_counter()
-    deadline = time.monotonic() + services().settings.live_timeout
+    started, arrived = time.perf_counter(), time.monotonic()
     outcome = "ok"
     try:
         scorer = services().live()
-        with scorer.deadline(deadline):
+        with scorer.deadline(arrived + scorer.timeout):  # the scorer's live_timeout, from the arrival
             return call(scorer)
     except live.LiveBusy as err:
         outcome = "busy"

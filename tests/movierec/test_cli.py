@@ -565,7 +565,7 @@ def test_pipeline_then_runs_as_real_processes(small_data, postgres_server, tmp_p
         params, metrics = conn.execute(sa.text("select params, metrics from runs where run_id = 'cli-e2e'")).one()
     engine.dispose()
     params, metrics = json.loads(params), json.loads(metrics)
-    assert set(params) == set(config.MODEL_SETTINGS) | {"warehouse"}
+    assert set(params) == set(config.MODEL_SETTINGS) | set(config.PROVENANCE) | {"warehouse"}
     assert params["top_k"] == 10 and params["als_rank"] == 8 and params["data_dir"] == str(small_data)
 
     listed = movierec_process("runs", "--db-url", url, cwd=tmp_path)
