@@ -219,6 +219,14 @@ def run_load(
     return summary(latencies, errors, max(seconds for _, _, seconds in results))
 
 
+async def read_answer(reader) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer from an asyncio stream: (status, headers by lower-case name, body)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    return int(lines[0].split()[1]), headers, await reader.readexactly(int(headers.get("content-length", "0")))
+
+
 async def _open_loop(
     port: int, paths: list[str], rate: float, duration: float, max_requests: int, connections: int, seed: int
 ) -> dict:
@@ -235,11 +243,8 @@ async def _open_loop(
     errors = 0
 
     async def read_response(reader) -> tuple[int, bool]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        await reader.readexactly(int(headers.get("content-length", "0")))
-        return int(lines[0].split()[1]), headers.get("connection", "").lower() == "close"
+        status, headers, _ = await read_answer(reader)
+        return status, headers.get("connection", "").lower() == "close"
 
     async def connection_loop() -> None:
         nonlocal errors

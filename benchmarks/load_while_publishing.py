@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load_api import run_wrk, summary  # noqa: E402
+from benchmarks.load_api import read_answer, run_wrk, summary  # noqa: E402
 from movierec.store import runs as store  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 from tests.serving.server import Served  # noqa: E402
@@ -81,12 +81,6 @@ async def readers(port: int, users: list[int], rate: float, duration: float, exp
     due: asyncio.Queue = asyncio.Queue()
     results: list[tuple[float, float, str | None]] = []
 
-    async def answer(reader) -> tuple[int, bytes]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        return int(lines[0].split()[1]), await reader.readexactly(int(headers.get("content-length", "0")))
-
     def problem(user: int, status: int, body: bytes) -> str | None:
         if status != 200:
             return f"status {status}"
@@ -108,7 +102,7 @@ async def readers(port: int, users: list[int], rate: float, duration: float, exp
                 if writer is None:
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(f"GET /users/{user}/recommendations?k={K} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-                status, body = await answer(reader)
+                status, _, body = await read_answer(reader)
                 results.append((scheduled, time.perf_counter() - scheduled, problem(user, status, body)))
             except (OSError, asyncio.IncompleteReadError, ValueError) as err:
                 results.append((scheduled, time.perf_counter() - scheduled, type(err).__name__))
