@@ -5,7 +5,8 @@
 the batch's per-user scale (the run's stored `user_scales`), so a live score and a
 precomputed one can be compared directly.
 
-`score` is the request-time path (POST /recommend, 20 pairs or so), and building Spark
+`score` is the request-time path (POST /recommend, 20 pairs or so; `recommend` scores a
+user's few hundred candidates with it, for pages past the stored rows), and building Spark
 plans for it cost about a second however small the data (PySpark's per-operation round
 trips, planning, four jobs).  So it runs on the driver, over copies of the run's tables
 taken at load (`movierec.features.UserTaste`, `MovieContent`, `movierec.ranking.scoring.Scale`),
@@ -37,7 +38,6 @@ from pyspark.ml.linalg import Vectors
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from movierec import features as FE
 from movierec.config import Settings
@@ -82,7 +82,7 @@ class RunModels:
         self.movie_feats = read_table(spark, paths.movie_features).persist()
         self.profiles = read_table(spark, paths.user_profiles).persist()
         self.scales = read_table(spark, paths.user_scales).persist()
-        self.ratings = read_table(spark, paths.ratings).select(USER, MOVIE).persist()
+        self.ratings = read_table(spark, paths.ratings).select(USER, MOVIE)
         self.global_mean = float(read_json(spark, paths.stage("featurize") + "/report")["global_mean_rating"])
         known = self.movie_feats.select(MOVIE, GENRES).collect()
         self.movie_ids = {row[MOVIE] for row in known}
@@ -94,16 +94,13 @@ class RunModels:
         self.movie_contents = _movie_contents(self.movie_feats)
         self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
         self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
+        self.rated = _rated(self.ratings)
+        self.pool = _content_pool(self.movie_feats, settings.content_pool)
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
     def load(cls, spark: SparkSession, settings: Settings, run_id: str) -> RunModels:
         return cls(spark, settings, run_id)
-
-    def _user(self, user_id: int) -> tuple[DataFrame, DataFrame]:
-        if user_id not in self.user_ids:
-            raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
-        return self.profiles.where(F.col(USER) == user_id), self.scales.where(F.col(USER) == user_id)
 
     def _new_movie_features(self, genres: dict[int, list[str]]) -> DataFrame:
         """Features of movies the run never saw, from the genres given (no tags, no ratings yet)."""
@@ -177,24 +174,64 @@ class RunModels:
         more however deep k is.  A deeper pool let in movies the batch never considered, and one of
         them could outscore rows the store holds: a page continuing a stored list live then ranked
         row 101 above row 100 (3 of 40 users of the tests' run at k=100).  With the same candidates,
-        pairs and per-user scale the live list is the stored list continued, row for row."""
-        profile, scale = self._user(user_id)
-        user = self.spark.createDataFrame([(user_id,)], f"{USER} int")
-        rated = self.ratings.where(F.col(USER) == user_id)
-        pairs = scoring.candidates(
-            self.als,
-            rated,
-            self.movie_feats,
-            profile,
-            self.settings.als_candidates,
-            self.settings.content_candidates,
-            self.settings.content_pool,
-            users=user,
-        )
-        raw = scoring.raw_scores(pairs, self.als, self.forest, self.movie_feats, profile)
-        scored = scoring.blend(raw, scale, scoring.Blend.from_settings(self.settings))
-        rows = scoring.top_k(scored, k).select(RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE).collect()
-        return sorted((row.asDict() for row in rows), key=lambda r: r[RANK])
+        pairs and per-user scale the live list is the stored list continued, row for row.
+
+        On the driver, like `score`: the same plan in Spark took 5-6 s a call warm on 2 cores
+        (and, under a loaded machine, longer than live_timeout every time); here 0.1-0.3 s."""
+        rows = self.score(user_id, self.candidates(user_id))[:k]
+        return [
+            {RANK: rank, MOVIE: row[MOVIE], SCORE: row[SCORE], CF_SCORE: row[CF_SCORE], CB_SCORE: row[CB_SCORE]}
+            for rank, row in enumerate(rows, start=1)
+        ]
+
+    def candidates(self, user_id: int) -> list[int]:
+        """scoring.candidates for one user, on the driver: ALS's best als_candidates unrated movies
+        ∪ the content_candidates unrated pool movies closest to the user's genre profile.
+
+        Each half follows its batch definition's rule and tie order (movierec.models.als.als_candidates,
+        scoring.content_candidates); tests/movierec/ranking/test_online.py holds the result to
+        the batch's candidates of every user of a real run."""
+        if user_id not in self.user_ids:
+            raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
+        rated = self.rated.get(user_id, frozenset())
+        n_als, n_content = self.settings.als_candidates, self.settings.content_candidates
+        from_als: list[int] = []
+        user = self.user_factors.get(user_id)
+        if user is not None and self.item_factors:
+            movies = list(self.item_factors)
+            predicted = np.asarray(als_prediction(user, np.stack([self.item_factors[m] for m in movies])))
+            # als_candidates asks ALS for n plus (at most 2n) the user's ratings, then drops the rated
+            ask = min(len(movies), n_als + min(len(rated), 2 * n_als))
+            best = np.argsort(-predicted, kind="stable")[:ask]
+            from_als = [m for m in (movies[i] for i in best) if m not in rated][:n_als]
+        taste = self.user_tastes.get(user_id)
+        from_content: list[int] = []
+        if taste is not None:
+            unrated = [(movie, n) for movie, n in self.pool if movie not in rated]
+            entries = {movie: self.movie_contents[movie].genre_entries for movie, _ in unrated}
+            # content_candidates' affinity: exposure first, then taste, each summed in map order
+            affinity = {
+                movie: FE.entries_dot(entries[movie], taste.genre_exposure)
+                + FE.entries_dot(entries[movie], taste.genre_taste)
+                for movie, _ in unrated
+            }
+            ranked = sorted(unrated, key=lambda pair: (-affinity[pair[0]], -pair[1], pair[0]))
+            from_content = [movie for movie, _ in ranked[:n_content]]
+        return list(dict.fromkeys(from_als + from_content))
+
+
+def _rated(ratings: DataFrame) -> dict[int, frozenset[int]]:
+    """user id → the movies the run's ratings hold for them, on the driver."""
+    rated: dict[int, set[int]] = {}
+    for user, movie in ratings.select(USER, MOVIE).collect():
+        rated.setdefault(user, set()).add(movie)
+    return {user: frozenset(movies) for user, movies in rated.items()}
+
+
+def _content_pool(movie_feats: DataFrame, size: int) -> list[tuple[int, int]]:
+    """scoring.content_pool on the driver: (movie id, its rating count) of the pool's movies."""
+    pool = scoring.content_pool(movie_feats, size).select(MOVIE, FE.N_RATINGS).collect()
+    return [(row[MOVIE], row[FE.N_RATINGS]) for row in pool]
 
 
 def _factors(factors: DataFrame) -> dict[int, np.ndarray]:

@@ -184,3 +184,40 @@ def test_score_of_a_new_movie_uses_the_genres_given(models):
         models.score(3, [999_999])
     with pytest.raises(UnknownUser):
         models.score(10**8, known)
+
+
+def test_candidates_on_the_driver_are_the_batchs_for_every_user(spark, pipeline_run, models):
+    """RunModels.candidates (live recommend's pool) against scoring.candidates, the batch's, in Spark."""
+    settings, _ = pipeline_run
+    batch = scoring.candidates(
+        models.als,
+        models.ratings,
+        models.movie_feats,
+        models.profiles,
+        settings.als_candidates,
+        settings.content_candidates,
+        settings.content_pool,
+    )
+    expected: dict[int, set[int]] = {}
+    for row in batch.collect():
+        expected.setdefault(row.user_id, set()).add(row.movie_id)
+    assert len(expected) == len(models.user_ids) > 10
+    for user in sorted(expected):
+        live = models.candidates(user)
+        assert len(live) == len(set(live)), user
+        assert set(live) == expected[user], (user, sorted(set(live) ^ expected[user]))
+        assert not set(live) & models.rated[user]
+
+
+def test_recommend_is_the_batch_top_k_of_its_candidates(spark, pipeline_run, models):
+    settings, run_id = pipeline_run
+    user = sorted(models.user_ids)[1]
+    pairs = spark.createDataFrame([(user, m) for m in models.candidates(user)], "user_id int, movie_id int")
+    only = F.col("user_id") == user
+    raw = scoring.raw_scores(pairs, models.als, models.forest, models.movie_feats, models.profiles.where(only))
+    batch = scoring.top_k(scoring.blend(raw, models.scales.where(only), scoring.Blend.from_settings(settings)), 40)
+    expected = sorted((r.rank, r.movie_id, r.score) for r in batch.collect())
+    live = models.recommend(user, 40)
+    assert [(r["rank"], r["movie_id"]) for r in live] == [(rank, movie) for rank, movie, _ in expected]
+    assert [r["score"] for r in live] == pytest.approx([score for *_, score in expected], abs=1e-12)
+    assert len(models.recommend(user, 10_000)) == len(pairs.collect())  # never more rows than candidates
