@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,airflow]'
+	$(PY) -m pip install -q -e '.[dev,airflow,bench]'
 	touch $@
 
 system-deps:

@@ -74,3 +74,25 @@ def validation_split(train: DataFrame, share: float = 0.2) -> tuple[DataFrame, D
     older than every test row of the same user, tuning still predicts the future from the past.
     """
     return temporal_split(train, share)
+
+
+def random_split(ratings: DataFrame, holdout_share: float = 0.25, seed: int = 42) -> tuple[DataFrame, DataFrame]:
+    """(train, test): a random `holdout_share` of each user's ratings (at least one) go to test.
+
+    The other protocol the peers benchmark (benchmarks/peers.py) measures beside the temporal
+    one, so that a model's lead does not hinge on one kind of split.  Same sizes as
+    `temporal_split` (``max(1, floor(share * n))`` per user; a single-rating user stays in
+    train), but the held-out rows are the user's first by a seeded hash of (user, movie, seed)
+    instead of the latest: pure and deterministic whatever order or partitioning the rows
+    arrive in (Spark's `rand` is not), and another seed draws another split.
+    """
+    _check_share(holdout_share)
+    by_user = Window.partitionBy(USER)
+    drawn = by_user.orderBy(F.xxhash64(F.col(USER), F.col(MOVIE), F.lit(int(seed))), F.col(MOVIE))
+    marked = (
+        ratings.withColumn("_n", F.count(F.lit(1)).over(by_user))
+        .withColumn("_drawn", F.row_number().over(drawn))
+        .withColumn(HELD_OUT, F.col("_drawn") <= holdout_size(F.col("_n"), holdout_share))
+        .drop("_n", "_drawn")
+    )
+    return marked.filter(~F.col(HELD_OUT)).drop(HELD_OUT), marked.filter(F.col(HELD_OUT)).drop(HELD_OUT)

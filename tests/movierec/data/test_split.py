@@ -1,4 +1,5 @@
-"""Temporal hold-out: exact membership on a hand-made set, ties in timestamp included."""
+"""Temporal hold-out: exact membership on a hand-made set, ties in timestamp included; the random
+per-user hold-out: its sizes, its reproducibility and its independence from row order."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from movierec.data.schemas import RATINGS
-from movierec.data.split import temporal_split, validation_split
+from movierec.data.split import random_split, temporal_split, validation_split
 
 pytestmark = pytest.mark.spark
 
@@ -111,3 +112,38 @@ def test_validation_is_carved_from_train_only(spark, ratings):
 def test_share_must_be_strictly_between_0_and_1(ratings, share):
     with pytest.raises(ValueError, match="between 0 and 1"):
         temporal_split(ratings, holdout_share=share)
+
+
+def _keys(df) -> set[tuple[int, int]]:
+    return {(r.user_id, r.movie_id) for r in df.select("user_id", "movie_id").collect()}
+
+
+def test_random_split_sizes_and_partition(spark, ratings):
+    train, test = random_split(ratings, holdout_share=0.25, seed=42)
+
+    # per user max(1, floor(0.25 n)), a single rating kept in train:
+    # user 1 (5 rows) 1, user 2 (10) 2, user 3 (3) 1, user 4 (1) 0, user 5 (2) 1
+    held = {}
+    for user, _ in _keys(test):
+        held[user] = held.get(user, 0) + 1
+    assert held == {1: 1, 2: 2, 3: 1, 5: 1}
+    assert _keys(train) | _keys(test) == {(r[0], r[1]) for r in ROWS}
+    assert not _keys(train) & _keys(test)
+    assert train.schema == RATINGS and test.schema == RATINGS
+
+
+def test_random_split_is_reproducible_and_seeded(spark):
+    rows = [(7, m, 3.0, m) for m in range(1, 101)] + [(8, m, 4.0, 1) for m in range(1, 41)]
+    forward = spark.createDataFrame(rows, RATINGS)
+    shuffled = spark.createDataFrame(list(reversed(rows)), RATINGS).repartition(3)
+
+    _, test = random_split(forward, 0.25, seed=1)
+    _, again = random_split(shuffled, 0.25, seed=1)
+    _, other = random_split(forward, 0.25, seed=2)
+
+    assert _keys(test) == _keys(again)  # same seed: same split, whatever the row order
+    assert _keys(test) != _keys(other)  # another seed draws another split
+    assert sorted(u for u, _ in _keys(test)).count(7) == 25 and len(_keys(test)) == 25 + 10
+    # not the latest rows (that is the temporal split): user 7's held-out movies are spread out
+    held = sorted(m for u, m in _keys(test) if u == 7)
+    assert held != list(range(76, 101)) and held[0] < 50
