@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 test: install system-deps lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=30
 
 test-quick: install
 	$(VENV)/bin/pytest -q -m "not slow and not airflow and not browser and not postgres"

@@ -73,13 +73,15 @@ def test_coordinate_search_reports_a_best_value_it_could_not_widen_past():
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_quick_run_every_peer_and_the_metrics_modules_figures(spark, settings, small_data, tmp_path):
     from movierec.evaluation import metrics as M
 
     run_settings = settings.replace(data_dir=str(small_data), warehouse=str(tmp_path / "warehouse"))
-    results = B.run(spark, run_settings, ["temporal", "random"], [42], quick=True)
+    # one split: the random one goes through the same code (its split is tests/movierec/data/test_split.py's)
+    results = B.run(spark, run_settings, ["temporal"], [42], quick=True)
 
-    assert [(r.split, r.seed) for r in results] == [("temporal", 42), ("random", 42)]
+    assert [(r.split, r.seed) for r in results] == [("temporal", 42)]
     peer_names = ["most popular", "EASE^R", "implicit ALS, binary", "implicit ALS, rating", "implicit ALS, centred"]
     for r in results:
         rows = list(r.metrics)
