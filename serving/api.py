@@ -104,35 +104,55 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
         with engine.connect() as conn:
             genre = resolve_genre(conn, require_active_run(conn), genre_text)
     # the hot path: a page within the stored list, answered before in this activation of the
-    # run (one small statement to learn which activation serves), else read in one statement
+    # run (one small statement to learn which activation serves and whether the user has rated
+    # anything since), else read in one statement
     pages, run_key, page = services().pages, None, (uid, k, offset, genre)
     if pages.size > 0:
-        run_key = store.get_active_run_key(engine)
-        body = pages.get(run_key, page)
+        run_key, rated_since = store.get_active_run_key_of_user(engine, uid)
+        body = pages.get(run_key, page) if not rated_since else None
         if body is not None:
             return current_app.response_class(body, mimetype="application/json")
-    run_id, items = store.get_stored_page(engine, uid, k, offset, genre)
-    if run_id is not None and len(items) == k:
+    run_id, items, rated_since = store.get_stored_page(engine, uid, k, offset, genre)
+    if run_id is not None and len(items) == k and not rated_since:
         answer = _user_answer(uid, run_id, "precomputed", items)
         if run_key is not None and run_key[0] == run_id:
             pages.put(run_key, page, answer.get_data())
         return answer
     with engine.connect() as conn:
         run_id = require_active_run(conn)
-        stored = store.get_stored_list(conn, run_id, uid)
-        if not stored and not store.is_run_user(conn, run_id, uid):
-            items = [_cold_start_item(row) for row in store.get_popular(conn, run_id, k, offset, genre)]
+        feedback = store.get_feedback(conn, uid)
+        stored = store.get_stored_list(conn, run_id, uid) if not feedback else []
+        known = bool(stored) or store.is_run_user(conn, run_id, uid)
+        if not known:
+            items = _popular_unrated(conn, run_id, k, offset, genre, {movie for movie, _ in feedback})
             return _user_answer(uid, run_id, "cold_start", items)
-    # the page reaches past what the store holds: continue the stored list with live scores
-    # (no store connection is held while Spark works)
+    # the page reaches past what the store holds, or the user rated movies since the run:
+    # score live (no store connection is held while Spark works).  With new ratings the whole
+    # list is the live one: its movies and order depend on them.
     depth = MAX_K if genre is not None else offset + k
-    ranked = _continue_live(stored, live_call("recommend", lambda s: s.recommend(run_id, uid, depth)))
+    if feedback:
+        live_rows = live_call("recommend", lambda s: s.recommend(run_id, uid, depth, feedback))
+        ranked = [{**row, "rank": position} for position, row in enumerate(live_rows[:MAX_K], start=1)]
+    else:
+        ranked = _continue_live(stored, live_call("recommend", lambda s: s.recommend(run_id, uid, depth)))
     with engine.connect() as conn:
         catalogue = store.get_movies(conn, [row["movie_id"] for row in ranked])
     if genre is not None:
         ranked = [row for row in ranked if genre in catalogue.get(row["movie_id"], {}).get("genres", ())]
     items = [_with_movie(row, catalogue) for row in ranked[offset : offset + k]]
     return _user_answer(uid, run_id, "live", items)
+
+
+def _popular_unrated(
+    conn, run_id: str, k: int, offset: int, genre: str | None, rated: set[int]
+) -> list[dict[str, Any]]:
+    """A cold start's page of the popular list, without the movies the user has rated since
+    the run (ranks numbered over what is left, so pages do not overlap)."""
+    rows = store.get_popular(conn, run_id, offset + k + len(rated), 0, genre) if rated else None
+    if rows is None:
+        return [_cold_start_item(row) for row in store.get_popular(conn, run_id, k, offset, genre)]
+    left = [row for row in rows if row["movie_id"] not in rated]
+    return [_cold_start_item({**row, "rank": rank}) for rank, row in enumerate(left, start=1)][offset : offset + k]
 
 
 def _continue_live(stored: list[dict], live_rows: list[dict]) -> list[dict]:

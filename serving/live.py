@@ -111,9 +111,13 @@ class LiveScorer:
         """Start the session (and load `run_id`'s models) in the background; returns the future."""
         return self._executor.submit(self._warm, run_id)
 
-    def recommend(self, run_id: str, user_id: int, k: int) -> list[dict[str, Any]]:
-        """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded."""
-        return self._call(lambda models: models.recommend(user_id, k), run_id)
+    def recommend(
+        self, run_id: str, user_id: int, k: int, feedback: list[tuple[int, float]] | None = None
+    ) -> list[dict[str, Any]]:
+        """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded;
+        with `feedback` (ratings given since the run, oldest first) the list for the user's
+        ratings with them (movierec.ranking.online.RunModels.with_feedback)."""
+        return self._call(lambda models: models.recommend(user_id, k, feedback or ()), run_id)
 
     def score(
         self, run_id: str, user_id: int, movie_ids: list[int], genres: dict[int, list[str]] | None = None
@@ -182,7 +186,10 @@ class LiveScorer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FutureTimeout
-            return future.result(timeout=remaining)
+            result = future.result(timeout=remaining)
+            if result is _SKIPPED:  # the deadline passed before its turn came: as a time-out
+                raise FutureTimeout
+            return result
         except FutureTimeout:
             abandoned.set()  # not started scoring yet: it never will
             future.cancel()  # still queued: never runs
@@ -199,14 +206,14 @@ class LiveScorer:
         self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event, deadline: float
     ):
         if abandoned.is_set() or time.monotonic() >= deadline:
-            return None  # its caller gave up while it was queued: nothing to do for nobody
+            return _SKIPPED  # its caller gave up while it was queued: nothing to do for nobody
         spark = self._session()
         # starting Spark and loading a run's models serve every later call: a caller that stops
         # waiting does not cancel them (else under load each try would start the load anew)
         spark.sparkContext.setJobGroup("movierec-live-load", "movierec live fallback: loading models")
         models = self._models_for(spark, run_id)
         if abandoned.is_set() or time.monotonic() >= deadline:
-            return None  # the caller has answered 503 already (or is about to): no Spark work for nobody
+            return _SKIPPED  # the caller has answered 503 already (or is about to): no work for nobody
         spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         from movierec.ranking.online import UnknownMovie, UnknownUser
 
@@ -284,6 +291,10 @@ class LiveScorer:
     def run_blocking(self, work: Callable[[], Any]):
         """Run `work` on the scorer's thread (for operations and tests); returns its future."""
         return self._executor.submit(work)
+
+
+# what the scorer's thread returns for a call whose deadline passed before it ran (never a result)
+_SKIPPED = object()
 
 
 def _message(err: BaseException) -> str:

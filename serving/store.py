@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from movierec.store.runs import active_run_id as get_active_run_id  # noqa: F401  (re-exported: one definition)
 from movierec.store.runs import apply_schema, engine_for
 from movierec.store.runs import get_run as get_run  # re-exported: the one definition
-from movierec.store.tables import active_run, movies, popular_movies, recommendations, run_users, similar_movies
+from movierec.store.tables import (
+    active_run,
+    feedback,
+    movies,
+    popular_movies,
+    recommendations,
+    run_users,
+    similar_movies,
+)
 from serving.store_guard import StoreGuard, StoreUnavailable, connect_timeout
 
 log = logging.getLogger(__name__)
@@ -107,10 +115,17 @@ def get_active_run(conn: sa.Connection) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- users
 
 
+def _has_feedback() -> sa.Label:
+    """Whether the store holds ratings of the user given since the run (the API then scores
+    the user's list live with them): in the hot path's one statement, an index lookup."""
+    return sa.exists().where(feedback.c.user_id == sa.bindparam("user_id")).label("has_feedback")
+
+
 def _stored_page_statement(with_genre: bool) -> sa.Select:
     query = (
         sa.select(
             active_run.c.run_id,
+            _has_feedback(),
             recommendations.c.rank,
             recommendations.c.movie_id,
             recommendations.c.score,
@@ -175,6 +190,9 @@ class CompiledQuery:
 
 
 ACTIVE_RUN_KEY = CompiledQuery(sa.select(active_run.c.run_id, active_run.c.activated_at).where(active_run.c.id == 1))
+ACTIVE_RUN_KEY_OF_USER = CompiledQuery(
+    sa.select(active_run.c.run_id, active_run.c.activated_at, _has_feedback()).where(active_run.c.id == 1)
+)
 STORED_PAGE = CompiledQuery(_stored_page_statement(with_genre=False))
 STORED_PAGE_OF_GENRE = CompiledQuery(_stored_page_statement(with_genre=True))
 
@@ -188,12 +206,29 @@ def get_active_run_key(engine: sa.Engine) -> tuple[str, str] | None:
     return (rows[0][0], rows[0][1]) if rows else None
 
 
+def get_active_run_key_of_user(engine: sa.Engine, user_id: int) -> tuple[tuple[str, str] | None, bool]:
+    """(get_active_run_key, whether the user has ratings given since the run) in one statement."""
+    rows = ACTIVE_RUN_KEY_OF_USER.rows(engine, user_id=user_id)
+    return ((rows[0][0], rows[0][1]), bool(rows[0][2])) if rows else (None, False)
+
+
+def get_feedback(conn: sa.Connection, user_id: int) -> list[tuple[int, float]]:
+    """The user's ratings given since the run, (movie id, rating), oldest first."""
+    query = (
+        sa.select(feedback.c.movie_id, feedback.c.rating)
+        .where(feedback.c.user_id == user_id)
+        .order_by(feedback.c.timestamp, feedback.c.movie_id)
+    )
+    return [(row.movie_id, row.rating) for row in conn.execute(query)]
+
+
 def get_stored_page(
     engine: sa.Engine, user_id: int, k: int, offset: int = 0, genre: str | None = None
-) -> tuple[str | None, list[dict[str, Any]]]:
+) -> tuple[str | None, list[dict[str, Any]], bool]:
     """The hot path in one statement: (active run id, rows offset..offset+k of the user's
-    stored list, optionally only movies of `genre`).  The run id is None when the user has
-    no such rows (or there is no active run): the caller then looks closer."""
+    stored list, optionally only movies of `genre`, whether the user has ratings given since
+    the run).  The run id is None when the user has no such rows (or there is no active
+    run): the caller then looks closer."""
     if genre is None:
         rows = STORED_PAGE.rows(engine, user_id=user_id, k=k, offset=offset)
     else:
@@ -201,20 +236,24 @@ def get_stored_page(
             engine, user_id=user_id, k=k, offset=offset, genre_pattern=genre_pattern(genre)
         )
     if not rows:
-        return None, []
-    return rows[0][0], [
-        {
-            "rank": rank,
-            "movie_id": movie_id,
-            "title": title,
-            "year": year,
-            "genres": split_genres(genres),
-            "score": score,
-            "cf_score": cf_score,
-            "cb_score": cb_score,
-        }
-        for _, rank, movie_id, score, cf_score, cb_score, title, year, genres in rows
-    ]
+        return None, [], False
+    return (
+        rows[0][0],
+        [
+            {
+                "rank": rank,
+                "movie_id": movie_id,
+                "title": title,
+                "year": year,
+                "genres": split_genres(genres),
+                "score": score,
+                "cf_score": cf_score,
+                "cb_score": cb_score,
+            }
+            for _, _, rank, movie_id, score, cf_score, cb_score, title, year, genres in rows
+        ],
+        bool(rows[0][1]),
+    )
 
 
 def get_stored_list(conn: sa.Connection, run_id: str, user_id: int) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -65,6 +66,53 @@ def implicit_feedback(ratings: DataFrame, mode: str) -> DataFrame:
     if mode == "midpoint":
         return rated.withColumn(RATING, F.col(RATING) - F.lit(RATING_MIDPOINT))
     raise ValueError(f"unknown ALS feedback mode {mode!r}; modes: rating, binary, centred, midpoint")
+
+
+def feedback_values(ratings: np.ndarray, mode: str) -> np.ndarray:
+    """implicit_feedback of one user's ratings on the driver: the values ALS reads, as float32
+    (ALS casts its rating column to float).  The centred mean is the user's own, as the
+    window in implicit_feedback takes it; the sum in float64, as Spark's avg."""
+    ratings = np.asarray(ratings, dtype=np.float64)
+    if mode == "rating":
+        values = ratings
+    elif mode == "binary":
+        values = np.ones_like(ratings)
+    elif mode == "centred":
+        values = ratings - (ratings.sum() / len(ratings) if len(ratings) else 0.0)
+    elif mode == "midpoint":
+        values = ratings - RATING_MIDPOINT
+    else:
+        raise ValueError(f"unknown ALS feedback mode {mode!r}; modes: rating, binary, centred, midpoint")
+    return values.astype(np.float32)
+
+
+def gramian(item_factors: np.ndarray) -> np.ndarray:
+    """YᵀY over every item factor, in double: the part of each user's normal equation that
+    implicit ALS shares between users (Spark's computeYtY)."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    return y.T @ y
+
+
+def solve_user_factor(
+    item_factors: np.ndarray, values: np.ndarray, gram: np.ndarray, reg: float, alpha: float
+) -> np.ndarray:
+    """One user's factor as Spark's implicit ALS solves it from fixed item factors.
+
+    `item_factors` holds the rows of the movies the user rated, `values` their feedback
+    values (`feedback_values`), `gram` is `gramian` of all item factors.  Spark's
+    computeFactors: each pair adds c1·y·yᵀ to YᵀY (c1 = alpha·|v|) and, for v > 0, (1 + c1)·y
+    to the right-hand side (preference 1 with confidence 1 + c1; v <= 0: preference 0); the
+    regularisation is regParam times the number of positive values (ALS-WR); Cholesky in
+    double, the factor stored as float.  ALS's last half-iteration solves the users from the
+    final item factors, so for a user whose ratings are all in the run this gives the stored
+    factor (tests/movierec/models/test_als_fold_in.py holds it to Spark's)."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float32).astype(np.float64)
+    c1 = alpha * np.abs(v)
+    positive = v > 0
+    lhs = gram + (y * c1[:, None]).T @ y + reg * int(positive.sum()) * np.eye(gram.shape[0])
+    rhs = ((1.0 + c1) * positive) @ y
+    return np.linalg.solve(lhs, rhs).astype(np.float32)
 
 
 def fit_als(ratings: DataFrame, settings: Settings) -> ALSModel:

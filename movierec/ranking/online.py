@@ -41,8 +41,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from movierec import features as FE
 from movierec.config import Settings
-from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, SCORE, TITLE, USER
-from movierec.models.als import CF_RAW
+from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, RATING, SCORE, TITLE, USER
+from movierec.models.als import CF_RAW, feedback_values, gramian, solve_user_factor
 from movierec.models.forest import CB_RAW
 from movierec.ranking import scoring
 from movierec.spark.paths import RunPaths
@@ -82,7 +82,7 @@ class RunModels:
         self.movie_feats = read_table(spark, paths.movie_features).persist()
         self.profiles = read_table(spark, paths.user_profiles).persist()
         self.scales = read_table(spark, paths.user_scales).persist()
-        self.ratings = read_table(spark, paths.ratings).select(USER, MOVIE)
+        self.ratings = read_table(spark, paths.ratings).select(USER, MOVIE, RATING)
         self.global_mean = float(read_json(spark, paths.stage("featurize") + "/report")["global_mean_rating"])
         known = self.movie_feats.select(MOVIE, GENRES).collect()
         self.movie_ids = {row[MOVIE] for row in known}
@@ -94,7 +94,10 @@ class RunModels:
         self.movie_contents = _movie_contents(self.movie_feats)
         self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
         self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
-        self.rated = _rated(self.ratings)
+        self.user_ratings = _user_ratings(self.ratings)
+        self.rated = {user: frozenset(movies.tolist()) for user, (movies, _) in self.user_ratings.items()}
+        # ALS's YᵀY, shared by every fold-in (movierec.models.als.solve_user_factor)
+        self.gram = gramian(np.stack(list(self.item_factors.values()))) if self.item_factors else None
         self.pool = _content_pool(self.movie_feats, settings.content_pool)
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
@@ -118,7 +121,11 @@ class RunModels:
         )
 
     def pairs(
-        self, user_id: int, movie_ids: Iterable[int], genres: dict[int, list[str]] | None = None
+        self,
+        user_id: int,
+        movie_ids: Iterable[int],
+        genres: dict[int, list[str]] | None = None,
+        factor: np.ndarray | None = None,
     ) -> list[LivePair]:
         """The user's pairs with these movies, with their features and evidence, computed on the driver.
 
@@ -137,7 +144,7 @@ class RunModels:
             movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
         taste = self.user_tastes[user_id]
         pairs = []
-        for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids)):
+        for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)):
             if movie_id not in movies:
                 continue
             features = FE.pair_feature_values(taste, movies[movie_id])
@@ -145,20 +152,27 @@ class RunModels:
             pairs.append(LivePair(movie_id, features, scoring.evidence_of({CF_RAW: cf, CB_RAW: cb, **features})))
         return pairs
 
-    def score(self, user_id: int, movie_ids: Iterable[int], genres: dict[int, list[str]] | None = None) -> list[dict]:
+    def score(
+        self,
+        user_id: int,
+        movie_ids: Iterable[int],
+        genres: dict[int, list[str]] | None = None,
+        factor: np.ndarray | None = None,
+    ) -> list[dict]:
         """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
 
         A movie the run does not know is scored from `genres[movie_id]` by the content model
         (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
-        pairs = self.pairs(user_id, movie_ids, genres)
+        pairs = self.pairs(user_id, movie_ids, genres, factor)
         scales, params = self.user_scales[user_id], scoring.Blend.from_settings(self.settings)
         rows = [{MOVIE: pair.movie_id, **scoring.blend_values(pair.evidence, scales, params)} for pair in pairs]
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
 
-    def cf_raw(self, user_id: int, movie_ids: list[int]) -> list[float | None]:
-        """ALS's preference estimate of each pair, None where ALS never saw the user or movie."""
-        user = self.user_factors.get(user_id)
+    def cf_raw(self, user_id: int, movie_ids: list[int], factor: np.ndarray | None = None) -> list[float | None]:
+        """ALS's preference estimate of each pair, None where ALS never saw the user or movie
+        (`factor`: the user's factor to use instead of the stored one, see `with_feedback`)."""
+        user = self.user_factors.get(user_id) if factor is None else factor
         found = [m for m in movie_ids if m in self.item_factors]
         if user is None or not found:
             return [None] * len(movie_ids)
@@ -166,7 +180,7 @@ class RunModels:
         # NaN counts as no prediction, as movierec.models.als.cf_scores has it
         return [None if m not in predicted or math.isnan(predicted[m]) else predicted[m] for m in movie_ids]
 
-    def recommend(self, user_id: int, k: int) -> list[dict]:
+    def recommend(self, user_id: int, k: int, feedback: Iterable[tuple[int, float]] = ()) -> list[dict]:
         """The user's top-k of the run's own candidates, computed now the way the batch does (for k
         beyond what is stored); fewer than k rows where the candidates run out.
 
@@ -177,14 +191,48 @@ class RunModels:
         pairs and per-user scale the live list is the stored list continued, row for row.
 
         On the driver, like `score`: the same plan in Spark took 5-6 s a call warm on 2 cores
-        (and, under a loaded machine, longer than live_timeout every time); here 0.1-0.3 s."""
-        rows = self.score(user_id, self.candidates(user_id))[:k]
+        (and, under a loaded machine, longer than live_timeout every time); here 0.1-0.3 s.
+
+        `feedback`: (movie id, rating) pairs the user gave since the run, oldest first; the list
+        is then the one for the user's ratings with them (`with_feedback`)."""
+        factor, rated = self.with_feedback(user_id, feedback)
+        rows = self.score(user_id, self.candidates(user_id, rated, factor), factor=factor)[:k]
         return [
             {RANK: rank, MOVIE: row[MOVIE], SCORE: row[SCORE], CF_SCORE: row[CF_SCORE], CB_SCORE: row[CB_SCORE]}
             for rank, row in enumerate(rows, start=1)
         ]
 
-    def candidates(self, user_id: int) -> list[int]:
+    def with_feedback(
+        self, user_id: int, feedback: Iterable[tuple[int, float]]
+    ) -> tuple[np.ndarray | None, frozenset[int]]:
+        """(the user's ALS factor, the movies they rated) once `feedback` is added to the run's
+        ratings of the user: a later rating of a movie replaces an earlier one, and the factor is
+        re-solved from the run's item factors as Spark's ALS solves it (feedback transform,
+        confidence, regularisation: movierec.models.als.solve_user_factor).  Without feedback:
+        the stored factor and the run's ratings."""
+        feedback = list(feedback)
+        stored = self.user_factors.get(user_id)
+        movies, ratings = self.user_ratings.get(user_id, (np.empty(0, np.int64), np.empty(0)))
+        if not feedback:
+            return stored, self.rated.get(user_id, frozenset())
+        merged = dict(zip(movies.tolist(), ratings.tolist()))
+        for movie, rating in feedback:
+            merged[int(movie)] = float(rating)
+        rated = frozenset(merged)
+        s = self.settings
+        # the feedback values over all the user's ratings (a centred mean counts every one), then
+        # the pairs ALS has item factors for
+        values = feedback_values(np.array(list(merged.values())), s.als_feedback)
+        known = [(i, movie) for i, movie in enumerate(merged) if movie in self.item_factors]
+        if not known or self.gram is None:
+            return stored, rated
+        items = np.stack([self.item_factors[movie] for _, movie in known])
+        factor = solve_user_factor(items, values[[i for i, _ in known]], self.gram, s.als_reg, s.als_alpha)
+        return factor, rated
+
+    def candidates(
+        self, user_id: int, rated: frozenset[int] | None = None, factor: np.ndarray | None = None
+    ) -> list[int]:
         """scoring.candidates for one user, on the driver: ALS's best als_candidates unrated movies
         ∪ the content_candidates unrated pool movies closest to the user's genre profile.
 
@@ -193,10 +241,10 @@ class RunModels:
         the batch's candidates of every user of a real run."""
         if user_id not in self.user_ids:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
-        rated = self.rated.get(user_id, frozenset())
+        rated = self.rated.get(user_id, frozenset()) if rated is None else rated
         n_als, n_content = self.settings.als_candidates, self.settings.content_candidates
         from_als: list[int] = []
-        user = self.user_factors.get(user_id)
+        user = self.user_factors.get(user_id) if factor is None else factor
         if user is not None and self.item_factors:
             movies = list(self.item_factors)
             predicted = np.asarray(als_prediction(user, np.stack([self.item_factors[m] for m in movies])))
@@ -220,12 +268,15 @@ class RunModels:
         return list(dict.fromkeys(from_als + from_content))
 
 
-def _rated(ratings: DataFrame) -> dict[int, frozenset[int]]:
-    """user id → the movies the run's ratings hold for them, on the driver."""
-    rated: dict[int, set[int]] = {}
-    for user, movie in ratings.select(USER, MOVIE).collect():
-        rated.setdefault(user, set()).add(movie)
-    return {user: frozenset(movies) for user, movies in rated.items()}
+def _user_ratings(ratings: DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """user id → (movie ids, ratings) of the run's ratings of the user, on the driver."""
+    rated: dict[int, list[tuple[int, float]]] = {}
+    for user, movie, rating in ratings.select(USER, MOVIE, RATING).collect():
+        rated.setdefault(user, []).append((movie, rating))
+    return {
+        user: (np.array([m for m, _ in rows], dtype=np.int64), np.array([r for _, r in rows], dtype=np.float64))
+        for user, rows in rated.items()
+    }
 
 
 def _content_pool(movie_feats: DataFrame, size: int) -> list[tuple[int, int]]:

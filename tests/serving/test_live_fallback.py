@@ -84,11 +84,18 @@ def users(engine):
     return ids[0], ids[-1]
 
 
+KEY = "live-fallback-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
 @pytest.fixture(scope="module")
 def client(live_settings):
+    import hashlib
+
     from serving import create_app
 
-    return create_app({"SETTINGS": live_settings, "TESTING": True}).test_client()
+    keyed = live_settings.replace(api_keys=hashlib.sha256(KEY.encode()).hexdigest())
+    return create_app({"SETTINGS": keyed, "TESTING": True}).test_client()
 
 
 def ids(answer):
@@ -265,7 +272,7 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users)
     scorer.run_blocking(lambda: None).result(timeout=600)  # whatever the timed-out call started is done
     assert scorer.loaded_run == RUN  # the model load was not cancelled with it
     response = client.get(f"/users/{users[1]}/recommendations?k=3")
-    assert response.status_code == 503  # scoring itself still takes more than 1 ms
+    assert response.status_code == 503, response.get_json()  # scoring itself still takes more than 1 ms
     # the timed-out call's scoring keeps its place under the cap until it ends (serving/live.py)
     scorer.run_blocking(lambda: None).result(timeout=600)
     scorer.timeout = 600
@@ -306,3 +313,32 @@ def test_live_scores_use_the_runs_own_weights(live_settings, oracle, users):
     direct = oracle.recommend(users[1], 5)  # loaded with the run's settings
     assert ids(answer) == [row["movie_id"] for row in direct]
     assert [item["score"] for item in answer["items"]] == pytest.approx([row["score"] for row in direct])
+
+
+def test_a_rating_posted_changes_the_next_list_at_once(client, engine, oracle, users, live_settings):
+    """POST a rating of the user's top movie: the next GET (any worker: it reads the store) has it
+    gone and the rest ranked for the user's ratings with it; pages stay consistent; and a user
+    whose new ratings are gone has the stored list again."""
+    from movierec.store.runs import engine_for
+
+    user = users[0]
+    stored = [movie for movie, _ in stored_list(engine, user)]
+    top = stored[0]
+    posted = client.post(f"/users/{user}/ratings", json=[{"movie_id": top, "rating": 5.0}], headers=AUTH)
+    assert posted.status_code == 201, posted.get_json()
+    try:
+        answer = client.get(f"/users/{user}/recommendations?k=10").get_json()
+        assert answer["source"] == "live"
+        assert top not in ids(answer) and len(ids(answer)) == 10
+        (given,) = client.get(f"/users/{user}/ratings", headers=AUTH).get_json()["ratings"]
+        direct = oracle.recommend(user, 15, feedback=[(top, given["rating"])])
+        assert ids(answer) == [row["movie_id"] for row in direct[:10]]
+        assert ids(answer) != stored[1:11]  # not the stored list minus the movie: re-ranked
+        second = client.get(f"/users/{user}/recommendations?k=5&offset=10").get_json()
+        assert ids(second) == [row["movie_id"] for row in direct[10:15]]
+    finally:
+        db = engine_for(live_settings.db_url)
+        with db.begin() as conn:
+            conn.execute(sa.text("DELETE FROM feedback WHERE user_id = :user"), {"user": user})
+        db.dispose()
+    assert client.get(f"/users/{user}/recommendations?k=10").get_json()["source"] == "precomputed"

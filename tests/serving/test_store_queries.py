@@ -109,7 +109,7 @@ def conn(engine):
 
 
 def page_ids(answer) -> tuple:
-    run_id, rows = answer
+    run_id, rows, _ = answer
     return run_id, [row["movie_id"] for row in rows]
 
 
@@ -147,7 +147,7 @@ def test_active_run_and_its_key(engine, conn):
 
 
 def test_stored_page_rows_with_movie_details(engine):
-    run_id, rows = store.get_stored_page(engine, 1, k=5)
+    run_id, rows, rated_since = store.get_stored_page(engine, 1, k=5)
     assert run_id == RUN_B
     assert [row["movie_id"] for row in rows] == [9, 8, 7, 6, 5]
     assert rows[4] == {
@@ -173,7 +173,7 @@ def test_stored_page_rows_with_movie_details(engine):
     ],
 )
 def test_stored_page_offsets(engine, k, offset, expected):
-    run_id, rows = store.get_stored_page(engine, 1, k=k, offset=offset)
+    run_id, rows, _ = store.get_stored_page(engine, 1, k=k, offset=offset)
     assert run_id == RUN_B and [row["movie_id"] for row in rows] == expected
     assert [row["rank"] for row in rows] == [10 - m for m in expected]
 
@@ -181,7 +181,7 @@ def test_stored_page_offsets(engine, k, offset, expected):
 @pytest.mark.parametrize("user_id, offset", [(1, 9), (5, 0), (3, 0), (999, 0)])
 def test_no_stored_rows_gives_no_run_id(engine, user_id, offset):
     # past the end; trained on but not stored; stored only in the older run; unknown
-    assert store.get_stored_page(engine, user_id, k=10, offset=offset) == (None, [])
+    assert store.get_stored_page(engine, user_id, k=10, offset=offset) == (None, [], False)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ def test_no_stored_rows_gives_no_run_id(engine, user_id, offset):
     ],
 )
 def test_stored_page_genre_filter_is_exact(engine, genre, expected):
-    run_id, rows = store.get_stored_page(engine, 1, k=20, genre=genre)
+    run_id, rows, _ = store.get_stored_page(engine, 1, k=20, genre=genre)
     assert [row["movie_id"] for row in rows] == expected
     assert run_id == (RUN_B if expected else None)
 
@@ -211,7 +211,7 @@ def test_stored_page_genre_filter_then_offset(engine):
     # the offset counts rows of the genre, not of the whole list
     assert page_ids(store.get_stored_page(engine, 1, k=10, offset=1, genre="Drama")) == (RUN_B, [4])
     assert page_ids(store.get_stored_page(engine, 1, k=1, genre="Drama")) == (RUN_B, [5])
-    assert store.get_stored_page(engine, 1, k=10, offset=2, genre="Drama") == (None, [])
+    assert store.get_stored_page(engine, 1, k=10, offset=2, genre="Drama") == (None, [], False)
 
 
 # ---------------------------------------------------------------- per-run queries
@@ -374,7 +374,7 @@ def test_a_page_never_mixes_two_runs_while_the_pointer_moves(engine):
     deadline = time.monotonic() + 20
     try:
         while (min(seen.values()) < 20 or sum(seen.values()) < 200) and time.monotonic() < deadline and not errors:
-            run_id, rows = store.get_stored_page(engine, 1, k=9)
+            run_id, rows, _ = store.get_stored_page(engine, 1, k=9)
             assert [(row["movie_id"], row["score"], row["cf_score"], row["cb_score"]) for row in rows] == expected[
                 run_id
             ], run_id
@@ -393,7 +393,7 @@ def test_after_a_rollback_the_page_is_the_older_runs(engine):
         runs.rollback(engine)
         assert page_ids(store.get_stored_page(engine, 1, k=3)) == (RUN_A, [1, 2, 3])
         assert page_ids(store.get_stored_page(engine, 3, k=3)) == (RUN_A, [1, 2])
-        assert store.get_stored_page(engine, 2, k=3) == (None, [])
+        assert store.get_stored_page(engine, 2, k=3) == (None, [], False)
     finally:
         runs.rollback(engine, to_run_id=RUN_B)
     assert page_ids(store.get_stored_page(engine, 2, k=3)) == (RUN_B, [1001, 1002, 1003])
@@ -408,8 +408,8 @@ def test_before_the_first_publish(new_url):
         with engine.connect() as conn:
             assert store.get_active_run(conn) is None
         assert store.get_active_run_key(engine) is None
-        assert store.get_stored_page(engine, 1, k=10) == (None, [])
-        assert store.get_stored_page(engine, 1, k=10, genre="Drama") == (None, [])
+        assert store.get_stored_page(engine, 1, k=10) == (None, [], False)
+        assert store.get_stored_page(engine, 1, k=10, genre="Drama") == (None, [], False)
     finally:
         engine.dispose()
 
@@ -423,7 +423,30 @@ def test_a_driver_error_is_sqlalchemys_and_leaves_the_pool_usable(new_url):
             store.get_active_run_key(engine)
         runs.apply_schema(engine)
         # the failed statement's connection went back to the pool rolled back: the next ones work
-        assert store.get_stored_page(engine, 1, k=10) == (None, [])
+        assert store.get_stored_page(engine, 1, k=10) == (None, [], False)
         assert store.get_active_run_key(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_ratings_given_since_the_run_show_in_the_hot_paths_statements(new_url):
+    """The stored page and the cache key say whether the user rated anything since the run."""
+    from movierec.store.feedback import add_feedback
+
+    engine = runs.engine_for(new_url("rated_since"))
+    try:
+        load(engine)
+        assert store.get_stored_page(engine, 1, k=5)[2] is False
+        assert store.get_active_run_key_of_user(engine, 1)[1] is False
+        add_feedback(engine, 1, [(3, 4.5, 1_600_000_100), (7, 2.0, 1_600_000_000)])
+        run_id, rows, rated_since = store.get_stored_page(engine, 1, k=5)
+        assert (run_id, len(rows), rated_since) == (RUN_B, 5, True)
+        key, rated_since = store.get_active_run_key_of_user(engine, 1)
+        assert key == store.get_active_run_key(engine) and rated_since is True
+        assert store.get_active_run_key_of_user(engine, 2)[1] is False  # only that user's
+        assert store.get_stored_page(engine, 2, k=3)[2] is False
+        with engine.connect() as conn:
+            assert store.get_feedback(conn, 1) == [(7, 2.0), (3, 4.5)]  # oldest first
+            assert store.get_feedback(conn, 2) == []
     finally:
         engine.dispose()

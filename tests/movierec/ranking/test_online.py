@@ -221,3 +221,32 @@ def test_recommend_is_the_batch_top_k_of_its_candidates(spark, pipeline_run, mod
     assert [(r["rank"], r["movie_id"]) for r in live] == [(rank, movie) for rank, movie, _ in expected]
     assert [r["score"] for r in live] == pytest.approx([score for *_, score in expected], abs=1e-12)
     assert len(models.recommend(user, 10_000)) == len(pairs.collect())  # never more rows than candidates
+
+
+def test_feedback_that_repeats_the_runs_ratings_re_solves_the_stored_factor(models):
+    """The fold-in over a user's own ratings (given again as feedback) is the factor Spark stored."""
+    checked = 0
+    for user in sorted(models.user_ids)[:25]:
+        movies, ratings = models.user_ratings[user]
+        factor, rated = models.with_feedback(user, list(zip(movies.tolist(), ratings.tolist())))
+        assert rated == models.rated[user]
+        stored = models.user_factors[user]
+        np.testing.assert_allclose(factor, stored, rtol=1e-4, atol=1e-5 * float(np.abs(stored).max()))
+        checked += 1
+    assert checked == 25
+
+
+def test_a_rating_given_since_the_run_takes_the_movie_out_and_moves_the_list(models):
+    user = sorted(models.user_ids)[2]
+    before = models.recommend(user, 20)
+    top = before[0]["movie_id"]
+    after = models.recommend(user, 20, feedback=[(top, 5.0)])
+    assert top not in [row["movie_id"] for row in after]
+    assert [row["rank"] for row in after] == list(range(1, 21))
+    factor, rated = models.with_feedback(user, [(top, 5.0)])
+    assert top in rated and not np.allclose(factor, models.user_factors[user])
+    # the list is the batch's ranking of the new candidates with the new factor
+    expected = models.score(user, models.candidates(user, rated, factor), factor=factor)[:20]
+    assert [row["movie_id"] for row in after] == [row["movie_id"] for row in expected]
+    # a later rating of the same movie replaces the earlier one
+    assert models.with_feedback(user, [(top, 1.0), (top, 5.0)])[0] == pytest.approx(factor)

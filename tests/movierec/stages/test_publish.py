@@ -110,7 +110,7 @@ def test_a_refused_run_leaves_the_active_run_serving_and_none_of_its_rows(spark,
         assert stored(engine, table, "*", run_id) == set(), table
     assert movies == 0  # refused before the catalogue was touched
     # readers still get the serving run, unchanged
-    served, rows = reader.get_stored_page(engine, 1, k=10)
+    served, rows, _ = reader.get_stored_page(engine, 1, k=10)
     assert served == SERVING
     assert [(r["rank"], r["movie_id"], r["score"]) for r in rows] == [(1, 7, 0.9)]
     report = read_json(spark, paths.publish_report)
