@@ -17,6 +17,9 @@ Phases, each bounded by --duration seconds and --max-requests requests, repeated
 3. live (--live): POST /recommend for 20 movies none of which is stored for the user, so all
    20 are scored by the live-Spark fallback; sequential, after a warm-up call, on a server of
    its own started with MOVIEREC_WARM_SPARK=true.
+4. feedback (--live): on that server, for users with about 50 ratings in the run, POST one
+   rating (of the user's top stored movie) to /users/<id>/ratings, then time the GET of the
+   user's recommendations that follows (scored live with the new rating); sequential.
 
 The load generator runs on the same 2 cores as the server: its own CPU use is part of the
 picture, and it is the same for every route compared.  The Python client needs most of a
@@ -33,6 +36,7 @@ Only 127.0.0.1 is ever contacted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import multiprocessing as mp
@@ -101,22 +105,28 @@ def synthetic_store(db_url: str, users: int, top_k: int, movies_csv: Path | None
     engine.dispose()
 
 
-def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, set[int]]]:
-    """Users with stored rows in the active run, and each one's stored movies."""
+def store_rows(db_url: str, *queries: str) -> list[list[tuple]]:
+    """The rows of each SQL query, read from the store at db_url."""
     import sqlalchemy as sa
 
     from movierec.store.runs import engine_for
 
     engine = engine_for(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id "
-                "WHERE a.id = 1"
-            )
-        ).all()
-        movie_ids = [m for (m,) in conn.execute(sa.text("SELECT movie_id FROM movies")).all()]
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            return [[tuple(row) for row in conn.execute(sa.text(query)).all()] for query in queries]
+    finally:
+        engine.dispose()
+
+
+def active_users(db_url: str, limit: int = 5000) -> tuple[list[int], dict[int, set[int]]]:
+    """Users with stored rows in the active run, and each one's stored movies."""
+    rows, movies = store_rows(
+        db_url,
+        "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id WHERE a.id = 1",
+        "SELECT movie_id FROM movies",
+    )
+    movie_ids = [m for (m,) in movies]
     stored: dict[int, set[int]] = {}
     for user, movie in rows:
         stored.setdefault(user, set()).add(movie)
@@ -417,6 +427,50 @@ def live_phase(port: int, users: list[int], stored: dict, calls: int, movies_per
     return result
 
 
+FEEDBACK_KEY = "load-api-benchmark-key"  # configured on the live server as its digest
+
+
+def feedback_phase(port: int, db_url: str, calls: int, ratings_near: int = 50) -> dict:
+    """POST a rating, then time the GET that follows, for `calls` users whose run has about
+    `ratings_near` ratings of theirs (the closest counts first)."""
+    (rows,) = store_rows(
+        db_url,
+        "SELECT u.user_id, u.ratings_count, r.movie_id FROM run_users u "
+        "JOIN active_run a ON a.run_id = u.run_id JOIN recommendations r "
+        "ON r.run_id = u.run_id AND r.user_id = u.user_id AND r.rank = 1 WHERE a.id = 1",
+    )
+    chosen = sorted(rows, key=lambda row: (abs(row[1] - ratings_near), row[0]))[:calls]
+    headers = {"Authorization": f"Bearer {FEEDBACK_KEY}", "Content-Type": "application/json"}
+    latencies, errors, counts = [], 0, []
+    for user, count, top in chosen:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            connection.request(
+                "POST", f"/users/{user}/ratings", body=json.dumps([{"movie_id": top, "rating": 4.5}]), headers=headers
+            )
+            response = connection.getresponse()
+            response.read()
+            if response.status != 201:
+                errors += 1
+                continue
+            started = time.perf_counter()
+            connection.request("GET", f"/users/{user}/recommendations?k=10")
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            took = time.perf_counter() - started
+        finally:
+            connection.close()
+        ok = response.status == 200 and answer.get("source") == "live"
+        ok = ok and top not in [item["movie_id"] for item in answer["items"]]
+        errors += 0 if ok else 1
+        latencies.append(took)
+        counts.append(count)
+    result = summary(latencies, errors, sum(latencies))
+    result["ratings_per_user"] = [min(counts), max(counts)] if counts else []
+    result["load_average"] = _load()
+    return result
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -516,9 +570,14 @@ def main(argv=None) -> int:
     if args.live or args.live_only:
         # a server of its own, whose workers start Spark and load the active run's models at boot
         # (so the GET figures above never share the CPU with a JVM)
-        server = Served(db_url, workdir / "live", env={**env, "MOVIEREC_WARM_SPARK": "true"}, extra=extra).wait_ready()
+        digest = hashlib.sha256(FEEDBACK_KEY.encode()).hexdigest()
+        live_env = {**env, "MOVIEREC_WARM_SPARK": "true", "MOVIEREC_API_KEYS": digest}
+        server = Served(db_url, workdir / "live", env=live_env, extra=extra).wait_ready()
         try:
             figures["live_post"] = live_phase(server.port, users, stored, args.live_calls, 20, seed=3)
+            if "error" not in figures["live_post"] and not args.db_url:
+                # it writes ratings: only into a store this benchmark made
+                figures["feedback_get"] = feedback_phase(server.port, db_url, args.live_calls)
         finally:
             server.stop()
         if "error" in figures["live_post"]:
@@ -528,6 +587,15 @@ def main(argv=None) -> int:
             print(
                 f"  first call (waiting for the boot-time Spark start and model load): "
                 f"{figures['live_post']['warm']['first_call_s']} s; p50 target < 500 ms"
+            )
+        if "feedback_get" in figures:
+            report(
+                "GET /users/<id>/recommendations right after a POSTed rating (live, sequential)",
+                figures["feedback_get"],
+            )
+            print(
+                f"  users with {figures['feedback_get']['ratings_per_user']} ratings in the run; "
+                "target p50 <= 20 ms, p99 <= 50 ms"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

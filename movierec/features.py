@@ -18,8 +18,9 @@ drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's ord
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -249,6 +250,53 @@ class UserTaste(NamedTuple):
     @classmethod
     def from_row(cls, row) -> UserTaste:
         return cls(row[USER_MEAN], row[_LOG_N], row[USER_YEAR], *(dict(row[c] or {}) for c in TASTE_MAPS))
+
+    @classmethod
+    def of_ratings(
+        cls, ratings: Sequence[tuple[int, float]], movies: Mapping[int, MovieContent], log1p: Callable[[float], float]
+    ) -> UserTaste | None:
+        """user_profiles + user_tastes of one user's (movie id, rating) pairs, on the driver: the
+        profile a run would build from them (the live path's, after ratings given since the run).
+
+        Step for step `user_profiles`: the ratings of movies in `movies` (its inner join); count,
+        mean rating, mean year of those with a year; per content bucket, the sum of deviation ×
+        weight and of weight, each product cast to decimal(38,18) as Spark casts a double
+        (through its shortest decimal string, rounded half up), summed exactly and divided by
+        the count at scale 18, then a double.  `log1p` is the JVM's (StrictMath, as Spark's
+        F.log1p), passed in because C's may differ in the last bit and a forest split sits on
+        a training value.  tests/movierec/ranking/test_online.py holds it to the batch's profiles.
+        None when no rated movie is in `movies` (the batch has no profile then)."""
+        rated = [(movies[m], float(r)) for m, r in ratings if m in movies]
+        if not rated:
+            return None
+        n = len(rated)
+        mean = sum(r for _, r in rated) / n
+        years = [movie.year for movie, _ in rated if movie.year is not None]
+        mean_year = sum(years) / len(years) if years else None
+
+        def profile(entries_of: Callable[[MovieContent], tuple[tuple[int, float], ...]]):
+            taste: dict[int, Decimal] = {}
+            exposure: dict[int, Decimal] = {}
+            for movie, rating in rated:
+                deviation = rating - mean
+                for key, weight in entries_of(movie):
+                    taste[key] = taste.get(key, _ZERO) + _exact(deviation * weight)
+                    exposure[key] = exposure.get(key, _ZERO) + _exact(weight)
+            mean_of = lambda total: float((total / n).quantize(_SCALE, rounding=ROUND_HALF_UP))
+            return {k: mean_of(v) for k, v in taste.items()}, {k: mean_of(v) for k, v in exposure.items()}
+
+        genre_taste, genre_exposure = profile(lambda movie: movie.genre_entries)
+        tag_taste, tag_exposure = profile(lambda movie: movie.tag_entries)
+        return cls(mean, log1p(float(n)), mean_year, genre_taste, genre_exposure, tag_taste, tag_exposure)
+
+
+_SCALE = Decimal(1).scaleb(-18)  # EXACT's scale
+_ZERO = Decimal(0)
+
+
+def _exact(value: float) -> Decimal:
+    """A double cast to EXACT (decimal(38,18)) as Spark casts it: its decimal string, rounded half up."""
+    return Decimal(repr(value)).quantize(_SCALE, rounding=ROUND_HALF_UP)
 
 
 class MovieContent(NamedTuple):

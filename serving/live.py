@@ -116,7 +116,7 @@ class LiveScorer:
     ) -> list[dict[str, Any]]:
         """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded;
         with `feedback` (ratings given since the run, oldest first) the list for the user's
-        ratings with them (movierec.ranking.online.RunModels.with_feedback)."""
+        ratings with them (movierec.ranking.online.RunModels.user_state)."""
         return self._call(lambda models: models.recommend(user_id, k, feedback or ()), run_id)
 
     def score(

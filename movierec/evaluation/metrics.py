@@ -29,8 +29,8 @@ a movie of the top-k list that is in R, and m = min(|R|, k).
 Comparison with Spark's `pyspark.ml.evaluation.RankingEvaluator` (mllib RankingMetrics):
 ndcgAtK, precisionAtK, recallAtK and meanAveragePrecisionAtK use the same four formulas
 (Spark's binary NDCG uses the natural log, but the base cancels in DCG / IDCG; its MAP@k also
-divides by min(|R|, k)); `tests/movierec/test_metrics.py` checks that they agree.  The one
-difference is who is averaged over: Spark averages over every row it is given and scores a
+divides by min(|R|, k)); `tests/movierec/evaluation/test_eval_metrics.py` checks that they
+agree.  The one difference is who is averaged over: Spark averages over every row it is given and scores a
 row with an empty label set as 0, while here such users are skipped.  These metrics are
 computed here, in one aggregation, rather than with four evaluator passes, because the
 project also needs hit rate, the per-user values and the user count from the same join.

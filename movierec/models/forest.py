@@ -4,6 +4,7 @@ goes in, so it can score movies nobody has rated yet."""
 
 from __future__ import annotations
 
+import numpy as np
 from pyspark.ml.regression import RandomForestRegressionModel, RandomForestRegressor
 from pyspark.sql import DataFrame
 
@@ -50,3 +51,88 @@ def fit_rf(training_pairs: DataFrame, settings: Settings) -> RandomForestRegress
 def cb_scores(model: RandomForestRegressionModel, pair_feats: DataFrame) -> DataFrame:
     """pair features + cb_raw, the predicted rating."""
     return model.transform(pair_feats)
+
+
+class ForestArrays:
+    """A fitted forest as flat numpy arrays, to predict many rows on the driver at once.
+
+    The live path scores a user's few hundred candidates per request, and the model's own
+    `predict` is one py4j round trip per row (most of a deep live page's 0.3-0.6 s).  The trees
+    are read once from the JVM; prediction then walks them as Spark does: at an internal node a
+    row goes left when its feature value <= the split's threshold (a NaN goes right, as Spark's
+    comparison is false for it), and the forest's value is the trees' predictions summed in tree
+    order, divided by their number: the same doubles as RandomForestRegressionModel.predict
+    (tests/movierec/models/test_forest.py compares them bit for bit)."""
+
+    def __init__(
+        self,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        value: np.ndarray,
+        roots: np.ndarray,
+    ):
+        # one row per node of every tree; leaves have feature -1
+        self.feature, self.threshold, self.left, self.right, self.value, self.roots = (
+            feature,
+            threshold,
+            left,
+            right,
+            value,
+            roots,
+        )
+
+    @classmethod
+    def from_model(cls, model: RandomForestRegressionModel) -> ForestArrays:
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        value: list[float] = []
+        roots: list[int] = []
+
+        def add(node) -> int:
+            index = len(feature)
+            feature.append(-1)
+            threshold.append(0.0)
+            left.append(-1)
+            right.append(-1)
+            value.append(float(node.prediction()))
+            if node.getClass().getSimpleName() == "InternalNode":
+                split = node.split()
+                if split.getClass().getSimpleName() != "ContinuousSplit":
+                    raise ValueError("only continuous splits are supported (the pair features are all numeric)")
+                feature[index] = int(split.featureIndex())
+                threshold[index] = float(split.threshold())
+                left[index] = add(node.leftChild())
+                right[index] = add(node.rightChild())
+            return index
+
+        for tree in model.trees:
+            roots.append(add(tree._java_obj.rootNode()))  # type: ignore[union-attr]
+        return cls(
+            np.array(feature, dtype=np.int64),
+            np.array(threshold, dtype=np.float64),
+            np.array(left, dtype=np.int64),
+            np.array(right, dtype=np.int64),
+            np.array(value, dtype=np.float64),
+            np.array(roots, dtype=np.int64),
+        )
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """The forest's prediction of each row of `rows` (n × features, float64, NaN for missing)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        total = np.zeros(len(rows))
+        at = np.arange(len(rows))
+        for root in self.roots:
+            node = np.full(len(rows), root)
+            while True:
+                inner = self.feature[node] >= 0
+                if not inner.any():
+                    break
+                where = node[inner]
+                go_left = rows[at[inner], self.feature[where]] <= self.threshold[where]
+                node[inner] = np.where(go_left, self.left[where], self.right[where])
+            total = total + self.value[node]
+        return total / len(self.roots)

@@ -16,7 +16,8 @@ and every step is one definition shared with the batch:
   (`als_prediction`), bit for bit what ALSModel.transform gives;
 - the content model's features: each `movierec.features.PairFeature`'s `value`, declared
   beside the Spark `column` the batch computes (the same sums in the same order);
-- cb_raw: the run's own forest, `RandomForestRegressionModel.predict` on each feature vector;
+- cb_raw: the run's own forest, read into `movierec.models.forest.ForestArrays` at load and
+  walked for all pairs at once, the same doubles as `RandomForestRegressionModel.predict`;
 - the blend: `scoring.evidence_of`, then `scoring.blend_values`, the batch's `z_score`,
   `calibrated_chance` and `hybrid_score` over floats, with the run's `scoring.Blend`.
 
@@ -34,7 +35,6 @@ from typing import NamedTuple
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.linalg import Vectors
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, SparkSession
@@ -43,7 +43,7 @@ from movierec import features as FE
 from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, RATING, SCORE, TITLE, USER
 from movierec.models.als import CF_RAW, feedback_values, gramian, solve_user_factor
-from movierec.models.forest import CB_RAW
+from movierec.models.forest import CB_RAW, ForestArrays
 from movierec.ranking import scoring
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import load_model, read_json, read_table
@@ -67,6 +67,16 @@ class LivePair(NamedTuple):
     evidence: dict[str, float | None]  # scoring.EVIDENCE name → raw value (None: missing)
 
 
+class UserState(NamedTuple):
+    """What the live path knows of one user: ALS factor (None: ALS never saw them), the movies
+    they rated, their content profile (None: no profile).  The run's, or rebuilt with the ratings
+    given since (`RunModels.user_state`)."""
+
+    factor: np.ndarray | None
+    rated: frozenset[int]
+    taste: FE.UserTaste | None
+
+
 class RunModels:
     """One run's models and features, loaded once, for scoring pairs on demand."""
 
@@ -78,6 +88,7 @@ class RunModels:
         self.als.userFactors.persist()
         self.als.itemFactors.persist()
         self.forest = load_model(RandomForestRegressionModel, spark, paths.rf_model)
+        self.forest_arrays = ForestArrays.from_model(self.forest)
         self.content = load_model(PipelineModel, spark, paths.content_pipeline)
         self.movie_feats = read_table(spark, paths.movie_features).persist()
         self.profiles = read_table(spark, paths.user_profiles).persist()
@@ -125,7 +136,7 @@ class RunModels:
         user_id: int,
         movie_ids: Iterable[int],
         genres: dict[int, list[str]] | None = None,
-        factor: np.ndarray | None = None,
+        state: UserState | None = None,
     ) -> list[LivePair]:
         """The user's pairs with these movies, with their features and evidence, computed on the driver.
 
@@ -142,36 +153,38 @@ class RunModels:
         movies = self.movie_contents
         if unknown:  # content features of new movies: the run's content pipeline, in Spark
             movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
-        taste = self.user_tastes[user_id]
-        pairs = []
-        for movie_id, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)):
-            if movie_id not in movies:
-                continue
-            features = FE.pair_feature_values(taste, movies[movie_id])
-            cb = float(self.forest.predict(Vectors.dense(FE.feature_vector(features))))
-            pairs.append(LivePair(movie_id, features, scoring.evidence_of({CF_RAW: cf, CB_RAW: cb, **features})))
-        return pairs
+        taste = self.user_tastes[user_id] if state is None or state.taste is None else state.taste
+        factor = None if state is None else state.factor
+        found = [(m, cf) for m, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)) if m in movies]
+        features = [FE.pair_feature_values(taste, movies[movie_id]) for movie_id, _ in found]
+        # the run's forest on all the pairs at once (ForestArrays: Spark's predict, the same doubles)
+        vectors = np.array([FE.feature_vector(f) for f in features]).reshape(len(found), len(FE.PAIR_FEATURES))
+        cb_raw = self.forest_arrays.predict(vectors)
+        return [
+            LivePair(movie_id, values, scoring.evidence_of({CF_RAW: cf, CB_RAW: float(cb), **values}))
+            for (movie_id, cf), values, cb in zip(found, features, cb_raw)
+        ]
 
     def score(
         self,
         user_id: int,
         movie_ids: Iterable[int],
         genres: dict[int, list[str]] | None = None,
-        factor: np.ndarray | None = None,
+        state: UserState | None = None,
     ) -> list[dict]:
         """Hybrid, cf and cb scores of the user's pairs with these movies, best first.
 
         A movie the run does not know is scored from `genres[movie_id]` by the content model
         (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
-        pairs = self.pairs(user_id, movie_ids, genres, factor)
+        pairs = self.pairs(user_id, movie_ids, genres, state)
         scales, params = self.user_scales[user_id], scoring.Blend.from_settings(self.settings)
         rows = [{MOVIE: pair.movie_id, **scoring.blend_values(pair.evidence, scales, params)} for pair in pairs]
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
 
     def cf_raw(self, user_id: int, movie_ids: list[int], factor: np.ndarray | None = None) -> list[float | None]:
         """ALS's preference estimate of each pair, None where ALS never saw the user or movie
-        (`factor`: the user's factor to use instead of the stored one, see `with_feedback`)."""
+        (`factor`: the user's factor to use instead of the stored one, see `user_state`)."""
         user = self.user_factors.get(user_id) if factor is None else factor
         found = [m for m in movie_ids if m in self.item_factors]
         if user is None or not found:
@@ -194,45 +207,49 @@ class RunModels:
         (and, under a loaded machine, longer than live_timeout every time); here 0.1-0.3 s.
 
         `feedback`: (movie id, rating) pairs the user gave since the run, oldest first; the list
-        is then the one for the user's ratings with them (`with_feedback`)."""
-        factor, rated = self.with_feedback(user_id, feedback)
-        rows = self.score(user_id, self.candidates(user_id, rated, factor), factor=factor)[:k]
+        is then the one for the user's ratings with them (`user_state`)."""
+        state = self.user_state(user_id, feedback)
+        rows = self.score(user_id, self.candidates(user_id, state), state=state)[:k]
         return [
             {RANK: rank, MOVIE: row[MOVIE], SCORE: row[SCORE], CF_SCORE: row[CF_SCORE], CB_SCORE: row[CB_SCORE]}
             for rank, row in enumerate(rows, start=1)
         ]
 
-    def with_feedback(
-        self, user_id: int, feedback: Iterable[tuple[int, float]]
-    ) -> tuple[np.ndarray | None, frozenset[int]]:
-        """(the user's ALS factor, the movies they rated) once `feedback` is added to the run's
-        ratings of the user: a later rating of a movie replaces an earlier one, and the factor is
-        re-solved from the run's item factors as Spark's ALS solves it (feedback transform,
-        confidence, regularisation: movierec.models.als.solve_user_factor).  Without feedback:
-        the stored factor and the run's ratings."""
+    def user_state(self, user_id: int, feedback: Iterable[tuple[int, float]] = ()) -> UserState:
+        """The user as the run knows them, or, with `feedback` ((movie id, rating) given since the
+        run, oldest first), as a run trained on their ratings with it would: a later rating of
+        a movie replaces an earlier one; the ALS factor is re-solved from the run's item factors
+        as Spark's ALS solves it (feedback transform, confidence, regularisation:
+        movierec.models.als.solve_user_factor); the content profile is rebuilt by the batch's
+        profile rules (movierec.features.UserTaste.of_ratings) over the run's movie features."""
         feedback = list(feedback)
-        stored = self.user_factors.get(user_id)
-        movies, ratings = self.user_ratings.get(user_id, (np.empty(0, np.int64), np.empty(0)))
+        stored = UserState(
+            self.user_factors.get(user_id), self.rated.get(user_id, frozenset()), self.user_tastes.get(user_id)
+        )
         if not feedback:
-            return stored, self.rated.get(user_id, frozenset())
+            return stored
+        movies, ratings = self.user_ratings.get(user_id, (np.empty(0, np.int64), np.empty(0)))
         merged = dict(zip(movies.tolist(), ratings.tolist()))
         for movie, rating in feedback:
+            merged.pop(int(movie), None)  # re-inserted last: the order ratings were given in
             merged[int(movie)] = float(rating)
-        rated = frozenset(merged)
+        taste = FE.UserTaste.of_ratings(list(merged.items()), self.movie_contents, self._log1p)
         s = self.settings
         # the feedback values over all the user's ratings (a centred mean counts every one), then
         # the pairs ALS has item factors for
         values = feedback_values(np.array(list(merged.values())), s.als_feedback)
         known = [(i, movie) for i, movie in enumerate(merged) if movie in self.item_factors]
-        if not known or self.gram is None:
-            return stored, rated
-        items = np.stack([self.item_factors[movie] for _, movie in known])
-        factor = solve_user_factor(items, values[[i for i, _ in known]], self.gram, s.als_reg, s.als_alpha)
-        return factor, rated
+        factor = stored.factor
+        if known and self.gram is not None:
+            items = np.stack([self.item_factors[movie] for _, movie in known])
+            factor = solve_user_factor(items, values[[i for i, _ in known]], self.gram, s.als_reg, s.als_alpha)
+        return UserState(factor, frozenset(merged), taste or stored.taste)
 
-    def candidates(
-        self, user_id: int, rated: frozenset[int] | None = None, factor: np.ndarray | None = None
-    ) -> list[int]:
+    def _log1p(self, x: float) -> float:
+        """Spark's log1p (java.lang.StrictMath's), for a rebuilt profile's log1p(user_n)."""
+        return float(self.spark.sparkContext._jvm.java.lang.StrictMath.log1p(x))  # type: ignore[union-attr]
+
+    def candidates(self, user_id: int, state: UserState | None = None) -> list[int]:
         """scoring.candidates for one user, on the driver: ALS's best als_candidates unrated movies
         ∪ the content_candidates unrated pool movies closest to the user's genre profile.
 
@@ -241,10 +258,11 @@ class RunModels:
         the batch's candidates of every user of a real run."""
         if user_id not in self.user_ids:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
-        rated = self.rated.get(user_id, frozenset()) if rated is None else rated
+        state = self.user_state(user_id) if state is None else state
+        rated = state.rated
         n_als, n_content = self.settings.als_candidates, self.settings.content_candidates
         from_als: list[int] = []
-        user = self.user_factors.get(user_id) if factor is None else factor
+        user = state.factor
         if user is not None and self.item_factors:
             movies = list(self.item_factors)
             predicted = np.asarray(als_prediction(user, np.stack([self.item_factors[m] for m in movies])))
@@ -252,7 +270,7 @@ class RunModels:
             ask = min(len(movies), n_als + min(len(rated), 2 * n_als))
             best = np.argsort(-predicted, kind="stable")[:ask]
             from_als = [m for m in (movies[i] for i in best) if m not in rated][:n_als]
-        taste = self.user_tastes.get(user_id)
+        taste = state.taste
         from_content: list[int] = []
         if taste is not None:
             unrated = [(movie, n) for movie, n in self.pool if movie not in rated]

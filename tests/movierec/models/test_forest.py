@@ -114,3 +114,34 @@ def test_the_forest_reads_the_declared_pair_features(spark, small):
     model = fit_rf(pairs, small)
     assert model.numFeatures == N_FEATURES  # no movie or user id went in
     assert CB_RAW in cb_scores(model, pairs).columns
+
+
+def test_forest_arrays_predict_what_spark_predicts_bit_for_bit(spark, small):
+    """ForestArrays (the live path's batch predict on the driver) against the model's transform,
+    on rows with missing (NaN) features and rows exactly on split thresholds."""
+    import math
+
+    import numpy as np
+
+    from movierec.models.forest import ForestArrays
+
+    rows = pair_rows()
+    model = fit_rf(spark.createDataFrame(rows, PAIRS_SCHEMA), small.replace(rf_depth=6))
+    arrays = ForestArrays.from_model(model)
+    assert len(arrays.roots) == 6 and (arrays.feature >= 0).sum() > 6
+    rng = random.Random(3)
+    inner = np.flatnonzero(arrays.feature >= 0)
+    probes = []
+    for i in range(200):
+        x = [rng.random() for _ in range(N_FEATURES)]
+        if i % 4 == 0:  # some values exactly on a split's threshold
+            node = int(inner[i % len(inner)])
+            x[int(arrays.feature[node])] = float(arrays.threshold[node])
+        if i % 5 == 0:
+            x[rng.randrange(N_FEATURES)] = math.nan
+        probes.append((i, Vectors.dense(x)))
+    frame = spark.createDataFrame(probes, PROBE_SCHEMA)
+    expected = [row[CB_RAW] for row in cb_scores(model, frame).orderBy("i").collect()]
+    got = arrays.predict(np.array([p[1].toArray() for p in probes]))
+    assert got.tolist() == expected  # the same doubles, not merely close
+    assert len(set(expected)) > 10

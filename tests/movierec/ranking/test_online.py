@@ -228,10 +228,19 @@ def test_feedback_that_repeats_the_runs_ratings_re_solves_the_stored_factor(mode
     checked = 0
     for user in sorted(models.user_ids)[:25]:
         movies, ratings = models.user_ratings[user]
-        factor, rated = models.with_feedback(user, list(zip(movies.tolist(), ratings.tolist())))
-        assert rated == models.rated[user]
+        state = models.user_state(user, list(zip(movies.tolist(), ratings.tolist())))
+        assert state.rated == models.rated[user]
         stored = models.user_factors[user]
-        np.testing.assert_allclose(factor, stored, rtol=1e-4, atol=1e-5 * float(np.abs(stored).max()))
+        np.testing.assert_allclose(state.factor, stored, rtol=1e-4, atol=1e-5 * float(np.abs(stored).max()))
+        # and the content profile rebuilt from them is the one the batch built
+        batch = models.user_tastes[user]
+        rebuilt = state.taste
+        assert (rebuilt.user_mean, rebuilt.log_n, rebuilt.mean_year) == (batch.user_mean, batch.log_n, batch.mean_year)
+        for name in ("genre_taste", "genre_exposure", "tag_taste", "tag_exposure"):
+            got, want = getattr(rebuilt, name), getattr(batch, name)
+            assert set(got) == set(want), (user, name)
+            for key in want:
+                assert got[key] == pytest.approx(want[key], rel=1e-15, abs=1e-18), (user, name, key)
         checked += 1
     assert checked == 25
 
@@ -243,10 +252,13 @@ def test_a_rating_given_since_the_run_takes_the_movie_out_and_moves_the_list(mod
     after = models.recommend(user, 20, feedback=[(top, 5.0)])
     assert top not in [row["movie_id"] for row in after]
     assert [row["rank"] for row in after] == list(range(1, 21))
-    factor, rated = models.with_feedback(user, [(top, 5.0)])
-    assert top in rated and not np.allclose(factor, models.user_factors[user])
-    # the list is the batch's ranking of the new candidates with the new factor
-    expected = models.score(user, models.candidates(user, rated, factor), factor=factor)[:20]
+    state = models.user_state(user, [(top, 5.0)])
+    assert top in state.rated and not np.allclose(state.factor, models.user_factors[user])
+    assert state.taste != models.user_tastes[user]  # the profile counts the new rating
+    assert state.taste.log_n == pytest.approx(math.log1p(len(models.rated[user]) + 1))
+    # the list is the batch's ranking of the new candidates with the new factor and profile
+    expected = models.score(user, models.candidates(user, state), state=state)[:20]
     assert [row["movie_id"] for row in after] == [row["movie_id"] for row in expected]
     # a later rating of the same movie replaces the earlier one
-    assert models.with_feedback(user, [(top, 1.0), (top, 5.0)])[0] == pytest.approx(factor)
+    again = models.user_state(user, [(top, 1.0), (top, 5.0)])
+    assert again.factor == pytest.approx(state.factor) and again.taste == state.taste
