@@ -108,6 +108,17 @@ def live_users(db_url: str, run_id: str) -> list[int]:
         engine.dispose()
 
 
+def run_genre(db_url: str) -> str:
+    """A genre of the run's catalogue (its content model knows it)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            genres = conn.execute(sa.text("SELECT genres FROM movies WHERE genres <> '' LIMIT 1")).scalar()
+    finally:
+        engine.dispose()
+    return genres.split("|")[0]
+
+
 @pytest.fixture(scope="module")
 def served(pipeline_run, tmp_path_factory):
     """`movierec serve` with one worker that starts its Spark session at boot (warm_spark)."""
@@ -125,6 +136,7 @@ def served(pipeline_run, tmp_path_factory):
     try:
         server.wait_ready()
         server.users = live_users(run_settings.db_url, run_id)  # type: ignore[attr-defined]
+        server.genre = run_genre(run_settings.db_url)  # type: ignore[attr-defined]
         yield server
     finally:
         server.stop()
@@ -143,15 +155,34 @@ def get(served, path: str, timeout: float = 60):
         connection.close()
 
 
-def burst(served, calls: int) -> tuple[list[tuple], list[tuple]]:
-    """`calls` deep pages at once (each past the stored rows: live), and, while they are in
-    flight, /healthz and a stored page; returns (live answers, the two others)."""
+def post(served, path: str, body: dict, timeout: float = 60):
+    """(status, Retry-After, body, seconds the client waited) of a JSON POST."""
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        return response.status, response.getheader("Retry-After"), answer, time.monotonic() - started
+    finally:
+        connection.close()
+
+
+def burst(served, calls: int, spark_job: bool = False) -> tuple[list[tuple], list[tuple]]:
+    """`calls` live calls at once, and, while they are in flight, /healthz and a stored page;
+    returns (live answers, the two others).  The calls are deep pages (past the stored rows), or
+    with `spark_job` POST /recommend of a movie the run never saw (its content features take a
+    Spark job: a known movie's list is scored on the driver in milliseconds, too fast to queue)."""
     users = served.users
     start = threading.Barrier(calls + 1)
 
     def live(i: int):
         start.wait()
-        return get(served, f"/users/{users[i % len(users)]}/recommendations?k=60")
+        user = users[i % len(users)]
+        if spark_job:
+            body = {"userId": user, "movieIds": [9_000_000 + i], "genres_lists": [[served.genre]]}
+            return post(served, "/recommend", body)
+        return get(served, f"/users/{user}/recommendations?k=60")
 
     with ThreadPoolExecutor(calls) as pool:
         futures = [pool.submit(live, i) for i in range(calls)]
@@ -189,9 +220,9 @@ def test_live_calls_while_spark_starts_never_hold_the_server(served):
 @pytest.mark.spark
 @pytest.mark.slow
 def test_live_calls_that_score_are_bounded_too(served):
-    """Warm: the admitted calls score (one after the other, on the driver: 0.1-0.3 s each), the
-    rest are refused.  As many calls as the worker has threads, so that all of them arrive while
-    the admitted ones still score (a fifth would wait for a thread, and then perhaps for nothing)."""
+    """Warm: the admitted calls score (one after the other, each a Spark job for a new movie's
+    content), the rest are refused.  As many calls as the worker has threads, so that all of them
+    arrive while the admitted ones still score."""
     deadline = time.monotonic() + 240
     while True:  # until the session is up and the run loaded: a live page answers 200
         status, _, body, _ = get(served, f"/users/{served.users[1]}/recommendations?k=60")
@@ -201,7 +232,7 @@ def test_live_calls_that_score_are_bounded_too(served):
         assert time.monotonic() < deadline, (body, served.log())
         time.sleep(1)
     calls = CAP + 2
-    answers, others = burst(served, calls)
+    answers, others = burst(served, calls, spark_job=True)
     check_bounds(answers, others, calls, served.log())
     memory = worker_memory(served)
     print(f"\nworker memory with live scoring started (driver memory 1g): {memory}")
