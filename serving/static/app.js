@@ -74,7 +74,7 @@ async function showRecommendations(event) {
   tbody.replaceChildren();
   try {
     const answer = await getJSON(`/users/${encodeURIComponent(user)}/recommendations?${params}`);
-    const labels = { precomputed: "precomputed by the nightly run", live: "scored live by Spark",
+    const labels = { precomputed: "precomputed by the nightly run", live: "scored live from the run's models",
                      cold_start: "a new user: the most popular movies" };
     status.textContent = `User ${answer.user_id}: ${answer.items.length} movies, ${labels[answer.source] || answer.source} (run ${answer.run_id}).`;
     table.classList.toggle("cold-start", answer.source === "cold_start");
@@ -86,12 +86,12 @@ async function showRecommendations(event) {
                  scoreCell(item.cb_score, "cb"), popularityCell(item.popularity));
       const td = document.createElement("td");
       const button = document.createElement("button");
-      button.className = "link";
+      button.className = "link similar";
       button.type = "button";
       button.textContent = "similar";
       button.addEventListener("click", () => { $("movie-id").value = item.movie_id; showSimilar(); });
       td.appendChild(button);
-      row.appendChild(td);
+      row.append(td, rateCell(answer.user_id, item));
       tbody.appendChild(row);
     }
     table.hidden = false;
@@ -99,6 +99,53 @@ async function showRecommendations(event) {
     table.hidden = true;
     status.className = "error";
     status.textContent = err.message;
+  }
+}
+
+// Rating a movie needs an API key (POST /users/<id>/ratings is keyed).  The key is read from
+// its box when a rating is sent, and lives nowhere else: not in the page's HTML, not in storage.
+function rateCell(userId, item) {
+  const td = document.createElement("td");
+  const stars = document.createElement("select");
+  stars.className = "stars";
+  stars.setAttribute("aria-label", `rating of ${item.title ?? "movie " + item.movie_id}`);
+  for (let half = 10; half >= 1; half -= 1) {
+    const option = document.createElement("option");
+    option.value = String(half / 2);
+    option.textContent = (half / 2).toFixed(1);
+    stars.appendChild(option);
+  }
+  stars.value = "4";
+  const button = document.createElement("button");
+  button.className = "link rate";
+  button.type = "button";
+  button.textContent = "rate";
+  button.addEventListener("click", () => rate(userId, item, Number(stars.value)));
+  td.append(stars, button);
+  return td;
+}
+
+async function rate(userId, item, rating) {
+  const status = $("status");
+  const key = $("api-key").value.trim();
+  if (!key) {
+    status.className = "error";
+    status.textContent = "Rating needs an API key: type it in the API key box.";
+    return;
+  }
+  try {
+    const response = await fetch(`/users/${encodeURIComponent(userId)}/ratings`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${key}` },
+      body: JSON.stringify([{ movie_id: item.movie_id, rating }]),
+    });
+    const body = await response.json().catch(() => ({ message: response.statusText }));
+    if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+    await showRecommendations();
+    status.textContent = `Rated ${item.title ?? "movie " + item.movie_id} ${rating.toFixed(1)}. ` + status.textContent;
+  } catch (err) {
+    status.className = "error";
+    status.textContent = `Could not rate: ${err.message}`;
   }
 }
 

@@ -34,13 +34,22 @@ def reports_dir(tmp_path_factory) -> Path:
     return folder
 
 
+PAGE_KEY = "page-test-key-0123456789abcdef"
+
+
 @pytest.fixture(scope="module")
 def server(sqlite_store_url, reports_dir, tmp_path_factory):
+    import hashlib
+
     served = Served(
         sqlite_store_url,
         tmp_path_factory.mktemp("gunicorn-page"),
         workers=2,
-        env={"MOVIEREC_REPORTS_DIR": str(reports_dir), "JAVA_HOME": "/nonexistent/java"},
+        env={
+            "MOVIEREC_REPORTS_DIR": str(reports_dir),
+            "JAVA_HOME": "/nonexistent/java",
+            "MOVIEREC_API_KEYS": hashlib.sha256(PAGE_KEY.encode()).hexdigest(),
+        },
     )
     try:
         yield served.wait_ready()
@@ -138,7 +147,7 @@ def test_similar_movies_from_a_row_and_by_id(page):
     page.fill("#user-id", "1")
     page.click("#go")
     rows(page).first.wait_for()
-    rows(page).nth(0).locator("button").click()  # movie 20: the run has no neighbours for it
+    rows(page).nth(0).locator("button.similar").click()  # movie 20: the run has no neighbours for it
     page.locator("#similar-status", has_text="Like Movie 20 (2010):").wait_for()
     assert "no similar movies in this run" in page.inner_text("#similar-status")
     assert page.input_value("#movie-id") == "20"
@@ -164,3 +173,36 @@ def test_the_report_link_opens_the_latest_report(page):
     link.click()
     page.wait_for_load_state()
     assert page.title() == "Evaluation of run-new"
+
+
+def test_a_rating_given_on_the_page_changes_the_list_and_the_key_stays_in_memory(page, server):
+    """A new user rates the first popular movie with the key typed into the page: the list reloads
+    without it.  The key is sent only in the request's Authorization header, and the page keeps
+    it nowhere but in its box: not in the document, not in any storage or cookie."""
+    page.fill("#user-id", "998")
+    page.click("#go")
+    rows(page).first.wait_for()
+    first = rows(page).nth(0).get_attribute("data-movie-id")
+    second = rows(page).nth(1).get_attribute("data-movie-id")
+    # without a key: a clear message, nothing sent
+    rows(page).nth(0).locator("button.rate").click()
+    assert "needs an API key" in page.inner_text("#status")
+    page.fill("#api-key", PAGE_KEY)
+    sent = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
+    rows(page).nth(0).locator("select.stars").select_option("4.5")
+    rows(page).nth(0).locator("button.rate").click()
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Rated')")
+    rows(page).first.wait_for()
+    assert rows(page).nth(0).get_attribute("data-movie-id") == second
+    assert first not in [rows(page).nth(i).get_attribute("data-movie-id") for i in range(rows(page).count())]
+    (post,) = sent
+    assert post.headers["authorization"] == f"Bearer {PAGE_KEY}" and '"rating":4.5' in post.post_data
+    assert PAGE_KEY not in page.content()
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert page.context.cookies() == []
+    # a wrong key: the API's message, and the list as it was
+    page.fill("#api-key", "not-the-key")
+    rows(page).nth(0).locator("button.rate").click()
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Could not rate')")
+    assert "403" in page.inner_text("#status") or "key" in page.inner_text("#status").lower()
