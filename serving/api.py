@@ -148,9 +148,9 @@ def _popular_unrated(
 ) -> list[dict[str, Any]]:
     """A cold start's page of the popular list, without the movies the user has rated since
     the run (ranks numbered over what is left, so pages do not overlap)."""
-    rows = store.get_popular(conn, run_id, offset + k + len(rated), 0, genre) if rated else None
-    if rows is None:
+    if not rated:
         return [_cold_start_item(row) for row in store.get_popular(conn, run_id, k, offset, genre)]
+    rows = store.get_popular(conn, run_id, offset + k + len(rated), 0, genre)
     left = [row for row in rows if row["movie_id"] not in rated]
     return [_cold_start_item({**row, "rank": rank}) for rank, row in enumerate(left, start=1)][offset : offset + k]
 

@@ -205,7 +205,8 @@ class RunModels:
         pairs and per-user scale the live list is the stored list continued, row for row.
 
         On the driver, like `score`: the same plan in Spark took 5-6 s a call warm on 2 cores
-        (and, under a loaded machine, longer than live_timeout every time); here 0.1-0.3 s.
+        (and, under a loaded machine, longer than live_timeout every time); here milliseconds
+        (serving/README.md has the figures).
 
         `feedback`: (movie id, rating) pairs the user gave since the run, oldest first; the list
         is then the one for the user's ratings with them (`user_state`)."""
