@@ -263,14 +263,17 @@ def test_a_timed_out_call_is_503_and_the_fallback_recovers(live_settings, users,
     """The first call times out while the models load; the load goes on and serves the next call."""
     from serving import create_app
 
-    app = create_app({"SETTINGS": live_settings.replace(live_timeout=0.001), "TESTING": True})
+    # long enough for the scorer's thread to take the call up (a call whose caller gave up while
+    # it was still queued starts nothing: test_live_bounds), far shorter than loading a run's models
+    app = create_app({"SETTINGS": live_settings.replace(live_timeout=0.3), "TESTING": True})
     client = app.test_client()
     response = client.get(f"/users/{users[1]}/recommendations?k=3")
     assert response.status_code == 503 and response.headers["Retry-After"]
-    assert "longer than 0.001 s" in response.get_json()["message"]
+    assert "longer than 0.3 s" in response.get_json()["message"]
     scorer = app.extensions["movierec"].live()
     scorer.run_blocking(lambda: None).result(timeout=600)  # whatever the timed-out call started is done
     assert scorer.loaded_run == RUN  # the model load was not cancelled with it
+    scorer.timeout = 0.001
     # a movie the run never saw takes a Spark job (its content features): more than 1 ms (a list
     # of known movies is scored on the driver in a few ms, and may finish inside the wait)
     new_movie = {"userId": users[1], "movieIds": [9_999_999], "genres_lists": [sorted(oracle.genres)[:1]]}
