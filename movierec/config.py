@@ -57,6 +57,11 @@ class Settings:
     shuffle_partitions: int = _deployment("spark.sql.shuffle.partitions (Spark's 200 is far too many locally)", 8)
     driver_memory: str = _deployment("spark.driver.memory for sessions this project starts", "4g")
     # ingest
+    learn_from_feedback: bool = _model(
+        "Ingest adds the ratings posted to the store (POST /users/<id>/ratings) up to a minute before it "
+        "starts to ratings.csv's; the run records that cut-off, and later ratings are applied live",
+        True,
+    )
     max_bad_share: float = _deployment("Fail ingest when more than this share of rating rows is invalid", 0.01)
     # ranking
     top_k: int = _model("Recommendations kept per user", 100)

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from movierec.store.feedback import since_active_run
 from movierec.store.runs import active_run_id as get_active_run_id  # noqa: F401  (re-exported: one definition)
 from movierec.store.runs import apply_schema, engine_for
 from movierec.store.runs import get_run as get_run  # re-exported: the one definition
@@ -118,7 +119,7 @@ def get_active_run(conn: sa.Connection) -> dict[str, Any] | None:
 def _has_feedback() -> sa.Label:
     """Whether the store holds ratings of the user given since the run (the API then scores
     the user's list live with them): in the hot path's one statement, an index lookup."""
-    return sa.exists().where(feedback.c.user_id == sa.bindparam("user_id")).label("has_feedback")
+    return sa.exists().where(feedback.c.user_id == sa.bindparam("user_id"), since_active_run()).label("has_feedback")
 
 
 def _stored_page_statement(with_genre: bool) -> sa.Select:
@@ -216,7 +217,7 @@ def get_feedback(conn: sa.Connection, user_id: int) -> list[tuple[int, float]]:
     """The user's ratings given since the run, (movie id, rating), oldest first."""
     query = (
         sa.select(feedback.c.movie_id, feedback.c.rating)
-        .where(feedback.c.user_id == user_id)
+        .where(feedback.c.user_id == user_id, since_active_run())
         .order_by(feedback.c.timestamp, feedback.c.movie_id)
     )
     return [(row.movie_id, row.rating) for row in conn.execute(query)]

@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS recommendations (
 	PRIMARY KEY (run_id, user_id, rank)
 );
 
+--   received_until: feedback.received_at up to this is in the run
+--   feedback_rows: feedback rows ingest read
+CREATE TABLE IF NOT EXISTS run_feedback (
+	run_id VARCHAR(200) NOT NULL,
+	received_until VARCHAR(40) NOT NULL,
+	feedback_rows INTEGER NOT NULL,
+	PRIMARY KEY (run_id)
+);
+
 CREATE TABLE IF NOT EXISTS run_users (
 	run_id VARCHAR(200) NOT NULL,
 	user_id INTEGER NOT NULL,

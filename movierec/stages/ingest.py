@@ -1,4 +1,9 @@
-"""Stage `ingest`: MovieLens CSVs → validated Parquet, bad rows set aside with their reason.
+"""Stage `ingest`: MovieLens CSVs and the store's feedback → validated Parquet, bad rows set
+aside with their reason.
+
+The ratings posted to the API (the store's `feedback` table, movierec.store.feedback) up to a
+cut-off join ratings.csv's lines before the checks, so both pass the same rules, and of two
+ratings of a pair the latest wins.
 
 spark-submit jobs/ingest.py --run-id ID [--data-dir DIR] [--max-bad-share 0.01]
 """
@@ -12,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -24,6 +29,7 @@ from movierec.data.validation import DataQualityError
 from movierec.spark.paths import RunPaths, local_path
 from movierec.spark.warehouse import write_json, write_table
 from movierec.stages.runner import stage_main
+from movierec.store import feedback as store_feedback
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +136,48 @@ def require_inputs(data_dir: str) -> None:
         )
 
 
-def _rejects(checked: DataFrame, source: str, raw_columns: list[str]) -> DataFrame:
+# `_line` of the store's feedback rows: after every line of ratings.csv, so that of two ratings
+# of a pair with the same timestamp the one posted to the API wins (V.dedupe_ratings)
+FEEDBACK_LINES = 1 << 62
+FEEDBACK_SOURCE = "feedback"  # what the rejects call the rows read from the store's feedback
+
+
+def feedback_rows(spark: SparkSession, rows: list[tuple[int, int, float, int]]) -> DataFrame:
+    """Feedback rows (user, movie, rating, timestamp) as `read_csv` gives ratings.csv's lines:
+    text columns, so the same checks (V.check_ratings) judge them."""
+    raw_columns = [f"raw_{f.name}" for f in S.RATINGS_CSV.fields]
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in raw_columns]
+        + [
+            T.StructField(V.CORRUPT, T.StringType()),
+            T.StructField("_line", T.LongType()),
+            T.StructField(V.TRUNCATED, T.BooleanType()),
+        ]
+    )
+    as_text = [
+        (str(user), str(movie), repr(float(rating)), str(timestamp), None, FEEDBACK_LINES + i, False)
+        for i, (user, movie, rating, timestamp) in enumerate(rows)
+    ]
+    return spark.createDataFrame(as_text, schema)
+
+
+def read_feedback(spark: SparkSession, settings: Settings) -> tuple[DataFrame | None, dict[str, Any] | None]:
+    """The store's feedback received up to the cut-off, as ratings lines, and the note the run
+    keeps of it ({received_until, rows}); (None, None) with learn_from_feedback off."""
+    if not settings.learn_from_feedback:
+        return None, None
+    until = store_feedback.cutoff()
+    rows = [row for batch in store_feedback.read_until(settings.db_url, until) for row in batch]
+    log.info("ingest feedback: %d ratings posted to the store up to %s", len(rows), until)
+    return (feedback_rows(spark, rows) if rows else None), {"received_until": until, "rows": len(rows)}
+
+
+def _rejects(checked: DataFrame, source: str | Column, raw_columns: list[str]) -> DataFrame:
     raw = F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in raw_columns])
     return checked.where(F.col(S.REASON).isNotNull()).select(
-        F.lit(source).alias("source"), S.REASON, F.coalesce(F.col(V.CORRUPT), raw).alias("raw")
+        (F.lit(source) if isinstance(source, str) else source).alias("source"),
+        S.REASON,
+        F.coalesce(F.col(V.CORRUPT), raw).alias("raw"),
     )
 
 
@@ -153,11 +197,19 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
     movies = V.mark_duplicates(movies, [S.MOVIE], [F.col("_line")]).persist(level)
     good_movies = movies.where(F.col(S.REASON).isNull()).select(S.MOVIE, S.TITLE, S.GENRES)
 
-    ratings = V.check_ratings(read_csv(spark, files["ratings"], S.RATINGS_CSV))
+    raw_ratings = read_csv(spark, files["ratings"], S.RATINGS_CSV)
+    posted, feedback_note = read_feedback(spark, settings)
+    if posted is not None:
+        raw_ratings = raw_ratings.unionByName(posted)
+    ratings = V.check_ratings(raw_ratings)
     ratings = V.dedupe_ratings(V.mark_unknown_movies(ratings, good_movies)).persist(level)
 
-    # the files' sizes and digests, which publish records with the run (runs.params.inputs)
-    report: dict[str, Any] = {"data_dir": settings.data_dir, "inputs": movielens.fingerprint(settings.data_dir)}
+    # the files' sizes and digests and the feedback's cut-off, which publish records with the run
+    # (runs.params.inputs; the cut-off also in run_feedback)
+    inputs = movielens.fingerprint(settings.data_dir)
+    if feedback_note is not None:
+        inputs = {**(inputs or {}), "feedback": feedback_note}
+    report: dict[str, Any] = {"data_dir": settings.data_dir, "inputs": inputs}
     for name, checked in (("movies", movies), ("ratings", ratings)):
         total, reasons = V.row_counts(checked)
         report[name] = {"rows": total, "rejected": reasons, "bad_share": round(V.bad_share(total, reasons), 6)}
@@ -177,7 +229,11 @@ def ingest(spark: SparkSession, settings: Settings, paths: RunPaths) -> dict:
         good_tags = spark.createDataFrame([], S.TAGS)
 
     rejects = _rejects(movies, "movies.csv", ["raw_movieId", "raw_title", "raw_genres"]).unionByName(
-        _rejects(ratings, "ratings.csv", ["raw_userId", "raw_movieId", "raw_rating", "raw_timestamp"])
+        _rejects(
+            ratings,
+            F.when(F.col("_line") >= FEEDBACK_LINES, F.lit(FEEDBACK_SOURCE)).otherwise(F.lit("ratings.csv")),
+            ["raw_userId", "raw_movieId", "raw_rating", "raw_timestamp"],
+        )
     )
     if has_tags:
         rejects = rejects.unionByName(

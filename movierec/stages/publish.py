@@ -44,9 +44,19 @@ def batches(df: DataFrame, columns: list[str], size: int = BATCH_ROWS) -> Iterat
         yield batch
 
 
+def feedback_read(spark: SparkSession, paths: RunPaths) -> dict | None:
+    """The note ingest kept of the store's feedback it read ({received_until, rows}), or None."""
+    if not exists(spark, paths.ingest_report):
+        return None
+    return (read_json(spark, paths.ingest_report).get("inputs") or {}).get("feedback")
+
+
 def run_tables(spark: SparkSession, paths: RunPaths) -> dict[str, Iterator[list[tuple]]]:
     ratings = read_table(spark, paths.ratings)
+    read = feedback_read(spark, paths)
     return {
+        # the cut-off goes live with the run's rows: from the switch on, the API applies only later feedback
+        "run_feedback": iter([[(read["received_until"], read["rows"])]] if read else []),
         "recommendations": batches(
             read_table(spark, paths.recommendations), [USER, RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE]
         ),

@@ -7,6 +7,12 @@ is one transaction: every row goes in or none does.  The key is (user, movie, ti
 a row already there is left as it is (ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike),
 so a client that repeats a call after a lost answer stores nothing twice.
 
+The next run learns from it: its ingest reads the rows received up to a cut-off (`read_until`),
+and publish records the cut-off with the run (`run_feedback`).  The API applies live only what
+came later (`since_active_run`), so across the switch each rating is counted once, by the run
+or by the live path.  The cut-off lies `SETTLE_SECONDS` before ingest starts: a row is stamped
+when its call begins, and a call still open at the cut-off commits well within that.
+
     stored, already = add_feedback(engine, user_id, [(movie_id, rating, timestamp), ...])
     with engine.connect() as conn:
         rows = list_feedback(conn, user_id)
@@ -15,21 +21,32 @@ so a client that repeats a call after a lost answer stores nothing twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from movierec.config import redact_url
 from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, MAX_RATING, MIN_RATING, rating_is_valid
-from movierec.store.runs import BadRows, _writing, utc_now
-from movierec.store.tables import feedback, movies
+from movierec.store.runs import BadRows, StoreError, _sqlite_engine, _writing, utc_now
+from movierec.store.tables import active_run, feedback, movies, run_feedback
+
+# seconds ingest waits for a store server to answer before it gives up on the run
+CONNECT_TIMEOUT_S = 10
 
 # rows per INSERT statement: 5 parameters a row stays far below SQLite's 32,766 and PostgreSQL's 65,535
 INSERT_BATCH = 1000
 
 Row = tuple[int, float, int]  # (movie_id, rating, timestamp)
+
+# seconds between ingest's cut-off and its start: far longer than a feedback call's transaction
+# may stay open (the API's store_timeout bounds each statement), so none commits a row older
+# than the cut-off after ingest read
+SETTLE_SECONDS = 60
 
 
 class BadFeedback(BadRows):
@@ -140,11 +157,69 @@ def add_feedback(engine: Engine, user_id: int, rows: Sequence[Row], received_at:
     return Added(stored=stored, already_stored=len(values) - stored)
 
 
+def since_active_run() -> sa.ColumnElement[bool]:
+    """Feedback rows the active run was not trained on: received after its cut-off (all of
+    them when it read none, or before the first publish)."""
+    # correlate(None): self-contained, also inside statements that read active_run themselves
+    until = (
+        sa.select(run_feedback.c.received_until)
+        .join(active_run, active_run.c.run_id == run_feedback.c.run_id)
+        .where(active_run.c.id == 1)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    return feedback.c.received_at > sa.func.coalesce(until, "")
+
+
 def list_feedback(conn: Connection, user_id: int) -> list[dict[str, Any]]:
-    """The user's stored feedback, oldest rating first."""
+    """The user's stored feedback beyond the active run, oldest rating first."""
     query = (
         sa.select(feedback.c.movie_id, feedback.c.rating, feedback.c.timestamp, feedback.c.received_at)
-        .where(feedback.c.user_id == user_id)
+        .where(feedback.c.user_id == user_id, since_active_run())
         .order_by(feedback.c.timestamp, feedback.c.movie_id)
     )
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def cutoff(now: datetime | None = None) -> str:
+    """The received_at up to which a run starting `now` reads feedback (as utc_now writes it)."""
+    at = (now or datetime.now(UTC)) - timedelta(seconds=SETTLE_SECONDS)
+    return at.isoformat(timespec="microseconds")
+
+
+class FeedbackUnreadable(StoreError):
+    """The store holds feedback that cannot be read now: the run would miss it."""
+
+
+def read_until(db_url: str, until: str, batch: int = 10_000) -> Iterator[list[tuple[int, int, float, int]]]:
+    """Every feedback row received up to `until`, (user_id, movie_id, rating, timestamp), in
+    batches, in the key's order.  Creates nothing: no store file, or a store without the
+    feedback table yet, has no feedback.  A server that does not answer raises FeedbackUnreadable."""
+    url = sa.make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:") or not Path(database).is_file():
+            return
+        engine = _sqlite_engine(url)
+    else:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    query = (
+        sa.select(feedback.c.user_id, feedback.c.movie_id, feedback.c.rating, feedback.c.timestamp)
+        .where(feedback.c.received_at <= until)
+        .order_by(feedback.c.user_id, feedback.c.movie_id, feedback.c.timestamp)
+    )
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(feedback.name):
+                return
+            result = conn.execution_options(yield_per=batch).execute(query)
+            for rows in result.partitions():
+                yield [(int(u), int(m), float(r), int(t)) for u, m, r, t in rows]
+    except sa.exc.DBAPIError as err:
+        raise FeedbackUnreadable(
+            f"the store {redact_url(db_url)} cannot be read for its feedback: "
+            f"{' '.join(str(err.orig or err).split())[:300]}; start it, or train on the files alone "
+            f"with --no-learn-from-feedback"
+        ) from None
+    finally:
+        engine.dispose()

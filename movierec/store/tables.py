@@ -106,10 +106,20 @@ feedback = sa.Table(
     sa.Index("feedback_received_at", "received_at"),
 )
 
+# the feedback a run was trained on: ingest read the feedback received up to this time (one row,
+# none when the run read no feedback); later feedback is applied live (movierec.store.feedback)
+run_feedback = sa.Table(
+    "run_feedback",
+    metadata,
+    sa.Column("run_id", RUN_ID, primary_key=True),
+    sa.Column("received_until", TIME, nullable=False, comment="feedback.received_at up to this is in the run"),
+    sa.Column("feedback_rows", sa.Integer, nullable=False, comment="feedback rows ingest read"),
+)
+
 # the tables a run owns rows of, and the columns a loaded row carries (the store adds run_id)
 RUN_TABLES: dict[str, tuple[str, ...]] = {
     table.name: tuple(c.name for c in table.columns if c.name != "run_id")
-    for table in (recommendations, run_users, popular_movies, similar_movies)
+    for table in (recommendations, run_users, popular_movies, similar_movies, run_feedback)
 }
 MOVIE_COLUMNS: tuple[str, ...] = tuple(c.name for c in movies.columns)
 

@@ -450,3 +450,43 @@ def test_ratings_given_since_the_run_show_in_the_hot_paths_statements(new_url):
             assert store.get_feedback(conn, 2) == []
     finally:
         engine.dispose()
+
+
+def test_feedback_up_to_the_active_runs_cut_off_is_the_runs_not_live(new_url):
+    """A run trained on feedback received up to its cut-off (run_feedback): only what came later
+    is given since the run, in the hot path, in get_feedback and in the route's list; a rollback to
+    a run that read no feedback makes all of it live again.  Each rating is counted once."""
+    from movierec.store.feedback import add_feedback, list_feedback
+
+    engine = runs.engine_for(new_url("cut_off"))
+    try:
+        load(engine)  # RUN_B active; it read no feedback
+        add_feedback(engine, 1, [(3, 4.5, 1_600_000_100)], received_at="2026-03-03T00:00:00.000000+00:00")
+        add_feedback(engine, 2, [(5, 3.0, 1_600_000_200)], received_at="2026-03-03T00:00:00.000000+00:00")
+        add_feedback(engine, 1, [(7, 2.0, 1_600_000_300)], received_at="2026-03-04T00:00:00.000000+00:00")
+        runs.begin_run(engine, "run-c", {"top_k": 9}, "2026-03-03T12:00:00+00:00")
+        runs.load_run(
+            engine,
+            "run-c",
+            {
+                "recommendations": [[b_row(r) for r in range(1, 4)] + [(2, 1, 1001, 0.5, 0.5, 0.5)]],
+                "run_users": [[(1, 41), (2, 13)]],
+                "run_feedback": [[("2026-03-03T06:00:00.000000+00:00", 2)]],
+            },
+        )
+        with engine.connect() as conn:
+            assert store.get_feedback(conn, 1) == [(3, 4.5), (7, 2.0)]  # run-c is not active yet
+        runs.activate_run(engine, "run-c", {}, "2026-03-04T01:00:00+00:00")
+        assert store.get_stored_page(engine, 1, k=3)[2] is True
+        assert store.get_stored_page(engine, 2, k=3)[2] is False  # user 2's one rating is in run-c
+        assert store.get_active_run_key_of_user(engine, 2)[1] is False
+        with engine.connect() as conn:
+            assert store.get_feedback(conn, 1) == [(7, 2.0)]
+            assert store.get_feedback(conn, 2) == []
+            assert [row["movie_id"] for row in list_feedback(conn, 1)] == [7]
+        runs.rollback(engine, RUN_B)
+        assert store.get_stored_page(engine, 2, k=3)[2] is True
+        with engine.connect() as conn:
+            assert store.get_feedback(conn, 1) == [(3, 4.5), (7, 2.0)]
+    finally:
+        engine.dispose()

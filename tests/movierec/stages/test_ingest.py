@@ -82,3 +82,66 @@ def test_rerun_gives_the_same_rows_without_duplicates(spark, settings, make_data
     assert sorted(read_table(spark, paths.ratings).collect()) == first
     assert len(first) == 90
     assert read_table(spark, paths.tags).count() == 0
+
+
+def feedback_store(tmp_path, movies=(1, 2, 3, 4)):
+    """A store whose catalogue lists `movies`, for feedback; returns (db_url, engine)."""
+    from movierec.store.runs import engine_for, upsert_movies
+
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    engine = engine_for(url)
+    upsert_movies(engine, [[(m, f"Movie {m} (2000)", 2000, "Drama") for m in movies]])
+    return url, engine
+
+
+def test_feedback_up_to_the_cut_off_joins_the_ratings_by_the_same_rules(spark, settings, make_dataset, tmp_path):
+    from movierec.store.feedback import add_feedback, cutoff
+
+    url, engine = feedback_store(tmp_path)  # the store's catalogue has movie 4, movies.csv does not
+    before = "2000-01-01T00:00:00.000000+00:00"  # long before the cut-off
+    add_feedback(engine, 1, [(2, 5.0, T0 + 999_999)], received_at=before)  # later than ratings.csv's: wins
+    add_feedback(engine, 3, [(1, 1.0, T0 + 31)], received_at=before)  # ratings.csv's own timestamp: wins the tie
+    add_feedback(engine, 31, [(1, 4.0, T0 + 5), (3, 0.5, T0 + 6)], received_at=before)  # a user the files lack
+    add_feedback(engine, 2, [(4, 4.0, T0)], received_at=before)  # movie 4 is not in movies.csv
+    add_feedback(engine, 1, [(3, 1.5, T0 + 999_999)])  # received now: after the cut-off, for the next run
+    engine.dispose()
+
+    data = make_dataset(good_ratings(), movies=MOVIES)
+    first_until = cutoff()
+    report, paths = run_ingest(spark, settings, data, "ingest-feedback", db_url=url, max_bad_share=0.05)
+    note = report["inputs"]["feedback"]
+    assert note["rows"] == 5 and first_until <= note["received_until"] <= cutoff()
+    assert report["ratings"]["rows"] == 90 + 5
+    assert report["ratings"]["rejected"] == {"duplicate": 2, "unknown_movie": 1}
+    ratings = {(r["user_id"], r["movie_id"]): r["rating"] for r in read_table(spark, paths.ratings).collect()}
+    assert len(ratings) == 92
+    assert (ratings[(1, 2)], ratings[(3, 1)], ratings[(31, 1)], ratings[(31, 3)]) == (5.0, 1.0, 4.0, 0.5)
+    assert ratings[(1, 3)] == 3.5  # the rating received after the cut-off is not read
+    rejects = read_table(spark, paths.rejects).where("source = 'feedback'").collect()
+    assert [(r["reason"], r["raw"]) for r in rejects] == [("unknown_movie", f"2,4,4.0,{T0}")]
+
+
+def test_feedback_is_left_out_when_asked_and_a_missing_store_is_not_made(spark, settings, make_dataset, tmp_path):
+    from movierec.store.feedback import add_feedback
+
+    url, engine = feedback_store(tmp_path)
+    add_feedback(engine, 31, [(1, 4.0, T0)], received_at="2000-01-01T00:00:00.000000+00:00")
+    engine.dispose()
+    data = make_dataset(good_ratings(), movies=MOVIES)
+    report, paths = run_ingest(spark, settings, data, "ingest-no-feedback", db_url=url, learn_from_feedback=False)
+    assert "feedback" not in report["inputs"] and report["ratings"]["rows"] == 90
+    assert read_table(spark, paths.ratings).where("user_id = 31").count() == 0
+
+    missing = tmp_path / "no" / "store.db"
+    report, _ = run_ingest(spark, settings, data, "ingest-no-store", db_url=f"sqlite:///{missing}")
+    assert report["inputs"]["feedback"]["rows"] == 0 and report["ratings"]["rows"] == 90
+    assert not missing.parent.exists()
+
+
+def test_a_store_that_does_not_answer_stops_the_run_with_what_to_do():
+    from movierec.store.feedback import FeedbackUnreadable, read_until
+
+    url = "postgresql+psycopg://movierec:s3cret-pw@127.0.0.1:9/movierec"  # port 9: nothing listens
+    with pytest.raises(FeedbackUnreadable, match="--no-learn-from-feedback") as caught:
+        list(read_until(url, "2100-01-01"))
+    assert "s3cret-pw" not in str(caught.value)

@@ -78,11 +78,24 @@ def test_the_run_records_its_code_and_the_digests_of_its_input_files(run):
         params = store.get_run(conn, run_id)["params"]
     assert params["code_version"] == code_fingerprint()
     data = Path(settings.data_dir)
+    feedback = params["inputs"].pop("feedback")
     assert params["inputs"] == {
         name: {"bytes": (data / name).stat().st_size, "sha256": sha256_file(data / name)}
         for name in ("ratings.csv", "movies.csv", "tags.csv")
     }
     assert "db_url" not in params
+    # the store's feedback it read (none), and up to when: the same cut-off in run_feedback
+    assert feedback["rows"] == 0 and feedback["received_until"] < params_started(settings, run_id)
+    with store.engine_for(settings.db_url).connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT received_until, feedback_rows FROM run_feedback WHERE run_id = :r"), {"r": run_id}
+        ).all()
+    assert [tuple(row) for row in rows] == [(feedback["received_until"], 0)]
+
+
+def params_started(settings, run_id: str) -> str:
+    with store.engine_for(settings.db_url).connect() as conn:
+        return store.get_run(conn, run_id)["started_at"]
 
 
 def test_rerunning_score_and_publish_changes_nothing(spark, run):

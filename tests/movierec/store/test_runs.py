@@ -16,7 +16,16 @@ import sqlalchemy as sa
 from movierec import cli
 from movierec.store import runs as store
 
-TABLES = ("runs", "movies", "recommendations", "run_users", "popular_movies", "similar_movies", "active_run")
+TABLES = (
+    "runs",
+    "movies",
+    "recommendations",
+    "run_users",
+    "popular_movies",
+    "similar_movies",
+    "run_feedback",
+    "active_run",
+)
 _databases = itertools.count()
 
 
@@ -274,6 +283,7 @@ def test_retention_keeps_the_newest_three(engine):
             run_users=[RUN_USERS],
             popular_movies=[POPULAR],
             similar_movies=[SIMILAR],
+            run_feedback=[[(f"2025-01-0{i}T00:00:00", i)]],
         )
         for i in range(1, 6)
     ]

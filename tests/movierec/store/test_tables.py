@@ -46,12 +46,14 @@ def test_schema_file_builds_the_same_tables_as_the_code(tmp_path):
         "similar_movies",
         "active_run",
         "feedback",
+        "run_feedback",
     }
 
 
 def test_loaded_columns_are_the_tables_columns_after_run_id():
     assert RUN_TABLES["recommendations"] == ("user_id", "rank", "movie_id", "score", "cf_score", "cb_score")
     assert RUN_TABLES["similar_movies"] == ("movie_id", "rank", "similar_movie_id", "score")
+    assert RUN_TABLES["run_feedback"] == ("received_until", "feedback_rows")
     assert MOVIE_COLUMNS == ("movie_id", "title", "year", "genres")
 
 
