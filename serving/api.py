@@ -123,15 +123,19 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
         feedback = store.get_feedback(conn, uid)
         stored = store.get_stored_list(conn, run_id, uid) if not feedback else []
         known = bool(stored) or store.is_run_user(conn, run_id, uid)
-        if not known:
-            items = _popular_unrated(conn, run_id, k, offset, genre, {movie for movie, _ in feedback})
-            return _user_answer(uid, run_id, "cold_start", items)
+        if not known and not feedback:
+            return _user_answer(uid, run_id, "cold_start", _popular_unrated(conn, run_id, k, offset, genre, set()))
     # the page reaches past what the store holds, or the user rated movies since the run:
     # score live (no store connection is held while Spark works).  With new ratings the whole
-    # list is the live one: its movies and order depend on them.
+    # list is the live one: its movies and order depend on them; a user the run never saw gets
+    # a personal list from their first rating on
     depth = MAX_K if genre is not None else offset + k
     if feedback:
         live_rows = live_call("recommend", lambda s: s.recommend(run_id, uid, depth, feedback))
+        if not live_rows and not known:  # none of the movies rated is one the run's models know
+            with engine.connect() as conn:
+                items = _popular_unrated(conn, run_id, k, offset, genre, {movie for movie, _ in feedback})
+            return _user_answer(uid, run_id, "cold_start", items)
         ranked = [{**row, "rank": position} for position, row in enumerate(live_rows[:MAX_K], start=1)]
     else:
         ranked = _continue_live(stored, live_call("recommend", lambda s: s.recommend(run_id, uid, depth)))

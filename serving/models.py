@@ -296,10 +296,11 @@ class UserRecommendations(BaseModel):
     run_id: str
     source: Source = Field(
         description=(
-            "precomputed: the store; live: scored now by Spark (no stored rows, or the page reaches past them: "
-            "the stored rows, then the run's other candidates, scores never rising with rank); "
-            "cold_start: a user the run has no ratings of, answered with the run's most popular movies "
-            "(score null, popularity set)"
+            "precomputed: the store; live: scored now from the run's models (no stored rows, or the page "
+            "reaches past them: the stored rows, then the run's other candidates, scores never rising with "
+            "rank; or the user rated movies since the run, POST /users/<id>/ratings: the whole list for their "
+            "ratings with those, a user the run never saw included); cold_start: a user without ratings the run "
+            "or the store holds, answered with the run's most popular movies (score null, popularity set)"
         )
     )
     items: list[RecommendationItem]

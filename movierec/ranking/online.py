@@ -105,6 +105,8 @@ class RunModels:
         self.movie_contents = _movie_contents(self.movie_feats)
         self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
         self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
+        # the evidence the run's scales hold (a run scored before some evidence was added lacks it)
+        self.scale_names = [n for n in scoring.EVIDENCE if scoring.mean_column(n) in self.scales.columns]
         self.user_ratings = _user_ratings(self.ratings)
         self.rated = {user: frozenset(movies.tolist()) for user, (movies, _) in self.user_ratings.items()}
         self._log1p_of: dict[float, float] = {}
@@ -149,8 +151,12 @@ class RunModels:
         missing = [m for m in unknown if not genres.get(m)]
         if missing:
             raise UnknownMovie(f"movies {missing} are not in run {self.run_id}; give their genres to score them")
-        if user_id not in self.user_ids or user_id not in self.user_tastes or user_id not in self.user_scales:
+        if state is None and (
+            user_id not in self.user_ids or user_id not in self.user_tastes or user_id not in self.user_scales
+        ):
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
+        if state is not None and state.taste is None and user_id not in self.user_tastes:
+            raise UnknownUser(f"run {self.run_id} has no content profile of user {user_id} (no rated movie it knows)")
         movies = self.movie_contents
         if unknown:  # content features of new movies: the run's content pipeline, in Spark
             movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
@@ -178,10 +184,17 @@ class RunModels:
         A movie the run does not know is scored from `genres[movie_id]` by the content model
         (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
-        pairs = self.pairs(user_id, movie_ids, genres, state)
-        scales, params = self.user_scales[user_id], scoring.Blend.from_settings(self.settings)
+        return self.rank_pairs(self.pairs(user_id, movie_ids, genres, state), self.user_scales[user_id])
+
+    def rank_pairs(self, pairs: list[LivePair], scales: dict[str, scoring.Scale]) -> list[dict]:
+        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first."""
+        params = scoring.Blend.from_settings(self.settings)
         rows = [{MOVIE: pair.movie_id, **scoring.blend_values(pair.evidence, scales, params)} for pair in pairs]
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
+
+    def scales_over(self, pairs: list[LivePair]) -> dict[str, scoring.Scale]:
+        """The batch's per-user scale (scoring.user_scales) over these pairs, the user's candidates."""
+        return scoring.scales_over([pair.evidence for pair in pairs], self.scale_names)
 
     def cf_raw(self, user_id: int, movie_ids: list[int], factor: np.ndarray | None = None) -> list[float | None]:
         """ALS's preference estimate of each pair, None where ALS never saw the user or movie
@@ -209,9 +222,19 @@ class RunModels:
         (serving/README.md has the figures).
 
         `feedback`: (movie id, rating) pairs the user gave since the run, oldest first; the list
-        is then the one for the user's ratings with them (`user_state`)."""
+        is then the one a run trained on the user's ratings with them would store: the user's
+        factor and profile rebuilt (`user_state`), their candidates drawn again, and the scale
+        taken over those candidates as the batch takes it (`scales_over`).  With feedback the
+        user need not be one of the run's: a new user's first ratings give a personal list."""
+        feedback = list(feedback)
+        if user_id not in self.user_ids and not feedback:
+            raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
         state = self.user_state(user_id, feedback)
-        rows = self.score(user_id, self.candidates(user_id, state), state=state)[:k]
+        if state.taste is None:  # a new user who rated none of the movies the run knows: nothing to go on
+            return []
+        pairs = self.pairs(user_id, self.candidates(user_id, state), state=state)
+        scales = self.scales_over(pairs) if feedback else self.user_scales[user_id]
+        rows = self.rank_pairs(pairs, scales)[:k]
         return [
             {RANK: rank, MOVIE: row[MOVIE], SCORE: row[SCORE], CF_SCORE: row[CF_SCORE], CB_SCORE: row[CB_SCORE]}
             for rank, row in enumerate(rows, start=1)
@@ -261,7 +284,7 @@ class RunModels:
         Each half follows its batch definition's rule and tie order (movierec.models.als.als_candidates,
         scoring.content_candidates); tests/movierec/ranking/test_online.py holds the result to
         the batch's candidates of every user of a real run."""
-        if user_id not in self.user_ids:
+        if user_id not in self.user_ids and state is None:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
         state = self.user_state(user_id) if state is None else state
         rated = state.rated

@@ -31,10 +31,11 @@ chance of an average candidate, no evidence either way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, Window
@@ -157,6 +158,19 @@ def scales_of(row) -> dict[str, Scale]:
         for name in EVIDENCE
         if mean_column(name) in fields
     }
+
+
+def scales_over(evidence: Iterable[Mapping[str, float | None]], names: Iterable[str]) -> dict[str, Scale]:
+    """`user_scales` of one user on the driver: each named piece of evidence's mean and population
+    standard deviation over the user's candidate pairs (their `evidence_of`), missing values left
+    out, as Spark's avg and stddev_pop do; mean 0 and deviation 1 where no pair has a value (its
+    fillna).  For a user whose ratings the run lacks (given since, or a user it never saw)."""
+    pairs = list(evidence)
+    scales = {}
+    for name in names:
+        values = np.array([e[name] for e in pairs if e.get(name) is not None], dtype=np.float64)
+        scales[name] = Scale(float(values.mean()), float(values.std())) if values.size else Scale(0.0, 1.0)
+    return scales
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ SQLite store; the answers are checked against the store's own rows and against
 from __future__ import annotations
 
 import shutil
+import time
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -348,3 +350,105 @@ def test_a_rating_posted_changes_the_next_list_at_once(client, engine, oracle, u
             conn.execute(sa.text("DELETE FROM feedback WHERE user_id = :user"), {"user": user})
         db.dispose()
     assert client.get(f"/users/{user}/recommendations?k=10").get_json()["source"] == "precomputed"
+
+
+def test_a_user_the_run_never_saw_leaves_cold_start_with_a_first_rating(client, engine, oracle, live_settings):
+    """Popular movies before any rating; after one, a personal list scored live by the run's models."""
+    from movierec.store.runs import engine_for
+
+    with engine.connect() as conn:
+        newcomer = conn.execute(sa.text("SELECT max(user_id) + 100 FROM run_users")).scalar()
+    before = client.get(f"/users/{newcomer}/recommendations?k=10").get_json()
+    assert before["source"] == "cold_start"
+    liked = before["items"][0]["movie_id"]
+    posted = client.post(f"/users/{newcomer}/ratings", json=[{"movie_id": liked, "rating": 4.5}], headers=AUTH)
+    assert posted.status_code == 201, posted.get_json()
+    try:
+        answer = client.get(f"/users/{newcomer}/recommendations?k=10").get_json()
+        assert answer["source"] == "live" and len(ids(answer)) == 10 and liked not in ids(answer)
+        direct = oracle.recommend(newcomer, 10, feedback=[(liked, 4.5)])
+        assert ids(answer) == [row["movie_id"] for row in direct]
+        assert all(0 < item["score"] < 1 for item in answer["items"])  # the hybrid's chances, not counts
+        assert ids(answer) != [item["movie_id"] for item in before["items"][1:11]]  # not popularity
+    finally:
+        db = engine_for(live_settings.db_url)
+        with db.begin() as conn:
+            conn.execute(sa.text("DELETE FROM feedback WHERE user_id = :user"), {"user": newcomer})
+        db.dispose()
+
+
+def test_ratings_posted_while_a_pipeline_runs_are_counted_once_after_its_publish(
+    spark, live_settings, engine, users, tmp_path
+):
+    """The next run learns from the feedback up to its ingest's cut-off, the API applies the rest
+    live: a rating given before the run is in the run's model and no longer live, one given while
+    the run was under way stays live, and a user the old run never saw gets a stored list."""
+    import hashlib
+    import sqlite3
+
+    from movierec.spark.paths import RunPaths
+    from movierec.spark.warehouse import read_table
+    from movierec.stages.pipeline import run_pipeline
+    from movierec.store import runs as store
+    from movierec.store.feedback import add_feedback, cutoff
+    from serving import create_app
+
+    copied = tmp_path / "store.db"  # the module's store as it is, run live-1 active: this test moves it on
+    with sqlite3.connect(sa.make_url(live_settings.db_url).database) as source, sqlite3.connect(copied) as target:
+        source.backup(target)
+    run2 = live_settings.replace(warehouse=str(tmp_path / "warehouse"), db_url=f"sqlite:///{copied}")
+    db = store.engine_for(run2.db_url)
+    user = users[0]
+    before_a, before_b = (movie for movie, _ in stored_list(db, user)[:2])
+    with db.connect() as conn:
+        newcomer = conn.execute(sa.text("SELECT max(user_id) + 1 FROM run_users")).scalar()
+        first_count = conn.execute(
+            sa.text("SELECT ratings_count FROM run_users WHERE run_id = :r AND user_id = :u"), {"r": RUN, "u": user}
+        ).scalar()
+    # received after live-1's cut-off (so live-1 does not hold them) and before the next run's
+    with db.connect() as conn:
+        first_until = conn.execute(
+            sa.text("SELECT received_until FROM run_feedback WHERE run_id = :r"), {"r": RUN}
+        ).scalar()
+    earlier = (datetime.fromisoformat(first_until) + timedelta(milliseconds=1)).isoformat(timespec="microseconds")
+    time.sleep(max(0.0, (datetime.fromisoformat(earlier) - datetime.fromisoformat(cutoff())).total_seconds() + 1))
+    add_feedback(db, user, [(before_a, 5.0, 1_600_000_000)], received_at=earlier)
+    add_feedback(db, newcomer, [(before_a, 4.0, 1_600_000_000), (before_b, 4.5, 1_600_000_001)], received_at=earlier)
+
+    run_pipeline(spark, run2, "live-2", ["ingest"])
+    app = create_app({"SETTINGS": run2.replace(api_keys=hashlib.sha256(KEY.encode()).hexdigest()), "TESTING": True})
+    client = app.test_client()
+    posted = client.post(f"/users/{user}/ratings", json=[{"movie_id": before_b, "rating": 1.0}], headers=AUTH)
+    assert posted.status_code == 201  # while the run is under way: after its cut-off
+    run_pipeline(spark, run2, "live-2", [s for s in STAGES if s != "ingest"])
+
+    ratings = read_table(spark, RunPaths(run2.warehouse, "live-2").ratings)
+    learned = {
+        (r["user_id"], r["movie_id"]): r["rating"] for r in ratings.where(f"user_id in ({user}, {newcomer})").collect()
+    }
+    assert learned[(user, before_a)] == 5.0 and (user, before_b) not in learned
+    assert learned[(newcomer, before_a)] == 4.0 and learned[(newcomer, before_b)] == 4.5
+    with db.connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.text("SELECT user_id, ratings_count FROM run_users WHERE run_id = 'live-2' AND user_id IN (:u, :n)"),
+                {"u": user, "n": newcomer},
+            ).all()
+        )
+    assert counts == {user: first_count + 1, newcomer: 2}
+
+    # live: only the rating given while the run was under way, for the user; nothing for the newcomer
+    listed = client.get(f"/users/{user}/ratings", headers=AUTH).get_json()["ratings"]
+    assert [(r["movie_id"], r["rating"]) for r in listed] == [(before_b, 1.0)]
+    assert client.get(f"/users/{newcomer}/ratings", headers=AUTH).get_json()["ratings"] == []
+    answer = client.get(f"/users/{user}/recommendations?k=10").get_json()
+    assert answer["run_id"] == "live-2" and answer["source"] == "live"
+    assert not {before_a, before_b} & set(ids(answer)) and len(ids(answer)) == 10
+    answer = client.get(f"/users/{newcomer}/recommendations?k=10").get_json()
+    assert answer["source"] == "precomputed" and not {before_a, before_b} & set(ids(answer))
+
+    # back on the run that learned none of it, all of it is live again
+    store.rollback(db, RUN)
+    listed = client.get(f"/users/{user}/ratings", headers=AUTH).get_json()["ratings"]
+    assert sorted(r["movie_id"] for r in listed) == sorted([before_a, before_b])
+    db.dispose()

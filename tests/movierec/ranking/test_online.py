@@ -256,9 +256,43 @@ def test_a_rating_given_since_the_run_takes_the_movie_out_and_moves_the_list(mod
     assert top in state.rated and not np.allclose(state.factor, models.user_factors[user])
     assert state.taste != models.user_tastes[user]  # the profile counts the new rating
     assert state.taste.log_n == pytest.approx(math.log1p(len(models.rated[user]) + 1))
-    # the list is the batch's ranking of the new candidates with the new factor and profile
-    expected = models.score(user, models.candidates(user, state), state=state)[:20]
+    # the list is the batch's ranking of the new candidates with the new factor and profile, on
+    # the scale over those candidates
+    pairs = models.pairs(user, models.candidates(user, state), state=state)
+    expected = models.rank_pairs(pairs, models.scales_over(pairs))[:20]
     assert [row["movie_id"] for row in after] == [row["movie_id"] for row in expected]
+    assert models.scales_over(pairs) != models.user_scales[user]
     # a later rating of the same movie replaces the earlier one
     again = models.user_state(user, [(top, 1.0), (top, 5.0)])
     assert again.factor == pytest.approx(state.factor) and again.taste == state.taste
+
+
+def test_the_scale_over_a_users_candidates_is_the_stored_one_for_every_user(models):
+    """scoring.scales_over, the driver's twin of scoring.user_scales, over each user's candidate pairs."""
+    for user in sorted(models.user_ids):
+        got = models.scales_over(models.pairs(user, models.candidates(user)))
+        want = models.user_scales[user]
+        assert set(got) == set(want) == set(scoring.EVIDENCE), user
+        for name, scale in want.items():
+            assert got[name].mean == pytest.approx(scale.mean, rel=1e-12, abs=1e-15), (user, name)
+            assert got[name].std == pytest.approx(scale.std, rel=1e-9, abs=1e-15), (user, name)
+
+
+def test_a_user_the_run_never_saw_gets_the_list_of_a_run_user_with_the_same_ratings(models):
+    """A new user's first ratings give a personal list; given exactly a run user's ratings, it is
+    that user's list (the fold-in reaches the stored factor to about 1e-4, so near-ties may swap)."""
+    from movierec.ranking.online import UnknownUser
+
+    newcomer = max(models.user_ids) + 1
+    with pytest.raises(UnknownUser):
+        models.recommend(newcomer, 10)
+    for user in sorted(models.user_ids)[3:6]:
+        movies, ratings = models.user_ratings[user]
+        given = list(zip(movies.tolist(), ratings.tolist()))
+        stored = models.recommend(user, 10)
+        fresh = models.recommend(newcomer, 10, feedback=given)
+        assert not {row["movie_id"] for row in fresh} & models.rated[user]
+        assert len({row["movie_id"] for row in fresh} & {row["movie_id"] for row in stored}) >= 9, user
+        assert [row["score"] for row in fresh] == pytest.approx([row["score"] for row in stored], rel=1e-3)
+    one = models.recommend(newcomer, 10, feedback=[(given[0][0], 5.0)])
+    assert len(one) == 10 and given[0][0] not in {row["movie_id"] for row in one}
