@@ -82,6 +82,15 @@ class ForestArrays:
             value,
             roots,
         )
+        # the walk's arrays: a leaf points at itself whichever way a row goes (threshold +inf
+        # sends it left, a NaN right), so `depth` steps take every row to its leaf
+        leaf = feature < 0
+        nodes = np.arange(len(feature))
+        self._feature = np.where(leaf, 0, feature)
+        self._threshold = np.where(leaf, np.inf, threshold)
+        self._left = np.where(leaf, nodes, left)
+        self._right = np.where(leaf, nodes, right)
+        self.depth = _depth(feature, left, right, roots)
 
     @classmethod
     def from_model(cls, model: RandomForestRegressionModel) -> ForestArrays:
@@ -121,18 +130,31 @@ class ForestArrays:
         )
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """The forest's prediction of each row of `rows` (n × features, float64, NaN for missing)."""
+        """The forest's prediction of each row of `rows` (n × features, float64, NaN for missing).
+
+        Every tree walks all rows at once, one level per step (a leaf points at itself, so rows
+        that reached theirs stay): `depth` steps of a few array operations, not one per tree and level."""
         rows = np.asarray(rows, dtype=np.float64)
+        if not len(rows):
+            return np.zeros(0)
+        at = np.arange(len(rows))[None, :]
+        node = np.repeat(self.roots[:, None], len(rows), axis=1)  # trees × rows
+        for _ in range(self.depth):
+            go_left = rows[at, self._feature[node]] <= self._threshold[node]
+            node = np.where(go_left, self._left[node], self._right[node])
         total = np.zeros(len(rows))
-        at = np.arange(len(rows))
-        for root in self.roots:
-            node = np.full(len(rows), root)
-            while True:
-                inner = self.feature[node] >= 0
-                if not inner.any():
-                    break
-                where = node[inner]
-                go_left = rows[at[inner], self.feature[where]] <= self.threshold[where]
-                node[inner] = np.where(go_left, self.left[where], self.right[where])
-            total = total + self.value[node]
+        for tree_values in self.value[node]:  # summed in tree order: the same doubles as Spark's
+            total = total + tree_values
         return total / len(self.roots)
+
+
+def _depth(feature: np.ndarray, left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> int:
+    """The most internal nodes on any root-to-leaf path of the forest."""
+    deepest, level = 0, [int(r) for r in roots]
+    while level:
+        inner = [n for n in level if feature[n] >= 0]
+        if not inner:
+            break
+        deepest += 1
+        level = [int(c) for n in inner for c in (left[n], right[n])]
+    return deepest

@@ -28,6 +28,7 @@ in Spark (one small job), then goes the same way.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections.abc import Iterable
@@ -113,6 +114,19 @@ class RunModels:
         # ALS's YᵀY, shared by every fold-in (movierec.models.als.solve_user_factor)
         self.gram = gramian(np.stack(list(self.item_factors.values()))) if self.item_factors else None
         self.pool = _content_pool(self.movie_feats, settings.content_pool)
+        # the item factors as one matrix (row i: movie item_ids[i]): a list's ALS predictions are
+        # then one pass over it instead of a stack of every factor per call
+        self.item_ids = list(self.item_factors)
+        self.item_row = {movie: i for i, movie in enumerate(self.item_ids)}
+        self.item_matrix = (
+            np.stack([self.item_factors[m] for m in self.item_ids]) if self.item_ids else np.empty((0, 0), np.float32)
+        )
+        # the pool's movies by genre vector ("kind": far fewer kinds than movies), as the batch's
+        # content_candidates computes an affinity once per user and kind
+        self.pool_kinds: dict[tuple[tuple[int, float], ...], list[int]] = {}
+        for movie, _ in self.pool:
+            self.pool_kinds.setdefault(self.movie_contents[movie].genre_entries, []).append(movie)
+        self.pool_order = {movie: (-n, movie) for movie, n in self.pool}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -187,9 +201,16 @@ class RunModels:
         return self.rank_pairs(self.pairs(user_id, movie_ids, genres, state), self.user_scales[user_id])
 
     def rank_pairs(self, pairs: list[LivePair], scales: dict[str, scoring.Scale]) -> list[dict]:
-        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first."""
+        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first (all pairs
+        at once: scoring.blend_arrays, blend_values' formulas over arrays)."""
         params = scoring.Blend.from_settings(self.settings)
-        rows = [{MOVIE: pair.movie_id, **scoring.blend_values(pair.evidence, scales, params)} for pair in pairs]
+        evidence = {
+            name: np.array([np.nan if p.evidence[name] is None else p.evidence[name] for p in pairs], dtype=np.float64)
+            for name in scoring.EVIDENCE
+        }
+        blended = scoring.blend_arrays(evidence, scales, params)
+        columns = [(column, blended[column].tolist()) for column in (SCORE, CF_SCORE, CB_SCORE)]
+        rows = [{MOVIE: pair.movie_id, **{c: values[i] for c, values in columns}} for i, pair in enumerate(pairs)]
         return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
 
     def scales_over(self, pairs: list[LivePair]) -> dict[str, scoring.Scale]:
@@ -200,10 +221,11 @@ class RunModels:
         """ALS's preference estimate of each pair, None where ALS never saw the user or movie
         (`factor`: the user's factor to use instead of the stored one, see `user_state`)."""
         user = self.user_factors.get(user_id) if factor is None else factor
-        found = [m for m in movie_ids if m in self.item_factors]
+        found = [m for m in movie_ids if m in self.item_row]
         if user is None or not found:
             return [None] * len(movie_ids)
-        predicted = dict(zip(found, als_prediction(user, np.stack([self.item_factors[m] for m in found]))))
+        rows = self.item_matrix[[self.item_row[m] for m in found]]
+        predicted = dict(zip(found, als_prediction(user, rows)))
         # NaN counts as no prediction, as movierec.models.als.cf_scores has it
         return [None if m not in predicted or math.isnan(predicted[m]) else predicted[m] for m in movie_ids]
 
@@ -291,9 +313,9 @@ class RunModels:
         n_als, n_content = self.settings.als_candidates, self.settings.content_candidates
         from_als: list[int] = []
         user = state.factor
-        if user is not None and self.item_factors:
-            movies = list(self.item_factors)
-            predicted = np.asarray(als_prediction(user, np.stack([self.item_factors[m] for m in movies])))
+        if user is not None and self.item_ids:
+            movies = self.item_ids
+            predicted = np.asarray(als_prediction(user, self.item_matrix))
             # als_candidates asks ALS for n plus (at most 2n) the user's ratings, then drops the rated
             ask = min(len(movies), n_als + min(len(rated), 2 * n_als))
             best = np.argsort(-predicted, kind="stable")[:ask]
@@ -301,16 +323,13 @@ class RunModels:
         taste = state.taste
         from_content: list[int] = []
         if taste is not None:
-            unrated = [(movie, n) for movie, n in self.pool if movie not in rated]
-            entries = {movie: self.movie_contents[movie].genre_entries for movie, _ in unrated}
-            # content_candidates' affinity: exposure first, then taste, each summed in map order
-            affinity = {
-                movie: FE.entries_dot(entries[movie], taste.genre_exposure)
-                + FE.entries_dot(entries[movie], taste.genre_taste)
-                for movie, _ in unrated
-            }
-            ranked = sorted(unrated, key=lambda pair: (-affinity[pair[0]], -pair[1], pair[0]))
-            from_content = [movie for movie, _ in ranked[:n_content]]
+            # content_candidates' affinity, once per kind: exposure first, then taste, each summed
+            # in map order; ties: more rated first, then the lower movie id
+            ranked = []
+            for entries, kind_movies in self.pool_kinds.items():
+                affinity = FE.entries_dot(entries, taste.genre_exposure) + FE.entries_dot(entries, taste.genre_taste)
+                ranked += [(-affinity, *self.pool_order[movie]) for movie in kind_movies if movie not in rated]
+            from_content = [movie for *_, movie in heapq.nsmallest(n_content, ranked)]
         return list(dict.fromkeys(from_als + from_content))
 
 

@@ -110,8 +110,17 @@ class Arithmetic(NamedTuple):
     or_zero: Callable[[Any, Callable[[Any], Any]], Any]  # f(x), or 0.0 where x is missing (null / None)
 
 
+def _exp_array(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # infinity where it overflows, as _exp
+        return np.exp(x)
+
+
 SPARK = Arithmetic(lit=F.lit, exp=F.exp, greatest=F.greatest, or_zero=lambda x, f: F.coalesce(f(x), F.lit(0.0)))
 FLOATS = Arithmetic(lit=float, exp=_exp, greatest=max, or_zero=lambda x, f: 0.0 if x is None else f(x))
+# numpy arrays of many pairs at once (NaN where evidence is missing): the live path's lists
+ARRAYS = Arithmetic(
+    lit=float, exp=_exp_array, greatest=np.maximum, or_zero=lambda x, f: np.where(np.isnan(x), 0.0, f(x))
+)
 
 
 def evidence_of(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,6 +275,20 @@ def blend_values(evidence: Mapping[str, float | None], scales: Mapping[str, Scal
     """blend of one pair on the driver: score, cf_score, cb_score from its evidence (EVIDENCE name →
     raw value, None where missing) and its user's scales, by the same formulas as the batch."""
     chances = component_scores(z_values(evidence, scales), params, FLOATS)
+    return {SCORE: hybrid_score(chances[CF_SCORE], chances[CB_SCORE], params), **chances}
+
+
+def blend_arrays(
+    evidence: Mapping[str, np.ndarray], scales: Mapping[str, Scale], params: Blend
+) -> dict[str, np.ndarray]:
+    """blend_values of many pairs of one user at once: evidence name → one value per pair (NaN
+    where missing) → score, cf_score, cb_score arrays, by the same formulas."""
+    z = {
+        name: z_score(evidence[name], scale.mean, scale.std, ARRAYS)
+        for name, scale in scales.items()
+        if name in evidence
+    }
+    chances = component_scores(z, params, ARRAYS)
     return {SCORE: hybrid_score(chances[CF_SCORE], chances[CB_SCORE], params), **chances}
 
 

@@ -120,6 +120,26 @@ def test_evidence_a_runs_scales_lack_counts_as_average(spark):
     assert live["cb_score"] == pytest.approx(row["cb_score"]) and live["score"] == pytest.approx(row["score"])
 
 
+def test_blend_arrays_is_blend_values_for_every_pair():
+    """The live path's vectorised blend against the per-pair one: missing evidence, a flat
+    spread (std below MIN_STD), overflowing logits and evidence the scales lack included."""
+    import numpy as np
+
+    rng = random.Random(7)
+    names = list(scoring.EVIDENCE)
+    pairs = [{name: (None if rng.random() < 0.2 else rng.uniform(-50, 50)) for name in names} for _ in range(500)]
+    scale = scoring.Scale
+    scales = {"cf": scale(0.5, 0.02), "cb": scale(3.2, 1e-9), "popularity": scale(1.0, 2.0), "taste": scale(0.1, 0.3)}
+    params = scoring.Blend(0.7, 0.3, {"cf": 40.0}, -4.0, {"cb": 1.5, "popularity": 0.3, "quality": 2.0}, -2.0)
+    arrays = {name: np.array([np.nan if p[name] is None else p[name] for p in pairs]) for name in names}
+    got = scoring.blend_arrays(arrays, scales, params)
+    for i, pair in enumerate(pairs):
+        want = scoring.blend_values(pair, scales, params)
+        for column in ("score", "cf_score", "cb_score"):
+            assert got[column][i] == pytest.approx(want[column], rel=1e-12, abs=1e-300), (i, column)
+    assert {float(x) for x in got["cf_score"]} >= {0.0}  # some logits overflow to a chance of 0
+
+
 def test_settings_give_every_piece_of_evidence_a_slope():
     from movierec.config import Settings
 
