@@ -173,25 +173,31 @@ def _call(served, method, path, body=None, headers=None):
 RATINGS_ROUTE = "/users/<user_id>/ratings"
 
 
-def _answered_by(served, method: str) -> set[str]:
-    """The workers (pids) that have answered `method` on the ratings route with a 2xx.
+def _answered(served, method: str, route: str = RATINGS_ROUTE) -> dict[str, float]:
+    """How many requests each worker (pid) has answered with a 2xx for `method` on `route`.
 
     Each worker counts its requests in its own prometheus_client multiprocess file, named by its pid."""
     from prometheus_client.mmap_dict import MmapedDict
 
-    pids = set()
+    counts: dict[str, float] = {}
     for path in served.metrics_dir.glob("counter_*.db"):
         for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
             _, name, labels, *_ = json.loads(key)
             if (
                 name == "movierec_http_requests_total"
-                and labels.get("route") == RATINGS_ROUTE
+                and labels.get("route") == route
                 and labels.get("method") == method
                 and labels.get("status", "").startswith("2")
                 and value > 0
             ):
-                pids.add(path.stem.rsplit("_", 1)[-1])
-    return pids
+                pid = path.stem.rsplit("_", 1)[-1]
+                counts[pid] = counts.get(pid, 0) + value
+    return counts
+
+
+def _answered_by(served, method: str, route: str = RATINGS_ROUTE) -> set[str]:
+    """The workers (pids) that have answered `method` on `route` with a 2xx."""
+    return set(_answered(served, method, route))
 
 
 @pytest.mark.slow
@@ -214,3 +220,95 @@ def test_a_post_to_one_worker_is_read_by_the_other(served):
             sent += 40
     assert _answered_by(served, "GET") - {writer}, "no read reached the worker that did not take the write"
     assert _call(served, "POST", f"/users/{user}/ratings", body[:1], AUTH)[1]["already_stored"] == 1
+
+
+# ---------------------------------------------------------------- gunicorn, two workers, real Spark
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served_run(request, spark, pipeline_run, tmp_path_factory):
+    """`movierec serve`, two workers, over a store holding the session's pipeline run (its
+    warehouse for the live path): a copy of its SQLite store, or the run published to a throwaway
+    PostgreSQL database."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from movierec.stages.pipeline import run_pipeline
+    from serving.cli import settings_environment
+
+    run_settings, run_id = pipeline_run
+    folder = tmp_path_factory.mktemp(f"gunicorn-feedback-run-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'store.db'}"
+        with sqlite3.connect(sa.make_url(run_settings.db_url).database) as source:
+            with sqlite3.connect(folder / "store.db") as target:
+                source.backup(target)
+    else:
+        url = request.getfixturevalue("postgres_server").create_database("feedback_run")
+        run_pipeline(spark, run_settings.replace(db_url=url), run_id, ["publish"])
+    env = settings_environment(run_settings.replace(db_url=url))
+    # each worker starts its Spark at boot, and takes as many live calls as the test sends at once
+    env.update(
+        MOVIEREC_API_KEYS=DIGEST,
+        MOVIEREC_LIVE_TIMEOUT="300",
+        MOVIEREC_LIVE_MAX_PENDING="4",
+        MOVIEREC_WARM_SPARK="true",
+        MOVIEREC_DRIVER_MEMORY="1g",
+    )
+    server = Served(url, folder / "server", workers=2, env=env)
+    try:
+        server.wait_ready()
+        server.engine = sa.create_engine(url)  # type: ignore[attr-defined]
+        yield server
+    finally:
+        server.stop()
+        server.engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_a_rating_posted_to_one_worker_changes_the_list_the_other_serves(served_run):
+    """POST to one worker, then GET the list until the other worker has answered: every answer
+    (from either worker, each with its own Spark) is the live list without the rated movie."""
+    import sqlalchemy as sa
+
+    with served_run.engine.connect() as conn:
+        user, top = conn.execute(
+            sa.text(
+                "SELECT r.user_id, r.movie_id FROM recommendations r JOIN active_run a ON a.run_id = r.run_id "
+                "WHERE r.rank = 1 ORDER BY r.user_id LIMIT 1"
+            )
+        ).one()
+    status, answer = _call(served_run, "GET", f"/users/{user}/recommendations?k=10")
+    assert status == 200 and answer["source"] == "precomputed" and answer["items"][0]["movie_id"] == top
+    status, answer = _call(served_run, "POST", f"/users/{user}/ratings", [{"movie_id": top, "rating": 5.0}], AUTH)
+    assert status == 201, answer
+    (writer,) = _answered_by(served_run, "POST")
+    route, path = "/users/<user_id>/recommendations", f"/users/{user}/recommendations?k=10"
+    before = _answered(served_run, "GET", route)
+
+    def other_has_read() -> bool:
+        now = _answered(served_run, "GET", route)
+        return any(count > before.get(pid, 0) for pid, count in now.items() if pid != writer)
+
+    lists, sent = set(), 0
+    with ThreadPoolExecutor(4) as pool:
+        while sent < 200 and not other_has_read():
+            for status, answer in pool.map(lambda _: _call_slow(served_run, path), range(4)):
+                assert status == 200 and answer["source"] == "live", answer
+                lists.add(tuple(item["movie_id"] for item in answer["items"]))
+            sent += 4
+    assert other_has_read(), "no read reached the worker that did not take the write"
+    assert len(lists) == 1, lists  # both workers rank the same list
+    (served,) = lists
+    assert top not in served and len(served) == 10
+
+
+def _call_slow(served, path):
+    """GET with room for a worker's first live call (its models load then): (status, body)."""
+    try:
+        with urllib.request.urlopen(served.base + path, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
