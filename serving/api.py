@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify
 
 from movierec.config import MODEL_SETTINGS, PROVENANCE
 from serving import models, store
-from serving.errors import bad_request, not_found, unavailable
+from serving.errors import ApiError, bad_request, not_found, unavailable
 from serving.models import MAX_K
 from serving.openapi import document_response, operation
 
@@ -131,8 +131,16 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
     # a personal list from their first rating on
     depth = MAX_K if genre is not None else offset + k
     if feedback:
-        live_rows = live_call("recommend", lambda s: s.recommend(run_id, uid, depth, feedback))
-        if not live_rows and not known:  # none of the movies rated is one the run's models know
+        try:
+            live_rows = live_call("recommend", lambda s: s.recommend(run_id, uid, depth, feedback))
+        except ApiError as err:
+            if known or err.status != 503:
+                raise
+            # a user the run never saw still has the answer they had before rating: the popular
+            # list without what they rated, rather than a 503 while live scoring cannot answer
+            log.warning("live scoring could not answer for new user %s (%s): popular list", uid, err.message)
+            live_rows = []
+        if not live_rows and not known:  # none of the movies rated is one the run's models know, or no live answer
             with engine.connect() as conn:
                 items = _popular_unrated(conn, run_id, k, offset, genre, {movie for movie, _ in feedback})
             return _user_answer(uid, run_id, "cold_start", items)
