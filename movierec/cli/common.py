@@ -19,7 +19,6 @@ DB_URL = f"{env_name('db_url')} / {flag_name('db_url')}"
 DATA_DIR = f"{env_name('data_dir')} / {flag_name('data_dir')}"
 STORE_BACKENDS = ("sqlite", "postgresql")
 URL_FORMS = "sqlite:///path/to/store.db or postgresql+psycopg://user:password@host/db"
-CONNECT_TIMEOUT_S = 10
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -113,12 +112,14 @@ def check_store(db_url: str, must_exist: bool = False) -> None:
     Creates nothing: a SQLite file is only looked at, a server only asked whether `runs` exists."""
     import sqlalchemy as sa
 
+    from movierec.store.runs import CONNECT_TIMEOUT_S, sqlite_file
+
     url = store_url(db_url)
     shown = redact_url(db_url)
     make_one = "make one with `movierec pipeline`"
     if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:"):
+        database = sqlite_file(url)
+        if database is None:
             if must_exist:
                 raise UserError(
                     f"{DB_URL}: {shown} names no store file; point it at the store (default sqlite:///var/movierec.db)"

@@ -32,11 +32,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from movierec.config import redact_url
 from movierec.data.movielens import FIRST_TIMESTAMP, LAST_TIMESTAMP, MAX_ID, MAX_RATING, MIN_RATING, rating_is_valid
-from movierec.store.runs import BadRows, StoreError, _sqlite_engine, _writing, utc_now
+from movierec.store.runs import CONNECT_TIMEOUT_S, BadRows, StoreError, _sqlite_engine, _writing, sqlite_file, utc_now
 from movierec.store.tables import active_run, feedback, movies, run_feedback
-
-# seconds ingest waits for a store server to answer before it gives up on the run
-CONNECT_TIMEOUT_S = 10
 
 # rows per INSERT statement: 5 parameters a row stays far below SQLite's 32,766 and PostgreSQL's 65,535
 INSERT_BATCH = 1000
@@ -197,8 +194,8 @@ def read_until(db_url: str, until: str, batch: int = 10_000) -> Iterator[list[tu
     feedback table yet, has no feedback.  A server that does not answer raises FeedbackUnreadable."""
     url = sa.make_url(db_url)
     if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:") or not Path(database).is_file():
+        database = sqlite_file(url)
+        if database is None or not Path(database).is_file():
             return
         engine = _sqlite_engine(url)
     else:

@@ -98,9 +98,20 @@ def engine_for(db_url: str) -> Engine:
     return engine
 
 
+# seconds a command waits for a store server to answer before it gives up
+CONNECT_TIMEOUT_S = 10
+
+
+def sqlite_file(url: sa.URL) -> str | None:
+    """The file a SQLite URL names; None for an in-memory database or one named by a file: URI."""
+    database = url.database or ""
+    return None if database in ("", ":memory:") or database.startswith("file:") else database
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(url)
+    if database is not None:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     sa.event.listen(engine, "connect", _sqlite_on_connect)
     sa.event.listen(engine, "begin", _sqlite_on_begin)
