@@ -202,3 +202,26 @@ def test_the_document_declares_the_bearer_scheme_on_the_keyed_routes(sqlite_clie
         assert {"401", "403"} <= set(responses)
         assert "WWW-Authenticate" in responses["401"]["headers"]
     assert "401" not in document["paths"]["/users/{user_id}/recommendations"]["get"]["responses"]
+
+
+# the one route that takes a body without changing anything: the seed's scoring call, public by contract
+STATELESS_POSTS = {"/recommend"}
+
+
+def test_every_route_that_can_change_state_wants_a_key(make_app, fresh_store_url):
+    """Not only the documented ones: every rule of the app that accepts POST, PUT, PATCH or
+    DELETE (a write route added later without the key would fail here), called with no key."""
+    app = make_app(fresh_store_url, api_keys=KEY_DIGEST)
+    client = app.test_client()
+    writes = [
+        (rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in sorted(rule.methods & {"POST", "PUT", "PATCH", "DELETE"})
+        if rule.rule not in STATELESS_POSTS
+    ]
+    assert writes, "the app has no write route: the feedback route is gone?"
+    for rule, method in writes:
+        path = rule.rule.replace("<user_id>", "7").replace("<movie_id>", "1")
+        assert "<" not in path, f"give {rule.rule} a value for its variables here"
+        response = client.open(path, method=method, json=RATING)
+        assert response.status_code == 401, f"{method} {rule.rule} answered {response.status_code} without a key"
