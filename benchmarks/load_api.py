@@ -518,6 +518,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--live-only", action="store_true", help="only the live POST phase")
     parser.add_argument("--live-calls", type=int, default=30, help="live POST calls after the warm-up")
+    parser.add_argument(
+        "--feedback-into-store",
+        action="store_true",
+        help="with --db-url: also time the GET after a POSTed rating, which writes ratings into that store",
+    )
     parser.add_argument("--json", help="write the figures to this file as JSON too")
     args = parser.parse_args(argv)
 
@@ -575,8 +580,12 @@ def main(argv=None) -> int:
         server = Served(db_url, workdir / "live", env=live_env, extra=extra).wait_ready()
         try:
             figures["live_post"] = live_phase(server.port, users, stored, args.live_calls, 20, seed=3)
-            if "error" not in figures["live_post"] and not args.db_url:
-                # it writes ratings: only into a store this benchmark made
+            if "error" not in figures["live_post"] and (not args.db_url or args.feedback_into_store):
+                # it writes ratings: only into a store this benchmark made, or one it was given for that.
+                # Each worker loads the run's models at boot, and the first answer came from one of
+                # them: timed while another worker's JVM still loads, a GET measures the machine's
+                # two cores shared three ways, not the live path
+                figures["settled_s"] = wait_until_idle(server)
                 figures["feedback_get"] = feedback_phase(server.port, db_url, args.live_calls)
         finally:
             server.stop()
@@ -594,8 +603,8 @@ def main(argv=None) -> int:
                 figures["feedback_get"],
             )
             print(
-                f"  users with {figures['feedback_get']['ratings_per_user']} ratings in the run; "
-                "target p50 <= 20 ms, p99 <= 50 ms"
+                f"  users with {figures['feedback_get']['ratings_per_user']} ratings in the run, timed once the "
+                f"server was idle ({figures['settled_s']} s after the warm-up); target p50 <= 20 ms, p99 <= 50 ms"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
@@ -696,6 +705,20 @@ def server_cpu_seconds(server: Served) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def wait_until_idle(server: Served, share: float = 0.05, timeout: float = 180.0) -> float:
+    """Seconds until the server's processes (workers and their JVMs) use under `share` of one
+    core over a second; at most `timeout`."""
+    started = time.perf_counter()
+    before = server_cpu_seconds(server)
+    while time.perf_counter() - started < timeout:
+        time.sleep(1.0)
+        now = server_cpu_seconds(server)
+        if now - before < share:
+            break
+        before = now
+    return round(time.perf_counter() - started, 1)
 
 
 def _load() -> str:

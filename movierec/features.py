@@ -441,6 +441,12 @@ def pair_feature_values(user: UserTaste, movie: MovieContent) -> dict[str, float
     return values
 
 
+def feature_row(user: UserTaste, movie: MovieContent) -> list[float]:
+    """feature_vector(pair_feature_values(user, movie)) in one step, for a list's pairs."""
+    values = [feature.value(user, movie) for feature in PAIR_FEATURE_SPECS]
+    return [math.nan if value is None else float(value) for value in values]
+
+
 def feature_vector(values: dict[str, float | None]) -> list[float]:
     """The `features` vector of pair_feature_values: PAIR_FEATURES order, NaN for None (as
     VectorAssembler's handleInvalid="keep" does)."""

@@ -29,9 +29,10 @@ in Spark (one small job), then goes the same way.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +67,21 @@ class LivePair(NamedTuple):
     movie_id: int
     features: dict[str, float | None]  # movierec.features.PAIR_FEATURES name → value
     evidence: dict[str, float | None]  # scoring.EVIDENCE name → raw value (None: missing)
+
+
+class PairArrays(NamedTuple):
+    """Many pairs of one user as the live path scores them: one row per pair, NaN where missing."""
+
+    movie_ids: list[int]
+    features: np.ndarray  # pairs × movierec.features.PAIR_FEATURES
+    evidence: dict[str, np.ndarray]  # scoring.EVIDENCE name → one value per pair
+
+
+def _as_arrays(pairs: list[LivePair]) -> PairArrays:
+    nan = lambda x: np.nan if x is None else x
+    features = np.array([[nan(p.features[n]) for n in FE.PAIR_FEATURES] for p in pairs], dtype=np.float64)
+    evidence = {n: np.array([nan(p.evidence[n]) for p in pairs], dtype=np.float64) for n in scoring.EVIDENCE}
+    return PairArrays([p.movie_id for p in pairs], features.reshape(len(pairs), len(FE.PAIR_FEATURES)), evidence)
 
 
 class UserState(NamedTuple):
@@ -121,12 +137,15 @@ class RunModels:
         self.item_matrix = (
             np.stack([self.item_factors[m] for m in self.item_ids]) if self.item_ids else np.empty((0, 0), np.float32)
         )
+        # factor-major (row f: every movie's factor f, contiguous): als_predictions' one pass
+        self.item_columns = np.ascontiguousarray(self.item_matrix.T)
         # the pool's movies by genre vector ("kind": far fewer kinds than movies), as the batch's
-        # content_candidates computes an affinity once per user and kind
-        self.pool_kinds: dict[tuple[tuple[int, float], ...], list[int]] = {}
-        for movie, _ in self.pool:
-            self.pool_kinds.setdefault(self.movie_contents[movie].genre_entries, []).append(movie)
-        self.pool_order = {movie: (-n, movie) for movie, n in self.pool}
+        # content_candidates computes an affinity once per user and kind; in each kind the
+        # movies in the batch's tie order (more rated first, then the lower id)
+        kinds: dict[tuple[tuple[int, float], ...], list[tuple[int, int]]] = {}
+        for movie, n in self.pool:
+            kinds.setdefault(self.movie_contents[movie].genre_entries, []).append((-n, movie))
+        self.pool_kinds = {entries: sorted(movies) for entries, movies in kinds.items()}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -159,6 +178,23 @@ class RunModels:
 
         A movie the run does not know gets its content from `genres[movie_id]` (and no cf_raw);
         without genres it raises UnknownMovie."""
+        arrays = self.pair_arrays(user_id, movie_ids, genres, state)
+        missing = lambda x: None if math.isnan(x) else x
+        features = [dict(zip(FE.PAIR_FEATURES, map(missing, row))) for row in arrays.features.tolist()]
+        evidence = {name: values.tolist() for name, values in arrays.evidence.items()}
+        return [
+            LivePair(movie_id, values, {name: missing(evidence[name][i]) for name in scoring.EVIDENCE})
+            for i, (movie_id, values) in enumerate(zip(arrays.movie_ids, features))
+        ]
+
+    def pair_arrays(
+        self,
+        user_id: int,
+        movie_ids: Iterable[int],
+        genres: dict[int, list[str]] | None = None,
+        state: UserState | None = None,
+    ) -> PairArrays:
+        """`pairs` as arrays, one row per pair (what a list of a few hundred pairs is scored from)."""
         movie_ids = list(dict.fromkeys(int(m) for m in movie_ids))
         genres = genres or {}
         unknown = [m for m in movie_ids if m not in self.movie_ids]
@@ -177,14 +213,16 @@ class RunModels:
         taste = self.user_tastes[user_id] if state is None or state.taste is None else state.taste
         factor = None if state is None else state.factor
         found = [(m, cf) for m, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)) if m in movies]
-        features = [FE.pair_feature_values(taste, movies[movie_id]) for movie_id, _ in found]
+        rows = [FE.feature_row(taste, movies[movie_id]) for movie_id, _ in found]
+        features = np.array(rows, dtype=np.float64).reshape(len(found), len(FE.PAIR_FEATURES))
         # the run's forest on all the pairs at once (ForestArrays: Spark's predict, the same doubles)
-        vectors = np.array([FE.feature_vector(f) for f in features]).reshape(len(found), len(FE.PAIR_FEATURES))
-        cb_raw = self.forest_arrays.predict(vectors)
-        return [
-            LivePair(movie_id, values, scoring.evidence_of({CF_RAW: cf, CB_RAW: float(cb), **values}))
-            for (movie_id, cf), values, cb in zip(found, features, cb_raw)
-        ]
+        raw = {
+            CF_RAW: np.array([np.nan if cf is None else cf for _, cf in found], dtype=np.float64),
+            CB_RAW: np.asarray(self.forest_arrays.predict(features), dtype=np.float64),
+            **{name: features[:, i] for i, name in enumerate(FE.PAIR_FEATURES)},
+        }
+        evidence = {name: raw[column] for name, column in scoring.EVIDENCE.items()}
+        return PairArrays([movie_id for movie_id, _ in found], features, evidence)
 
     def score(
         self,
@@ -198,24 +236,27 @@ class RunModels:
         A movie the run does not know is scored from `genres[movie_id]` by the content model
         (its z_cf is 0: cf_score is an average candidate's chance); without genres it raises UnknownMovie.
         """
-        return self.rank_pairs(self.pairs(user_id, movie_ids, genres, state), self.user_scales[user_id])
+        return self.rank(self.pair_arrays(user_id, movie_ids, genres, state), self.user_scales[user_id])
 
     def rank_pairs(self, pairs: list[LivePair], scales: dict[str, scoring.Scale]) -> list[dict]:
-        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first (all pairs
-        at once: scoring.blend_arrays, blend_values' formulas over arrays)."""
-        params = scoring.Blend.from_settings(self.settings)
-        evidence = {
-            name: np.array([np.nan if p.evidence[name] is None else p.evidence[name] for p in pairs], dtype=np.float64)
-            for name in scoring.EVIDENCE
-        }
-        blended = scoring.blend_arrays(evidence, scales, params)
-        columns = [(column, blended[column].tolist()) for column in (SCORE, CF_SCORE, CB_SCORE)]
-        rows = [{MOVIE: pair.movie_id, **{c: values[i] for c, values in columns}} for i, pair in enumerate(pairs)]
-        return sorted(rows, key=lambda r: (-r[SCORE], r[MOVIE]))
+        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first."""
+        return self.rank(_as_arrays(pairs), scales)
 
-    def scales_over(self, pairs: list[LivePair]) -> dict[str, scoring.Scale]:
+    def rank(self, pairs: PairArrays, scales: dict[str, scoring.Scale], k: int | None = None) -> list[dict]:
+        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first (ties: the
+        lower movie id), the best k of them (all without k); all pairs at once: scoring.blend_arrays,
+        blend_values' formulas over arrays."""
+        blended = scoring.blend_arrays(pairs.evidence, scales, scoring.Blend.from_settings(self.settings))
+        ids = np.asarray(pairs.movie_ids, dtype=np.int64)
+        order = np.lexsort((ids, -blended[SCORE]))[:k]
+        columns = [(column, blended[column][order].tolist()) for column in (SCORE, CF_SCORE, CB_SCORE)]
+        movies = ids[order].tolist()
+        return [{MOVIE: movie, **{c: values[i] for c, values in columns}} for i, movie in enumerate(movies)]
+
+    def scales_over(self, pairs: list[LivePair] | PairArrays) -> dict[str, scoring.Scale]:
         """The batch's per-user scale (scoring.user_scales) over these pairs, the user's candidates."""
-        return scoring.scales_over([pair.evidence for pair in pairs], self.scale_names)
+        arrays = pairs if isinstance(pairs, PairArrays) else _as_arrays(pairs)
+        return scoring.scales_over_arrays(arrays.evidence, self.scale_names)
 
     def cf_raw(self, user_id: int, movie_ids: list[int], factor: np.ndarray | None = None) -> list[float | None]:
         """ALS's preference estimate of each pair, None where ALS never saw the user or movie
@@ -224,8 +265,8 @@ class RunModels:
         found = [m for m in movie_ids if m in self.item_row]
         if user is None or not found:
             return [None] * len(movie_ids)
-        rows = self.item_matrix[[self.item_row[m] for m in found]]
-        predicted = dict(zip(found, als_prediction(user, rows)))
+        columns = self.item_columns[:, [self.item_row[m] for m in found]]
+        predicted = dict(zip(found, als_predictions(user, columns).tolist()))
         # NaN counts as no prediction, as movierec.models.als.cf_scores has it
         return [None if m not in predicted or math.isnan(predicted[m]) else predicted[m] for m in movie_ids]
 
@@ -254,9 +295,9 @@ class RunModels:
         state = self.user_state(user_id, feedback)
         if state.taste is None:  # a new user who rated none of the movies the run knows: nothing to go on
             return []
-        pairs = self.pairs(user_id, self.candidates(user_id, state), state=state)
+        pairs = self.pair_arrays(user_id, self.candidates(user_id, state), state=state)
         scales = self.scales_over(pairs) if feedback else self.user_scales[user_id]
-        rows = self.rank_pairs(pairs, scales)[:k]
+        rows = self.rank(pairs, scales, k)
         return [
             {RANK: rank, MOVIE: row[MOVIE], SCORE: row[SCORE], CF_SCORE: row[CF_SCORE], CB_SCORE: row[CB_SCORE]}
             for rank, row in enumerate(rows, start=1)
@@ -315,21 +356,23 @@ class RunModels:
         user = state.factor
         if user is not None and self.item_ids:
             movies = self.item_ids
-            predicted = np.asarray(als_prediction(user, self.item_matrix))
             # als_candidates asks ALS for n plus (at most 2n) the user's ratings, then drops the rated
             ask = min(len(movies), n_als + min(len(rated), 2 * n_als))
-            best = np.argsort(-predicted, kind="stable")[:ask]
+            best = _best_first(als_predictions(user, self.item_columns), ask)
             from_als = [m for m in (movies[i] for i in best) if m not in rated][:n_als]
         taste = state.taste
         from_content: list[int] = []
         if taste is not None:
             # content_candidates' affinity, once per kind: exposure first, then taste, each summed
-            # in map order; ties: more rated first, then the lower movie id
-            ranked = []
-            for entries, kind_movies in self.pool_kinds.items():
-                affinity = FE.entries_dot(entries, taste.genre_exposure) + FE.entries_dot(entries, taste.genre_taste)
-                ranked += [(-affinity, *self.pool_order[movie]) for movie in kind_movies if movie not in rated]
-            from_content = [movie for *_, movie in heapq.nsmallest(n_content, ranked)]
+            # in map order; ties: more rated first, then the lower movie id.  Each kind's movies are
+            # in that order already, so the best n are a merge of the kinds' lists, read lazily.
+            ranked = [
+                (-(FE.entries_dot(entries, taste.genre_exposure) + FE.entries_dot(entries, taste.genre_taste)), movies)
+                for entries, movies in self.pool_kinds.items()
+            ]
+            merged = heapq.merge(*[_keyed(key, movies) for key, movies in ranked])
+            unrated = (movie for *_, movie in merged if movie not in rated)
+            from_content = list(itertools.islice(unrated, n_content))
         return list(dict.fromkeys(from_als + from_content))
 
 
@@ -361,10 +404,37 @@ def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
     Spark computes it in single precision, one product added at a time in factor order
     (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
     tests/movierec/ranking/test_online.py checks against ALSModel.transform."""
-    total = np.zeros(items.shape[0], dtype=np.float32)
-    for i in range(items.shape[1]):
-        total += items[:, i] * user[i]
-    return [float(x) for x in total]
+    return [float(x) for x in als_predictions(user, np.ascontiguousarray(items.T))]
+
+
+def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """als_prediction as a float32 array, from the items factor-major (`columns[f]`: every
+    movie's factor f), so each step of the sum reads one contiguous row."""
+    total = np.zeros(columns.shape[1], dtype=np.float32)
+    for f in range(columns.shape[0]):
+        total += columns[f] * user[f]
+    return total
+
+
+def _keyed(key: float, movies: list[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
+    """(key, *order) for each of a kind's movies, lazily: one of heapq.merge's sorted inputs."""
+    return ((key, *order) for order in movies)
+
+
+def _best_first(values: np.ndarray, n: int) -> np.ndarray:
+    """np.argsort(-values, kind="stable")[:n] without sorting them all: the indices of the n
+    largest, ties in index order (a partition finds the n-th largest; only the values at or
+    above it are sorted)."""
+    negated = -values
+    if n <= 0:
+        return np.empty(0, dtype=np.intp)
+    if n >= len(values):
+        return np.argsort(negated, kind="stable")
+    nth = np.partition(negated, n - 1)[n - 1]
+    if np.isnan(nth):  # fewer than n numbers: NaN sorts last, as in the full sort
+        return np.argsort(negated, kind="stable")[:n]
+    chosen = np.flatnonzero(negated <= nth)
+    return chosen[np.argsort(negated[chosen], kind="stable")][:n]
 
 
 def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:

@@ -174,10 +174,17 @@ def scales_over(evidence: Iterable[Mapping[str, float | None]], names: Iterable[
     standard deviation over the user's candidate pairs (their `evidence_of`), missing values left
     out, as Spark's avg and stddev_pop do; mean 0 and deviation 1 where no pair has a value (its
     fillna).  For a user whose ratings the run lacks (given since, or a user it never saw)."""
-    pairs = list(evidence)
+    pairs, names = list(evidence), list(names)
+    missing = lambda value: np.nan if value is None else value
+    values = {name: np.array([missing(e.get(name)) for e in pairs], np.float64) for name in names}
+    return scales_over_arrays(values, names)
+
+
+def scales_over_arrays(evidence: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, Scale]:
+    """scales_over of evidence given as arrays (one value per pair, NaN where missing)."""
     scales = {}
     for name in names:
-        values = np.array([e[name] for e in pairs if e.get(name) is not None], dtype=np.float64)
+        values = evidence[name][~np.isnan(evidence[name])]
         scales[name] = Scale(float(values.mean()), float(values.std())) if values.size else Scale(0.0, 1.0)
     return scales
 

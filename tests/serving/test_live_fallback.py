@@ -7,8 +7,10 @@ SQLite store; the answers are checked against the store's own rows and against
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
+import weakref
 from datetime import datetime, timedelta
 
 import pytest
@@ -297,6 +299,9 @@ def test_the_fallback_follows_the_active_run(spark, client, live_settings, engin
     scorer = client.application.extensions["movierec"].live()
     assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
     assert scorer.loaded_run == RUN
+    # the loaded models are kept out of the collector's passes (serving.live._freeze_heap) ...
+    assert gc.get_freeze_count() > 0
+    first_models = weakref.ref(scorer._models[1])
     source = local_path(RunPaths(live_settings.warehouse, RUN).root)
     target = local_path(RunPaths(live_settings.warehouse, "live-2").root)
     shutil.copytree(source, target)
@@ -305,6 +310,9 @@ def test_the_fallback_follows_the_active_run(spark, client, live_settings, engin
     answer = client.get(f"/users/{users[1]}/recommendations?k=12").get_json()
     assert answer["run_id"] == "live-2" and answer["source"] == "live"
     assert scorer.loaded_run == "live-2"
+    # ... yet a run's models, once replaced, are freed: frozen objects do not outlive their run
+    gc.collect()
+    assert first_models() is None
     store.rollback(engine, RUN)
     assert client.get(f"/users/{users[1]}/recommendations?k=12").get_json()["run_id"] == RUN
     assert scorer.loaded_run == RUN

@@ -296,3 +296,14 @@ def test_a_user_the_run_never_saw_gets_the_list_of_a_run_user_with_the_same_rati
         assert [row["score"] for row in fresh] == pytest.approx([row["score"] for row in stored], rel=1e-3)
     one = models.recommend(newcomer, 10, feedback=[(given[0][0], 5.0)])
     assert len(one) == 10 and given[0][0] not in {row["movie_id"] for row in one}
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 7, 50, 200, 201, 500])
+def test_best_first_is_the_stable_sort_cut_at_n(n):
+    from movierec.ranking.online import _best_first
+
+    rng = np.random.default_rng(n)
+    values = rng.integers(0, 20, 200).astype(np.float32)  # many ties
+    values[rng.choice(200, 9, replace=False)] = np.nan
+    expected = np.argsort(-values, kind="stable")[:n]
+    assert _best_first(values, n).tolist() == expected.tolist()
