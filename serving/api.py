@@ -106,18 +106,19 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
     # the hot path: a page within the stored list, answered before in this activation of the
     # run (one small statement to learn which activation serves and whether the user has rated
     # anything since), else read in one statement
-    pages, run_key, page = services().pages, None, (uid, k, offset, genre)
+    pages, run_key, page, rated_since = services().pages, None, (uid, k, offset, genre), False
     if pages.size > 0:
         run_key, rated_since = store.get_active_run_key_of_user(engine, uid)
         body = pages.get(run_key, page) if not rated_since else None
         if body is not None:
             return current_app.response_class(body, mimetype="application/json")
-    run_id, items, rated_since = store.get_stored_page(engine, uid, k, offset, genre)
-    if run_id is not None and len(items) == k and not rated_since:
-        answer = _user_answer(uid, run_id, "precomputed", items)
-        if run_key is not None and run_key[0] == run_id:
-            pages.put(run_key, page, answer.get_data())
-        return answer
+    if not rated_since:  # (with ratings since the run the list is a live one: no stored page to read)
+        run_id, items, rated_since = store.get_stored_page(engine, uid, k, offset, genre)
+        if run_id is not None and len(items) == k and not rated_since:
+            answer = _user_answer(uid, run_id, "precomputed", items)
+            if run_key is not None and run_key[0] == run_id:
+                pages.put(run_key, page, answer.get_data())
+            return answer
     with engine.connect() as conn:
         run_id = require_active_run(conn)
         feedback = store.get_feedback(conn, uid)
