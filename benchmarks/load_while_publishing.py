@@ -6,7 +6,7 @@
 1. A throwaway PostgreSQL (tests/postgres.py, durable settings) gets run A: a catalogue and
    --users users × --rows recommendations (the shape of ml-latest-small), published.
 2. `movierec serve` (gunicorn, --workers) answers GET /users/<id>/recommendations?k=10; its peak
-   rate on that route is measured first (wrk when installed, else an open-loop sweep).
+   rate on that route is measured first, with wrk (scripts/install-system-deps.sh installs it).
 3. Readers at --share (default a half) of that peak, open loop (each request is due at its own
    time and its latency counts from then, so queueing is not hidden), for --duration seconds.
    After a quiet third, run B (other movies, other scores) is published as the publish stage
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -156,6 +157,8 @@ def main(argv=None) -> int:
         server = Served(url, Path(tmp) / "serve", workers=args.workers).wait_ready()
         try:
             paths = [f"/users/{u}/recommendations?k={K}" for u in users]
+            if not shutil.which("wrk"):
+                raise SystemExit("wrk is not installed (scripts/install-system-deps.sh installs it)")
             peak = run_wrk(server.port, paths, args.connections, 10, 10**7, Path(tmp))
             rate = peak["rps"] * args.share
             print(f"peak (wrk -c{args.connections}, 10 s): {peak['rps']:.0f} req/s; readers at {rate:.0f} req/s")
