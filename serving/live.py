@@ -310,8 +310,8 @@ def _freeze_heap() -> None:
 
     A run's models are a few hundred thousand long-lived objects; each full pass of the
     collector walked them all, stopping a live list for 60-80 ms now and then (p99 82 ms
-    against p50 11 ms; frozen: p99 15 ms, benchmarks/load_api.py, serving/README.md
-    "Latency after a rating").  The next model load unfreezes them first."""
+    against p50 11 ms; frozen: p99 15 ms: serving/README.md, "Measured, the GET right after
+    a POSTed rating").  The next model load unfreezes them first."""
     gc.collect()
     gc.freeze()
 

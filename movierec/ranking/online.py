@@ -13,13 +13,13 @@ taken at load (`movierec.features.UserTaste`, `MovieContent`, `movierec.ranking.
 and every step is one definition shared with the batch:
 
 - cf_raw: ALS's own prediction, the single-precision dot product in factor order
-  (`als_prediction`), bit for bit what ALSModel.transform gives;
+  (`als_predictions`), bit for bit what ALSModel.transform gives;
 - the content model's features: each `movierec.features.PairFeature`'s `value`, declared
   beside the Spark `column` the batch computes (the same sums in the same order);
 - cb_raw: the run's own forest, read into `movierec.models.forest.ForestArrays` at load and
   walked for all pairs at once, the same doubles as `RandomForestRegressionModel.predict`;
-- the blend: `scoring.evidence_of`, then `scoring.blend_values`, the batch's `z_score`,
-  `calibrated_chance` and `hybrid_score` over floats, with the run's `scoring.Blend`.
+- the blend: `scoring.evidence_of`, then `scoring.blend_arrays`, the batch's `z_score`,
+  `calibrated_chance` and `hybrid_score` over arrays of pairs, with the run's `scoring.Blend`.
 
 tests/movierec/ranking/test_online.py holds each step to the batch's Spark code on a real run.
 A movie the run never saw still gets its content features from the run's content pipeline
@@ -75,13 +75,6 @@ class PairArrays(NamedTuple):
     movie_ids: list[int]
     features: np.ndarray  # pairs × movierec.features.PAIR_FEATURES
     evidence: dict[str, np.ndarray]  # scoring.EVIDENCE name → one value per pair
-
-
-def _as_arrays(pairs: list[LivePair]) -> PairArrays:
-    nan = lambda x: np.nan if x is None else x
-    features = np.array([[nan(p.features[n]) for n in FE.PAIR_FEATURES] for p in pairs], dtype=np.float64)
-    evidence = {n: np.array([nan(p.evidence[n]) for p in pairs], dtype=np.float64) for n in scoring.EVIDENCE}
-    return PairArrays([p.movie_id for p in pairs], features.reshape(len(pairs), len(FE.PAIR_FEATURES)), evidence)
 
 
 class UserState(NamedTuple):
@@ -221,8 +214,7 @@ class RunModels:
             CB_RAW: np.asarray(self.forest_arrays.predict(features), dtype=np.float64),
             **{name: features[:, i] for i, name in enumerate(FE.PAIR_FEATURES)},
         }
-        evidence = {name: raw[column] for name, column in scoring.EVIDENCE.items()}
-        return PairArrays([movie_id for movie_id, _ in found], features, evidence)
+        return PairArrays([movie_id for movie_id, _ in found], features, scoring.evidence_of(raw))
 
     def score(
         self,
@@ -238,10 +230,6 @@ class RunModels:
         """
         return self.rank(self.pair_arrays(user_id, movie_ids, genres, state), self.user_scales[user_id])
 
-    def rank_pairs(self, pairs: list[LivePair], scales: dict[str, scoring.Scale]) -> list[dict]:
-        """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first."""
-        return self.rank(_as_arrays(pairs), scales)
-
     def rank(self, pairs: PairArrays, scales: dict[str, scoring.Scale], k: int | None = None) -> list[dict]:
         """The pairs' hybrid, cf and cb scores on the user's scale `scales`, best first (ties: the
         lower movie id), the best k of them (all without k); all pairs at once: scoring.blend_arrays,
@@ -253,10 +241,9 @@ class RunModels:
         movies = ids[order].tolist()
         return [{MOVIE: movie, **{c: values[i] for c, values in columns}} for i, movie in enumerate(movies)]
 
-    def scales_over(self, pairs: list[LivePair] | PairArrays) -> dict[str, scoring.Scale]:
+    def scales_over(self, pairs: PairArrays) -> dict[str, scoring.Scale]:
         """The batch's per-user scale (scoring.user_scales) over these pairs, the user's candidates."""
-        arrays = pairs if isinstance(pairs, PairArrays) else _as_arrays(pairs)
-        return scoring.scales_over_arrays(arrays.evidence, self.scale_names)
+        return scoring.scales_over(pairs.evidence, self.scale_names)
 
     def cf_raw(self, user_id: int, movie_ids: list[int], factor: np.ndarray | None = None) -> list[float | None]:
         """ALS's preference estimate of each pair, None where ALS never saw the user or movie
@@ -398,18 +385,14 @@ def _factors(factors: DataFrame) -> dict[int, np.ndarray]:
     return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
 
 
-def als_prediction(user: np.ndarray, items: np.ndarray) -> list[float]:
-    """ALSModel.transform's prediction of one user's pairs with `items` (one row per movie).
+def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """ALSModel.transform's prediction of one user's pairs with some movies, as float32, from
+    the movies' factors factor-major (`columns[f]`: every movie's factor f, so each step of the
+    sum reads one contiguous row).
 
     Spark computes it in single precision, one product added at a time in factor order
     (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
     tests/movierec/ranking/test_online.py checks against ALSModel.transform."""
-    return [float(x) for x in als_predictions(user, np.ascontiguousarray(items.T))]
-
-
-def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """als_prediction as a float32 array, from the items factor-major (`columns[f]`: every
-    movie's factor f), so each step of the sum reads one contiguous row."""
     total = np.zeros(columns.shape[1], dtype=np.float32)
     for f in range(columns.shape[0]):
         total += columns[f] * user[f]

@@ -169,19 +169,12 @@ def scales_of(row) -> dict[str, Scale]:
     }
 
 
-def scales_over(evidence: Iterable[Mapping[str, float | None]], names: Iterable[str]) -> dict[str, Scale]:
+def scales_over(evidence: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, Scale]:
     """`user_scales` of one user on the driver: each named piece of evidence's mean and population
-    standard deviation over the user's candidate pairs (their `evidence_of`), missing values left
-    out, as Spark's avg and stddev_pop do; mean 0 and deviation 1 where no pair has a value (its
-    fillna).  For a user whose ratings the run lacks (given since, or a user it never saw)."""
-    pairs, names = list(evidence), list(names)
-    missing = lambda value: np.nan if value is None else value
-    values = {name: np.array([missing(e.get(name)) for e in pairs], np.float64) for name in names}
-    return scales_over_arrays(values, names)
-
-
-def scales_over_arrays(evidence: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, Scale]:
-    """scales_over of evidence given as arrays (one value per pair, NaN where missing)."""
+    standard deviation over the user's candidate pairs (one value per pair, NaN where missing),
+    missing values left out, as Spark's avg and stddev_pop do; mean 0 and deviation 1 where no
+    pair has a value (its fillna).  For a user whose ratings the run lacks (given since, or a
+    user it never saw)."""
     scales = {}
     for name in names:
         values = evidence[name][~np.isnan(evidence[name])]

@@ -26,24 +26,25 @@ def models(spark, pipeline_run):
 
 
 def test_als_prediction_is_alsmodel_transform_bit_for_bit(spark, models):
-    from movierec.ranking.online import als_prediction
+    from movierec.ranking.online import als_predictions
 
     users = sorted(models.user_factors)[:5]
     items = sorted(models.item_factors)
     pairs = spark.createDataFrame([(u, m) for u in users for m in items], "user_id int, movie_id int")
     expected = {(r.user_id, r.movie_id): r.prediction for r in models.als.transform(pairs).collect()}
     for user in users:
-        got = als_prediction(models.user_factors[user], np.stack([models.item_factors[m] for m in items]))
+        columns = np.stack([models.item_factors[m] for m in items], axis=1)
+        got = als_predictions(models.user_factors[user], columns).tolist()
         assert got == [expected[(user, m)] for m in items]
 
 
 def test_als_prediction_adds_in_single_precision_in_factor_order():
-    from movierec.ranking.online import als_prediction
+    from movierec.ranking.online import als_predictions
 
     # 1 + 2^-24 is not a float32: adding the small term first or last rounds differently
     user = np.array([1.0, 2.0**-24, 2.0**-24], dtype=np.float32)
     items = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)
-    assert als_prediction(user, items) == [1.0, 2.0**-23]
+    assert als_predictions(user, np.ascontiguousarray(items.T)).tolist() == [1.0, 2.0**-23]
 
 
 def same(a, b) -> bool:
@@ -258,8 +259,8 @@ def test_a_rating_given_since_the_run_takes_the_movie_out_and_moves_the_list(mod
     assert state.taste.log_n == pytest.approx(math.log1p(len(models.rated[user]) + 1))
     # the list is the batch's ranking of the new candidates with the new factor and profile, on
     # the scale over those candidates
-    pairs = models.pairs(user, models.candidates(user, state), state=state)
-    expected = models.rank_pairs(pairs, models.scales_over(pairs))[:20]
+    pairs = models.pair_arrays(user, models.candidates(user, state), state=state)
+    expected = models.rank(pairs, models.scales_over(pairs), 20)
     assert [row["movie_id"] for row in after] == [row["movie_id"] for row in expected]
     assert models.scales_over(pairs) != models.user_scales[user]
     # a later rating of the same movie replaces the earlier one
@@ -270,7 +271,7 @@ def test_a_rating_given_since_the_run_takes_the_movie_out_and_moves_the_list(mod
 def test_the_scale_over_a_users_candidates_is_the_stored_one_for_every_user(models):
     """scoring.scales_over, the driver's twin of scoring.user_scales, over each user's candidate pairs."""
     for user in sorted(models.user_ids):
-        got = models.scales_over(models.pairs(user, models.candidates(user)))
+        got = models.scales_over(models.pair_arrays(user, models.candidates(user)))
         want = models.user_scales[user]
         assert set(got) == set(want) == set(scoring.EVIDENCE), user
         for name, scale in want.items():
