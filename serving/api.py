@@ -119,13 +119,15 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
             if run_key is not None and run_key[0] == run_id:
                 pages.put(run_key, page, answer.get_data())
             return answer
-    with engine.connect() as conn:
-        run_id = require_active_run(conn)
-        feedback = store.get_feedback(conn, uid)
-        stored = store.get_stored_list(conn, run_id, uid) if not feedback else []
-        known = bool(stored) or store.is_run_user(conn, run_id, uid)
-        if not known and not feedback:
-            return _user_answer(uid, run_id, "cold_start", _popular_unrated(conn, run_id, k, offset, genre, set()))
+    run_id, known, feedback = store.get_live_inputs(engine, uid)
+    if run_id is None:
+        raise unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
+    stored: list[dict] = []
+    if not feedback:
+        with engine.connect() as conn:
+            stored = store.get_stored_list(conn, run_id, uid)
+            if not known and not stored:
+                return _user_answer(uid, run_id, "cold_start", _popular_unrated(conn, run_id, k, offset, genre, set()))
     # the page reaches past what the store holds, or the user rated movies since the run:
     # score live (no store connection is held while Spark works).  With new ratings the whole
     # list is the live one: its movies and order depend on them; a user the run never saw gets

@@ -118,7 +118,8 @@ class LiveScorer:
         """The user's top k (rank, movie_id, score, cf_score, cb_score), rated movies excluded;
         with `feedback` (ratings given since the run, oldest first) the list for the user's
         ratings with them (movierec.ranking.online.RunModels.user_state)."""
-        return self._call(lambda models: models.recommend(user_id, k, feedback or ()), run_id)
+        # on the driver only: no Spark job to cancel, so no job group to set (a py4j round trip)
+        return self._call(lambda models: models.recommend(user_id, k, feedback or ()), run_id, spark_jobs=False)
 
     def score(
         self, run_id: str, user_id: int, movie_ids: list[int], genres: dict[int, list[str]] | None = None
@@ -158,7 +159,10 @@ class LiveScorer:
 
     # ------------------------------------------------------------ machinery
 
-    def _call(self, work: Callable[[Any], Any], run_id: str):
+    def _call(self, work: Callable[[Any], Any], run_id: str, spark_jobs: bool = True):
+        """`work(models)` on the scorer's thread, within the caller's deadline; `spark_jobs`: it
+        may start Spark jobs, which are then run in a job group of their own and cancelled on a
+        time-out (a call on the driver only just ends, milliseconds later)."""
         now = time.monotonic()
         if now < self._failed_until:
             raise LiveUnavailable(
@@ -176,7 +180,7 @@ class LiveScorer:
         tag = f"movierec-live-{next(self._ids)}"
         abandoned = threading.Event()
         try:
-            future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned, deadline)
+            future = self._executor.submit(self._in_worker, tag, run_id, work, abandoned, deadline, spark_jobs)
         except BaseException:
             self._release()
             raise
@@ -204,7 +208,13 @@ class LiveScorer:
             self._pending -= 1
 
     def _in_worker(
-        self, tag: str, run_id: str, work: Callable[[Any], Any], abandoned: threading.Event, deadline: float
+        self,
+        tag: str,
+        run_id: str,
+        work: Callable[[Any], Any],
+        abandoned: threading.Event,
+        deadline: float,
+        spark_jobs: bool = True,
     ):
         if abandoned.is_set() or time.monotonic() >= deadline:
             return _SKIPPED  # its caller gave up while it was queued: nothing to do for nobody
@@ -216,7 +226,8 @@ class LiveScorer:
         models = self._models_for(spark, run_id)
         if abandoned.is_set() or time.monotonic() >= deadline:
             return _SKIPPED  # the caller has answered 503 already (or is about to): no work for nobody
-        spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
+        if spark_jobs:
+            spark.sparkContext.setJobGroup(tag, f"movierec live scoring ({tag})", interruptOnCancel=True)
         from movierec.ranking.online import UnknownMovie, UnknownUser
 
         try:

@@ -194,6 +194,23 @@ ACTIVE_RUN_KEY = CompiledQuery(sa.select(active_run.c.run_id, active_run.c.activ
 ACTIVE_RUN_KEY_OF_USER = CompiledQuery(
     sa.select(active_run.c.run_id, active_run.c.activated_at, _has_feedback()).where(active_run.c.id == 1)
 )
+# what a list scored live needs of the store, in one statement: the active run, whether the run
+# was trained on the user (run_users), and the user's ratings since it, oldest first (one row
+# with NULLs when there are none)
+LIVE_INPUTS = CompiledQuery(
+    sa.select(
+        active_run.c.run_id,
+        sa.exists()
+        .where(run_users.c.run_id == active_run.c.run_id, run_users.c.user_id == sa.bindparam("user_id"))
+        .label("known"),
+        feedback.c.movie_id,
+        feedback.c.rating,
+    )
+    .select_from(active_run)
+    .outerjoin(feedback, sa.and_(feedback.c.user_id == sa.bindparam("user_id"), since_active_run()))
+    .where(active_run.c.id == 1)
+    .order_by(feedback.c.timestamp, feedback.c.movie_id)
+)
 STORED_PAGE = CompiledQuery(_stored_page_statement(with_genre=False))
 STORED_PAGE_OF_GENRE = CompiledQuery(_stored_page_statement(with_genre=True))
 
@@ -213,14 +230,13 @@ def get_active_run_key_of_user(engine: sa.Engine, user_id: int) -> tuple[tuple[s
     return ((rows[0][0], rows[0][1]), bool(rows[0][2])) if rows else (None, False)
 
 
-def get_feedback(conn: sa.Connection, user_id: int) -> list[tuple[int, float]]:
-    """The user's ratings given since the run, (movie id, rating), oldest first."""
-    query = (
-        sa.select(feedback.c.movie_id, feedback.c.rating)
-        .where(feedback.c.user_id == user_id, since_active_run())
-        .order_by(feedback.c.timestamp, feedback.c.movie_id)
-    )
-    return [(row.movie_id, row.rating) for row in conn.execute(query)]
+def get_live_inputs(engine: sa.Engine, user_id: int) -> tuple[str | None, bool, list[tuple[int, float]]]:
+    """(active run id, is_run_user, get_feedback) in one statement; (None, False, []) before
+    the first publish."""
+    rows = LIVE_INPUTS.rows(engine, user_id=user_id)
+    if not rows:
+        return None, False, []
+    return rows[0][0], bool(rows[0][1]), [(movie, rating) for _, _, movie, rating in rows if movie is not None]
 
 
 def get_stored_page(

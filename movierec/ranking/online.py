@@ -40,6 +40,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.recommendation import ALSModel
 from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from movierec import features as FE
 from movierec.config import Settings
@@ -119,7 +120,10 @@ class RunModels:
         self.scale_names = [n for n in scoring.EVIDENCE if scoring.mean_column(n) in self.scales.columns]
         self.user_ratings = _user_ratings(self.ratings)
         self.rated = {user: frozenset(movies.tolist()) for user, (movies, _) in self.user_ratings.items()}
-        self._log1p_of: dict[float, float] = {}
+        # Spark's log1p of every rating count up to twice the run's largest, in one job: a rebuilt
+        # profile's log1p(user_n) is then a lookup, not a py4j round trip (0.5 ms a list)
+        most = max((len(movies) for movies, _ in self.user_ratings.values()), default=0)
+        self._log1p_of: dict[float, float] = _spark_log1p(spark, max(LOG1P_TABLE, 2 * most))
         # ALS's YᵀY, shared by every fold-in (movierec.models.als.solve_user_factor)
         self.gram = gramian(np.stack(list(self.item_factors.values()))) if self.item_factors else None
         self.pool = _content_pool(self.movie_feats, settings.content_pool)
@@ -321,8 +325,8 @@ class RunModels:
         return UserState(factor, frozenset(merged), taste or stored.taste)
 
     def _log1p(self, x: float) -> float:
-        """Spark's log1p (java.lang.StrictMath's), for a rebuilt profile's log1p(user_n); one py4j
-        round trip per distinct count (five attribute lookups: 2-3 ms a list otherwise)."""
+        """Spark's log1p (java.lang.StrictMath's), for a rebuilt profile's log1p(user_n): from the
+        table taken at load, else one py4j round trip per distinct count."""
         if x not in self._log1p_of:
             self._log1p_of[x] = float(self.spark.sparkContext._jvm.java.lang.StrictMath.log1p(x))  # type: ignore[union-attr]
         return self._log1p_of[x]
@@ -421,5 +425,24 @@ def _best_first(values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:
-    """Movie id → its content on the driver (movierec.features.MovieContent)."""
-    return {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
+    """Movie id → its content on the driver (movierec.features.MovieContent); movies with equal
+    content maps share one tuple of entries, so a list's pairs take each dot product once
+    (FE.feature_rows)."""
+    shared: dict[tuple, tuple] = {}
+    one = lambda entries: shared.setdefault(entries, entries)
+    contents = {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
+    return {
+        movie: content._replace(genre_entries=one(content.genre_entries), tag_entries=one(content.tag_entries))
+        for movie, content in contents.items()
+    }
+
+
+# rating counts whose log1p a run's models take from Spark at load (at least)
+LOG1P_TABLE = 4096
+
+
+def _spark_log1p(spark: SparkSession, up_to: int) -> dict[float, float]:
+    """{float(n): Spark's log1p(n)} for n in 0..up_to, computed by Spark itself (F.log1p, as
+    FE.user_tastes takes it) in one job."""
+    counts = spark.range(0, up_to + 1).select(F.col("id").cast("double").alias("n"))
+    return {row[0]: row[1] for row in counts.select("n", F.log1p("n")).collect()}

@@ -410,6 +410,7 @@ def test_before_the_first_publish(new_url):
         assert store.get_active_run_key(engine) is None
         assert store.get_stored_page(engine, 1, k=10) == (None, [], False)
         assert store.get_stored_page(engine, 1, k=10, genre="Drama") == (None, [], False)
+        assert store.get_live_inputs(engine, 1) == (None, False, [])
     finally:
         engine.dispose()
 
@@ -445,16 +446,19 @@ def test_ratings_given_since_the_run_show_in_the_hot_paths_statements(new_url):
         assert key == store.get_active_run_key(engine) and rated_since is True
         assert store.get_active_run_key_of_user(engine, 2)[1] is False  # only that user's
         assert store.get_stored_page(engine, 2, k=3)[2] is False
-        with engine.connect() as conn:
-            assert store.get_feedback(conn, 1) == [(7, 2.0), (3, 4.5)]  # oldest first
-            assert store.get_feedback(conn, 2) == []
+        # the live list's one statement: the run, whether it knows the user, the ratings oldest first
+        assert store.get_live_inputs(engine, 1) == (RUN_B, True, [(7, 2.0), (3, 4.5)])
+        assert store.get_live_inputs(engine, 2) == (RUN_B, True, [])  # nothing rated since
+        assert store.get_live_inputs(engine, 3) == (RUN_B, False, [])  # not a user of RUN_B
+        add_feedback(engine, 3, [(7, 1.0, 1_600_000_000)])
+        assert store.get_live_inputs(engine, 3) == (RUN_B, False, [(7, 1.0)])  # new to the run, rated since
     finally:
         engine.dispose()
 
 
 def test_feedback_up_to_the_active_runs_cut_off_is_the_runs_not_live(new_url):
     """A run trained on feedback received up to its cut-off (run_feedback): only what came later
-    is given since the run, in the hot path, in get_feedback and in the route's list; a rollback to
+    is given since the run, in the hot path, in get_live_inputs and in the route's list; a rollback to
     a run that read no feedback makes all of it live again.  Each rating is counted once."""
     from movierec.store.feedback import add_feedback, list_feedback
 
@@ -474,19 +478,17 @@ def test_feedback_up_to_the_active_runs_cut_off_is_the_runs_not_live(new_url):
                 "run_feedback": [[("2026-03-03T06:00:00.000000+00:00", 2)]],
             },
         )
-        with engine.connect() as conn:
-            assert store.get_feedback(conn, 1) == [(3, 4.5), (7, 2.0)]  # run-c is not active yet
+        assert store.get_live_inputs(engine, 1)[2] == [(3, 4.5), (7, 2.0)]  # run-c is not active yet
         runs.activate_run(engine, "run-c", {}, "2026-03-04T01:00:00+00:00")
         assert store.get_stored_page(engine, 1, k=3)[2] is True
         assert store.get_stored_page(engine, 2, k=3)[2] is False  # user 2's one rating is in run-c
         assert store.get_active_run_key_of_user(engine, 2)[1] is False
+        assert store.get_live_inputs(engine, 1) == ("run-c", True, [(7, 2.0)])
+        assert store.get_live_inputs(engine, 2) == ("run-c", True, [])
         with engine.connect() as conn:
-            assert store.get_feedback(conn, 1) == [(7, 2.0)]
-            assert store.get_feedback(conn, 2) == []
             assert [row["movie_id"] for row in list_feedback(conn, 1)] == [7]
         runs.rollback(engine, RUN_B)
         assert store.get_stored_page(engine, 2, k=3)[2] is True
-        with engine.connect() as conn:
-            assert store.get_feedback(conn, 1) == [(3, 4.5), (7, 2.0)]
+        assert store.get_live_inputs(engine, 1)[2] == [(3, 4.5), (7, 2.0)]
     finally:
         engine.dispose()
