@@ -18,7 +18,7 @@ drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's ord
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -366,6 +366,10 @@ class PairFeature:
     name: str
     column: Callable[[], Column]
     value: Callable[[UserTaste, MovieContent], float | None]
+    # for a `value` that reads nothing of the movie but this part of it: pairs of one user whose
+    # movies share that part (one object: movie_contents' loaders share equal content maps) share
+    # the value, so a list's pairs take it once per part (feature_rows)
+    reads: Callable[[MovieContent], object] | None = None
 
 
 def _year():
@@ -380,6 +384,14 @@ def _year_value(user: UserTaste, movie: MovieContent) -> float:
 def _year_gap_value(user: UserTaste, movie: MovieContent) -> float:
     year = _year_value(user, movie)
     return year - (user.mean_year if user.mean_year is not None else year)
+
+
+def _genres(movie: MovieContent) -> object:
+    return movie.genre_entries
+
+
+def _tags(movie: MovieContent) -> object:
+    return movie.tag_entries
 
 
 F_MOVIE_MEAN, F_MOVIE_POPULARITY, F_GENRE_TASTE = "f_movie_mean", "f_movie_popularity", "f_genre_taste"
@@ -397,19 +409,25 @@ PAIR_FEATURE_SPECS: tuple[PairFeature, ...] = (
         F_GENRE_TASTE,
         lambda: dense_dot(GENRE_MAP, GENRE_TASTE),
         lambda u, m: entries_dot(m.genre_entries, u.genre_taste),
+        _genres,
     ),
     PairFeature(
         "f_genre_exposure",
         lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE),
         lambda u, m: entries_dot(m.genre_entries, u.genre_exposure),
+        _genres,
     ),
     PairFeature(
-        "f_tag_taste", lambda: dense_dot(TAG_MAP, TAG_TASTE), lambda u, m: entries_dot(m.tag_entries, u.tag_taste)
+        "f_tag_taste",
+        lambda: dense_dot(TAG_MAP, TAG_TASTE),
+        lambda u, m: entries_dot(m.tag_entries, u.tag_taste),
+        _tags,
     ),
     PairFeature(
         "f_tag_exposure",
         lambda: dense_dot(TAG_MAP, TAG_EXPOSURE),
         lambda u, m: entries_dot(m.tag_entries, u.tag_exposure),
+        _tags,
     ),
     PairFeature(
         "f_genre_count",
@@ -441,10 +459,24 @@ def pair_feature_values(user: UserTaste, movie: MovieContent) -> dict[str, float
     return values
 
 
-def feature_row(user: UserTaste, movie: MovieContent) -> list[float]:
-    """feature_vector(pair_feature_values(user, movie)) in one step, for a list's pairs."""
-    values = [feature.value(user, movie) for feature in PAIR_FEATURE_SPECS]
-    return [math.nan if value is None else float(value) for value in values]
+def feature_rows(user: UserTaste, movies: Iterable[MovieContent]) -> list[list[float]]:
+    """The `features` vector of each of the user's pairs with `movies` (feature_vector of
+    pair_feature_values, one step), each value that reads one part of the movie
+    (PairFeature.reads) taken once per part: the dot products of a list's few hundred pairs
+    over far fewer genre vectors."""
+    specs = [(feature.value, feature.reads, {}) for feature in PAIR_FEATURE_SPECS]
+    rows = []
+    for movie in movies:
+        row = []
+        for value_of, reads, taken in specs:
+            if reads is None:
+                value = value_of(user, movie)
+            else:
+                key = id(reads(movie))
+                value = taken[key] if key in taken else taken.setdefault(key, value_of(user, movie))
+            row.append(math.nan if value is None else float(value))
+        rows.append(row)
+    return rows
 
 
 def feature_vector(values: dict[str, float | None]) -> list[float]:

@@ -210,7 +210,7 @@ class RunModels:
         taste = self.user_tastes[user_id] if state is None or state.taste is None else state.taste
         factor = None if state is None else state.factor
         found = [(m, cf) for m, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)) if m in movies]
-        rows = [FE.feature_row(taste, movies[movie_id]) for movie_id, _ in found]
+        rows = FE.feature_rows(taste, [movies[movie_id] for movie_id, _ in found])
         features = np.array(rows, dtype=np.float64).reshape(len(found), len(FE.PAIR_FEATURES))
         # the run's forest on all the pairs at once (ForestArrays: Spark's predict, the same doubles)
         raw = {

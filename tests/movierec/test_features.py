@@ -1,5 +1,7 @@
 """Content features and taste profiles on hand-made rows."""
 
+import math
+
 import pytest
 
 from movierec import features as FE
@@ -141,3 +143,20 @@ def test_pair_features_on_spark_and_on_the_driver_agree_by_name(spark):
         assert list(values) == FE.PAIR_FEATURES == [c for c in row.asDict() if c.startswith("f_")]
         assert {name: row[name] for name in FE.PAIR_FEATURES} == values, (user, movie)
         assert FE.feature_vector(values) == row.features.toArray().tolist()
+
+
+def test_feature_rows_are_each_pairs_values_with_shared_parts_taken_once():
+    """feature_rows takes a dot product once per content-map object, and must still give every
+    pair its own values: movies sharing a genre tuple, movies with equal but separate tuples,
+    and one whose year is missing (then the user's mean year)."""
+    comedy = ((0, 0.6), (1, 0.8))
+    user = FE.UserTaste(3.5, math.log1p(4), 1994.5, {0: 0.25, 1: -0.5}, {0: 0.5, 1: 0.5}, {7: 0.125}, {7: 1.0})
+    movies = [
+        FE.MovieContent(1990, 3.9, 1.2, 2, comedy, ()),
+        FE.MovieContent(2001, 3.1, 2.2, 2, comedy, ((7, 1.0),)),
+        FE.MovieContent(None, 3.3, 0.7, 2, ((0, 0.6), (1, 0.8)), ((7, 0.5),)),
+        FE.MovieContent(1985, 2.9, 0.1, 1, ((1, 1.0),), ()),
+    ]
+    expected = [FE.feature_vector(FE.pair_feature_values(user, movie)) for movie in movies]
+    assert FE.feature_rows(user, movies) == expected
+    assert len({tuple(row) for row in expected}) == len(movies)  # four different rows
