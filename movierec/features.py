@@ -464,7 +464,13 @@ def feature_rows(user: UserTaste, movies: Iterable[MovieContent]) -> list[list[f
     pair_feature_values, one step), each value that reads one part of the movie
     (PairFeature.reads) taken once per part: the dot products of a list's few hundred pairs
     over far fewer genre vectors."""
-    specs = [(feature.value, feature.reads, {}) for feature in PAIR_FEATURE_SPECS]
+    specs: list[
+        tuple[
+            Callable[[UserTaste, MovieContent], float | None],
+            Callable[[MovieContent], object] | None,
+            dict[int, float | None],
+        ]
+    ] = [(feature.value, feature.reads, {}) for feature in PAIR_FEATURE_SPECS]
     rows = []
     for movie in movies:
         row = []
