@@ -231,8 +231,9 @@ def get_active_run_key_of_user(engine: sa.Engine, user_id: int) -> tuple[tuple[s
 
 
 def get_live_inputs(engine: sa.Engine, user_id: int) -> tuple[str | None, bool, list[tuple[int, float]]]:
-    """(active run id, is_run_user, get_feedback) in one statement; (None, False, []) before
-    the first publish."""
+    """(active run id, whether the run was trained on the user (is_run_user), the user's ratings
+    given since the run as (movie id, rating), oldest first) in one statement; (None, False, [])
+    before the first publish."""
     rows = LIVE_INPUTS.rows(engine, user_id=user_id)
     if not rows:
         return None, False, []
