@@ -7,23 +7,26 @@ import sys
 import click
 
 from movierec.cli.common import Failed, UserError
-from movierec.data.download import DATASET, DEFAULT_URL
+from movierec.data.download import BASE_URL, DATASET, DATASETS
 
 
 @click.command(
-    short_help="fetch ml-latest-small from GroupLens, verified",
-    help=f"Fetch {DATASET} from GroupLens, check every file's SHA-256, then move it into place.",
+    short_help="fetch a MovieLens data set from GroupLens, verified",
+    help=f"Fetch a MovieLens data set from GroupLens ({DATASET} by default), verify it (the CSVs' pinned "
+    "SHA-256 for ml-latest-small; for the large ones, the archive's MD5 that GroupLens publishes beside it), "
+    "then move it into place.",
 )
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="archive to fetch")
-@click.option("--dest", default="data", show_default=True, help=f"folder to unpack {DATASET}/ into")
+@click.option("--dataset", type=click.Choice(list(DATASETS)), default=DATASET, show_default=True, help="which data set")
+@click.option("--url", default=None, help=f"archive to fetch [default: {BASE_URL}/<dataset>.zip]")
+@click.option("--dest", default="data", show_default=True, help="folder to unpack <dataset>/ into")
 @click.option("--force", is_flag=True, help="download again even when a verified copy is present")
 @click.option("--sha256", metavar="HEX", help="also require this SHA-256 of the archive itself")
-def download(url: str, dest: str, force: bool, sha256: str | None) -> int:
+def download(dataset: str, url: str | None, dest: str, force: bool, sha256: str | None) -> int:
     from movierec.data.download import DownloadError
     from movierec.data.download import download as fetch
 
     try:
-        path = fetch(url, dest, force=force, zip_sha256=sha256, progress=_print_progress)
+        path = fetch(url, dest, force=force, zip_sha256=sha256, progress=_print_progress, dataset=dataset)
     except DownloadError as err:
         raise Failed(f"error: {err}") from None
     click.echo(str(path))

@@ -1,13 +1,18 @@
-"""Fetch ml-latest-small from GroupLens, verify it and unpack it atomically.
+"""Fetch a MovieLens data set from GroupLens, verify it and unpack it atomically.
 
 The archive is downloaded into a temporary folder inside the destination, unpacked there,
-every CSV is checked against its pinned SHA-256, and only then is the folder renamed to
-`<dest>/ml-latest-small`.  A failed, interrupted or corrupt download leaves nothing at the
-destination (and an existing data set untouched).
+verified, and only then is the folder renamed to `<dest>/<data set>`.  A failed, interrupted
+or corrupt download leaves nothing at the destination (and an existing data set untouched).
 
-GroupLens publishes an .md5 beside the zip, but the zip itself could not be fetched when
-this was written, so the pins are the SHA-256 of the CSV files inside it (taken from a
-verified copy of ml-latest-small); `--sha256` pins the archive too.
+How each is verified:
+- ml-latest-small: every CSV against the SHA-256 pinned here (taken from a verified copy;
+  the zip itself could not be fetched when this was written).
+- ml-25m, ml-32m (hundreds of MB: 25 and 32 million ratings, with genome files beside): the
+  archive against the MD5 GroupLens publishes beside it (`<url>.md5`), fetched with it; a
+  download whose checksum cannot be fetched is refused.  The unpacked CSVs' SHA-256 are then
+  written to `MANIFEST` in the data set's folder, so a later call finds it present and
+  verified without fetching anything.
+`--sha256` pins the archive too, for any of them.
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ from movierec.files import sha256_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
+BASE_URL = "https://files.grouplens.org/datasets/movielens"
 DATASET = "ml-latest-small"
+DEFAULT_URL = f"{BASE_URL}/{DATASET}.zip"
 PINNED_SHA256 = {
     "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
     "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
     "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
     "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
 }
+# the data sets `download` knows: their pinned CSV hashes, or None where the archive is checked
+# against the MD5 GroupLens publishes beside it
+DATASETS: dict[str, Mapping[str, str] | None] = {DATASET: PINNED_SHA256, "ml-25m": None, "ml-32m": None}
+# in an MD5-checked data set's folder: the SHA-256 of its CSVs, taken once the archive verified
+MANIFEST = "MANIFEST.sha256"
 BLOCK = 1 << 20
 
 Progress = Callable[[int, "int | None"], None]
@@ -50,26 +61,39 @@ class ChecksumError(DownloadError):
     """A file's SHA-256 is not the pinned one."""
 
 
+def url_of(dataset: str) -> str:
+    """GroupLens's address of a data set's zip."""
+    return f"{BASE_URL}/{dataset}.zip"
+
+
 def download(
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     dest: str | os.PathLike = "data",
     force: bool = False,
     zip_sha256: str | None = None,
-    expected: Mapping[str, str] = PINNED_SHA256,
+    expected: Mapping[str, str] | None = PINNED_SHA256,
     timeout: float = 60.0,
     progress: Progress | None = None,
+    dataset: str = DATASET,
 ) -> Path:
-    """Make `<dest>/ml-latest-small` hold a verified copy of the data set; return its path.
+    """Make `<dest>/<dataset>` hold a verified copy of the data set; return its path.
 
-    Nothing is fetched when a copy that passes `expected` is already there, unless `force`.
-    `expected` maps file names in the archive to their SHA-256; every one must match.
+    `url`: where to fetch the zip (default: GroupLens's, url_of).  `expected` maps file names
+    in the archive to their SHA-256, every one must match; None: the archive must match the
+    MD5 published at `<url>.md5` instead (the default for a data set DATASETS pins nothing of).
+    Nothing is fetched when a copy that passes its check is already there, unless `force`.
     """
+    if dataset not in DATASETS:
+        raise DownloadError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
     if zip_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", zip_sha256):
         raise DownloadError(f"--sha256 must be 64 hexadecimal digits, got {zip_sha256!r}")
+    if dataset != DATASET and expected is PINNED_SHA256:
+        expected = DATASETS[dataset]
+    url = url or url_of(dataset)
     dest = Path(dest)
-    target = dest / DATASET
+    target = dest / dataset
     if target.is_dir() and not force:
-        problems = check_files(target, expected)
+        problems = check_files(target, expected if expected is not None else _manifest(target))
         if not problems:
             log.info("%s is already present and verified", target)
             return target
@@ -79,15 +103,21 @@ def download(
     dest.mkdir(parents=True, exist_ok=True)
     try:
         # the work folder sits beside the target, so the final rename stays on one filesystem
-        with tempfile.TemporaryDirectory(dir=dest, prefix=f".{DATASET}-") as work:
+        with tempfile.TemporaryDirectory(dir=dest, prefix=f".{dataset}-") as work:
             archive = Path(work) / "download.zip"
-            digest = _fetch(url, archive, timeout, progress)
+            published_md5 = _published_md5(url + ".md5", timeout) if expected is None else None
+            digest, md5 = _fetch(url, archive, timeout, progress)
             if zip_sha256 is not None and digest != zip_sha256.lower():
                 raise ChecksumError(f"{url}: archive sha256 is {digest}, expected {zip_sha256.lower()}")
+            if published_md5 is not None and md5 != published_md5:
+                raise ChecksumError(f"{url}: archive md5 is {md5}, GroupLens publishes {published_md5}")
             unpacked = _unpack(archive, Path(work) / "unpacked")
-            problems = check_files(unpacked, expected)
-            if problems:
-                raise ChecksumError(f"{url}: checksum mismatch: " + "; ".join(problems))
+            if expected is None:
+                _write_manifest(unpacked)
+            else:
+                problems = check_files(unpacked, expected)
+                if problems:
+                    raise ChecksumError(f"{url}: checksum mismatch: " + "; ".join(problems))
             _swap_in(unpacked, target, Path(work) / "previous")
     except BaseException:
         if created and not any(dest.iterdir()):
@@ -111,9 +141,44 @@ def check_files(folder: Path, expected: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _fetch(url: str, path: Path, timeout: float, progress: Progress | None) -> str:
-    """Stream `url` into `path`; return the SHA-256 of what was received."""
-    digest = hashlib.sha256()
+def _manifest(folder: Path) -> dict[str, str]:
+    """The CSV hashes an MD5-checked data set's folder recorded (MANIFEST); {MANIFEST: ""} when
+    it has none, so that check_files reports it missing."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return {MANIFEST: ""}
+    pairs = (line.split(None, 1) for line in path.read_text().splitlines() if line.strip())
+    return {name.strip(): digest for digest, name in pairs}
+
+
+def _write_manifest(folder: Path) -> None:
+    """Record the SHA-256 of the folder's CSVs (in sha256sum's format) after the archive verified."""
+    lines = [f"{sha256_file(path)}  {path.name}\n" for path in sorted(folder.glob("*.csv"))]
+    (folder / MANIFEST).write_text("".join(lines))
+
+
+def _published_md5(url: str, timeout: float) -> str:
+    """The MD5 in GroupLens's `<zip>.md5` (either `MD5 (name) = hex` or `hex  name`)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "movierec-download"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read(4096).decode("ascii", "replace")
+    except urllib.error.HTTPError as err:
+        raise DownloadError(
+            f"{url}: HTTP {err.code} {err.reason}: without its checksum the archive is not fetched"
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(f"{url}: {reason}: without its checksum the archive is not fetched") from None
+    found = re.search(r"\b[0-9a-fA-F]{32}\b", text)
+    if found is None:
+        raise DownloadError(f"{url}: holds no MD5 checksum")
+    return found.group(0).lower()
+
+
+def _fetch(url: str, path: Path, timeout: float, progress: Progress | None) -> tuple[str, str]:
+    """Stream `url` into `path`; return the SHA-256 and the MD5 of what was received."""
+    digest, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     request = urllib.request.Request(url, headers={"User-Agent": "movierec-download"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as out:
@@ -123,6 +188,7 @@ def _fetch(url: str, path: Path, timeout: float, progress: Progress | None) -> s
             while block := response.read(BLOCK):
                 out.write(block)
                 digest.update(block)
+                md5.update(block)
                 done += len(block)
                 if progress:
                     progress(done, total)
@@ -135,7 +201,7 @@ def _fetch(url: str, path: Path, timeout: float, progress: Progress | None) -> s
     if total is not None and done != total:
         raise DownloadError(f"{url}: received {done} bytes of {total}")
     log.info("downloaded %s (%d bytes, sha256 %s)", url, done, digest.hexdigest())
-    return digest.hexdigest()
+    return digest.hexdigest(), md5.hexdigest()
 
 
 def _unpack(archive: Path, into: Path) -> Path:

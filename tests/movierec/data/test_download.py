@@ -241,3 +241,66 @@ def test_cli_downloads_the_real_data_with_the_pinned_hashes(server, tmp_path, ca
     assert contents(tmp_path / "ml-latest-small") == dict(sorted(real.items()))
     assert cli.main(["download", "--url", server.url("/real.zip"), "--dest", str(tmp_path)]) == 0
     assert server.requests == ["/real.zip"]  # the second call found it present
+
+
+# ml-25m's layout: the four CSVs plus the genome files, in a folder named after the data set
+LARGE = {
+    **FILES,
+    "genome-scores.csv": b"movieId,tagId,relevance\n1,1,0.02875\n",
+    "genome-tags.csv": b"tagId,tag\n1,007\n",
+}
+
+
+@pytest.fixture
+def large(server):
+    archive = make_zip(LARGE, folder="ml-25m")
+    server.files["/ml-25m.zip"] = archive
+    # GroupLens's .md5 beside the zip, in its own format
+    server.files["/ml-25m.zip.md5"] = f"MD5 (ml-25m.zip) = {hashlib.md5(archive).hexdigest()}\n".encode()
+    return server
+
+
+def test_a_large_data_set_is_checked_against_the_published_md5(large, tmp_path):
+    path = download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m")
+    assert path == tmp_path / "ml-25m"
+    assert large.requests == ["/ml-25m.zip.md5", "/ml-25m.zip"]  # the checksum first: no checksum, no download
+    unpacked = contents(path)
+    manifest = unpacked.pop("MANIFEST.sha256").decode().splitlines()
+    assert unpacked == LARGE
+    assert manifest == [f"{hashlib.sha256(LARGE[n]).hexdigest()}  {n}" for n in sorted(LARGE) if n.endswith(".csv")]
+    # present and verified by its manifest: nothing fetched again
+    assert download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m") == path
+    assert len(large.requests) == 2
+    # a file changed since: fetched and checked again
+    (path / "ratings.csv").write_bytes(b"userId,movieId,rating,timestamp\n")
+    assert (
+        contents(download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m"))["ratings.csv"] == FILES["ratings.csv"]
+    )
+    assert len(large.requests) == 4
+
+
+def test_a_large_archive_that_is_not_the_published_one_leaves_nothing(large, tmp_path):
+    large.files["/ml-25m.zip.md5"] = b"0123456789abcdef0123456789abcdef  ml-25m.zip\n"
+    with pytest.raises(ChecksumError, match="archive md5 is .*, GroupLens publishes 0123456789abcdef"):
+        download(large.url("/ml-25m.zip"), tmp_path / "data", dataset="ml-25m")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_large_archive_without_its_checksum_is_not_fetched(large, tmp_path):
+    del large.files["/ml-25m.zip.md5"]
+    with pytest.raises(DownloadError, match="HTTP 404.*without its checksum the archive is not fetched"):
+        download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m")
+    assert large.requests == ["/ml-25m.zip.md5"]
+    large.files["/ml-25m.zip.md5"] = b"<html>not a checksum</html>"
+    with pytest.raises(DownloadError, match="holds no MD5 checksum"):
+        download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_downloads_a_large_data_set_by_name(large, tmp_path, capsys):
+    code = cli.main(["download", "--dataset", "ml-25m", "--url", large.url("/ml-25m.zip"), "--dest", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "ml-25m")
+    assert cli.main(["download", "--dataset", "ml-26m", "--dest", str(tmp_path)]) == 2  # not a data set it knows
+    assert "ml-26m" in capsys.readouterr().err
