@@ -464,11 +464,13 @@ def feature_rows(user: UserTaste, movies: Iterable[MovieContent]) -> list[list[f
     pair_feature_values, one step), each value that reads one part of the movie
     (PairFeature.reads) taken once per part: the dot products of a list's few hundred pairs
     over far fewer genre vectors."""
+    # per feature: id(part) -> (part, value); the part is kept, so its id cannot be reused by
+    # another object during the call, and checked, so only that very object takes the value
     specs: list[
         tuple[
             Callable[[UserTaste, MovieContent], float | None],
             Callable[[MovieContent], object] | None,
-            dict[int, float | None],
+            dict[int, tuple[object, float | None]],
         ]
     ] = [(feature.value, feature.reads, {}) for feature in PAIR_FEATURE_SPECS]
     rows = []
@@ -478,8 +480,13 @@ def feature_rows(user: UserTaste, movies: Iterable[MovieContent]) -> list[list[f
             if reads is None:
                 value = value_of(user, movie)
             else:
-                key = id(reads(movie))
-                value = taken[key] if key in taken else taken.setdefault(key, value_of(user, movie))
+                part = reads(movie)
+                hit = taken.get(id(part))
+                if hit is not None and hit[0] is part:
+                    value = hit[1]
+                else:
+                    value = value_of(user, movie)
+                    taken[id(part)] = (part, value)
             row.append(math.nan if value is None else float(value))
         rows.append(row)
     return rows

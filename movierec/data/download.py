@@ -7,11 +7,11 @@ or corrupt download leaves nothing at the destination (and an existing data set 
 How each is verified:
 - ml-latest-small: every CSV against the SHA-256 pinned here (taken from a verified copy;
   the zip itself could not be fetched when this was written).
-- ml-25m, ml-32m (hundreds of MB: 25 and 32 million ratings, with genome files beside): the
-  archive against the MD5 GroupLens publishes beside it (`<url>.md5`), fetched with it; a
-  download whose checksum cannot be fetched is refused.  The unpacked CSVs' SHA-256 are then
-  written to `MANIFEST` in the data set's folder, so a later call finds it present and
-  verified without fetching anything.
+- ml-25m, ml-32m (25 and 32 million ratings, with extra files beside): the archive against
+  the MD5 published beside it (`<url>.md5`), fetched first: a download whose checksum cannot
+  be fetched is refused.  The SHA-256 of the files ingest reads are then written to
+  `MANIFEST.sha256` in the data set's folder, so a later call finds it present and verified
+  without fetching anything.
 `--sha256` pins the archive too, for any of them.
 """
 
@@ -29,6 +29,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import cast
 
 from movierec.files import sha256_file
 
@@ -46,8 +47,12 @@ PINNED_SHA256 = {
 # the data sets `download` knows: their pinned CSV hashes, or None where the archive is checked
 # against the MD5 GroupLens publishes beside it
 DATASETS: dict[str, Mapping[str, str] | None] = {DATASET: PINNED_SHA256, "ml-25m": None, "ml-32m": None}
-# in an MD5-checked data set's folder: the SHA-256 of its CSVs, taken once the archive verified
+# in an MD5-checked data set's folder: the SHA-256 of the files ingest reads, taken once the
+# archive verified (not of the genome files beside: a gigabyte to hash again on every check)
 MANIFEST = "MANIFEST.sha256"
+MANIFEST_FILES = ("ratings.csv", "movies.csv", "tags.csv")
+REQUIRED = ("ratings.csv", "movies.csv")
+_PINNED = object()  # `download`'s default `expected`: what DATASETS pins of the data set
 BLOCK = 1 << 20
 
 Progress = Callable[[int, "int | None"], None]
@@ -71,7 +76,7 @@ def download(
     dest: str | os.PathLike = "data",
     force: bool = False,
     zip_sha256: str | None = None,
-    expected: Mapping[str, str] | None = PINNED_SHA256,
+    expected: Mapping[str, str] | None | object = _PINNED,
     timeout: float = 60.0,
     progress: Progress | None = None,
     dataset: str = DATASET,
@@ -87,13 +92,12 @@ def download(
         raise DownloadError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
     if zip_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", zip_sha256):
         raise DownloadError(f"--sha256 must be 64 hexadecimal digits, got {zip_sha256!r}")
-    if dataset != DATASET and expected is PINNED_SHA256:
-        expected = DATASETS[dataset]
+    pins = DATASETS[dataset] if expected is _PINNED else cast("Mapping[str, str] | None", expected)
     url = url or url_of(dataset)
     dest = Path(dest)
     target = dest / dataset
     if target.is_dir() and not force:
-        problems = check_files(target, expected if expected is not None else _manifest(target))
+        problems = check_files(target, pins if pins is not None else _manifest(target))
         if not problems:
             log.info("%s is already present and verified", target)
             return target
@@ -105,17 +109,17 @@ def download(
         # the work folder sits beside the target, so the final rename stays on one filesystem
         with tempfile.TemporaryDirectory(dir=dest, prefix=f".{dataset}-") as work:
             archive = Path(work) / "download.zip"
-            published_md5 = _published_md5(url + ".md5", timeout) if expected is None else None
+            published_md5 = _published_md5(url + ".md5", timeout) if pins is None else None
             digest, md5 = _fetch(url, archive, timeout, progress)
             if zip_sha256 is not None and digest != zip_sha256.lower():
                 raise ChecksumError(f"{url}: archive sha256 is {digest}, expected {zip_sha256.lower()}")
             if published_md5 is not None and md5 != published_md5:
-                raise ChecksumError(f"{url}: archive md5 is {md5}, GroupLens publishes {published_md5}")
+                raise ChecksumError(f"{url}: archive md5 is {md5}, {url}.md5 says {published_md5}")
             unpacked = _unpack(archive, Path(work) / "unpacked")
-            if expected is None:
+            if pins is None:
                 _write_manifest(unpacked)
             else:
-                problems = check_files(unpacked, expected)
+                problems = check_files(unpacked, pins)
                 if problems:
                     raise ChecksumError(f"{url}: checksum mismatch: " + "; ".join(problems))
             _swap_in(unpacked, target, Path(work) / "previous")
@@ -142,23 +146,34 @@ def check_files(folder: Path, expected: Mapping[str, str]) -> list[str]:
 
 
 def _manifest(folder: Path) -> dict[str, str]:
-    """The CSV hashes an MD5-checked data set's folder recorded (MANIFEST); {MANIFEST: ""} when
-    it has none, so that check_files reports it missing."""
+    """The hashes an MD5-checked data set's folder recorded (MANIFEST, sha256sum's format), for
+    check_files.  A missing or malformed manifest, or one without ratings.csv and movies.csv,
+    gives an entry check_files reports as a problem: the data set is then fetched again."""
     path = folder / MANIFEST
     if not path.is_file():
         return {MANIFEST: ""}
-    pairs = (line.split(None, 1) for line in path.read_text().splitlines() if line.strip())
-    return {name.strip(): digest for digest, name in pairs}
+    recorded = {}
+    for line in path.read_text(errors="replace").splitlines():
+        found = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
+        if found is None:
+            return {f"{MANIFEST} (malformed line {line[:60]!r})": ""}
+        recorded[found.group(2)] = found.group(1)
+    missing = [name for name in REQUIRED if name not in recorded]
+    return {f"{MANIFEST} (without {', '.join(missing)})": ""} if missing else recorded
 
 
 def _write_manifest(folder: Path) -> None:
-    """Record the SHA-256 of the folder's CSVs (in sha256sum's format) after the archive verified."""
-    lines = [f"{sha256_file(path)}  {path.name}\n" for path in sorted(folder.glob("*.csv"))]
-    (folder / MANIFEST).write_text("".join(lines))
+    """Record the SHA-256 of the files ingest reads (in sha256sum's format) after the archive verified."""
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise DownloadError(f"the archive holds no {' and no '.join(missing)}")
+    names = [name for name in MANIFEST_FILES if (folder / name).is_file()]
+    (folder / MANIFEST).write_text("".join(f"{sha256_file(folder / name)}  {name}\n" for name in names))
 
 
 def _published_md5(url: str, timeout: float) -> str:
-    """The MD5 in GroupLens's `<zip>.md5` (either `MD5 (name) = hex` or `hex  name`)."""
+    """The MD5 in the `<zip>.md5` published beside the zip (GroupLens's `MD5 (name) = hex`, or
+    md5sum's `hex  name`)."""
     request = urllib.request.Request(url, headers={"User-Agent": "movierec-download"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -271,8 +271,10 @@ class RunModels:
         row 101 above row 100 (3 of 40 users of the tests' run at k=100).  With the same candidates,
         pairs and per-user scale the live list is the stored list continued, row for row.
 
-        On the driver, like `score`: the same plan in Spark took 5-6 s a call warm on 2 cores
-        (and, under a loaded machine, longer than live_timeout every time); here milliseconds
+        On the driver, and it starts no Spark job (serving.live sets no job group for it, so
+        one started here could not be cancelled on a time-out): the same plan in Spark took
+        5-6 s a call warm on 2 cores (and, under a loaded machine, longer than live_timeout
+        every time); here milliseconds
         (serving/README.md has the figures).
 
         `feedback`: (movie id, rating) pairs the user gave since the run, oldest first; the list

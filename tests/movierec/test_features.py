@@ -150,13 +150,26 @@ def test_feature_rows_are_each_pairs_values_with_shared_parts_taken_once():
     pair its own values: movies sharing a genre tuple, movies with equal but separate tuples,
     and one whose year is missing (then the user's mean year)."""
     comedy = ((0, 0.6), (1, 0.8))
+    equal = tuple((key, value) for key, value in comedy)
+    assert equal == comedy and equal is not comedy
     user = FE.UserTaste(3.5, math.log1p(4), 1994.5, {0: 0.25, 1: -0.5}, {0: 0.5, 1: 0.5}, {7: 0.125}, {7: 1.0})
     movies = [
         FE.MovieContent(1990, 3.9, 1.2, 2, comedy, ()),
         FE.MovieContent(2001, 3.1, 2.2, 2, comedy, ((7, 1.0),)),
-        FE.MovieContent(None, 3.3, 0.7, 2, ((0, 0.6), (1, 0.8)), ((7, 0.5),)),
+        FE.MovieContent(None, 3.3, 0.7, 2, equal, ((7, 0.5),)),
         FE.MovieContent(1985, 2.9, 0.1, 1, ((1, 1.0),), ()),
     ]
     expected = [FE.feature_vector(FE.pair_feature_values(user, movie)) for movie in movies]
     assert FE.feature_rows(user, movies) == expected
     assert len({tuple(row) for row in expected}) == len(movies)  # four different rows
+
+    # movies made one at a time and dropped at once: a freed tuple's id is soon another's, and
+    # must not hand that one the freed tuple's value
+    def one_at_a_time():
+        for i in range(200):
+            yield FE.MovieContent(2000, 3.0, 1.0, 1, tuple([(i % 2, 1.0 + i)]), ())
+
+    made = list(one_at_a_time())
+    assert FE.feature_rows(user, one_at_a_time()) == [
+        FE.feature_vector(FE.pair_feature_values(user, movie)) for movie in made
+    ]

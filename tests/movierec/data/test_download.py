@@ -267,7 +267,10 @@ def test_a_large_data_set_is_checked_against_the_published_md5(large, tmp_path):
     unpacked = contents(path)
     manifest = unpacked.pop("MANIFEST.sha256").decode().splitlines()
     assert unpacked == LARGE
-    assert manifest == [f"{hashlib.sha256(LARGE[n]).hexdigest()}  {n}" for n in sorted(LARGE) if n.endswith(".csv")]
+    # the files ingest reads (the genome files are not hashed again on every check)
+    assert manifest == [
+        f"{hashlib.sha256(LARGE[n]).hexdigest()}  {n}" for n in ("ratings.csv", "movies.csv", "tags.csv")
+    ]
     # present and verified by its manifest: nothing fetched again
     assert download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m") == path
     assert len(large.requests) == 2
@@ -279,9 +282,31 @@ def test_a_large_data_set_is_checked_against_the_published_md5(large, tmp_path):
     assert len(large.requests) == 4
 
 
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        None,
+        "",
+        "not a checksum line\n",
+        "0" * 64 + "  movies.csv\n",
+        "0" * 64 + "  ratings.csv\n" + "0" * 64 + " *movies.csv\n",
+    ],
+    ids=["missing", "empty", "malformed", "without-ratings", "wrong-hash"],
+)
+def test_a_large_copy_whose_manifest_does_not_verify_is_fetched_again(large, tmp_path, manifest):
+    path = download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m")
+    if manifest is None:
+        (path / "MANIFEST.sha256").unlink()
+    else:
+        (path / "MANIFEST.sha256").write_text(manifest)
+    assert download(large.url("/ml-25m.zip"), tmp_path, dataset="ml-25m") == path
+    assert len(large.requests) == 4  # the checksum and the zip, twice
+    assert (path / "MANIFEST.sha256").read_text().count("\n") == 3
+
+
 def test_a_large_archive_that_is_not_the_published_one_leaves_nothing(large, tmp_path):
     large.files["/ml-25m.zip.md5"] = b"0123456789abcdef0123456789abcdef  ml-25m.zip\n"
-    with pytest.raises(ChecksumError, match="archive md5 is .*, GroupLens publishes 0123456789abcdef"):
+    with pytest.raises(ChecksumError, match=r"archive md5 is .*, .*ml-25m.zip.md5 says 0123456789abcdef"):
         download(large.url("/ml-25m.zip"), tmp_path / "data", dataset="ml-25m")
     assert not (tmp_path / "data").exists()
 

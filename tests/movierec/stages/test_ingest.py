@@ -84,22 +84,6 @@ def test_rerun_gives_the_same_rows_without_duplicates(spark, settings, make_data
     assert read_table(spark, paths.tags).count() == 0
 
 
-def test_the_large_data_sets_extra_files_are_left_aside(spark, settings, make_dataset):
-    """ml-25m and ml-32m ship genome files, links.csv and (in movierec download's copy)
-    MANIFEST.sha256 beside the three files ingest reads: the same rows with them as without."""
-    plain = make_dataset(good_ratings(), movies=MOVIES)
-    _, paths = run_ingest(spark, settings, plain, "ingest-plain")
-    expected = sorted(read_table(spark, paths.ratings).collect())
-    large = make_dataset(good_ratings(), movies=MOVIES)
-    (large / "genome-scores.csv").write_text("movieId,tagId,relevance\n1,1,0.02875\n")
-    (large / "genome-tags.csv").write_text("tagId,tag\n1,007\n")
-    (large / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0114709,862\n")
-    (large / "MANIFEST.sha256").write_text("0" * 64 + "  ratings.csv\n")
-    _, paths = run_ingest(spark, settings, large, "ingest-large")
-    assert sorted(read_table(spark, paths.ratings).collect()) == expected
-    assert read_table(spark, paths.movies).count() == len(MOVIES)
-
-
 def feedback_store(tmp_path, movies=(1, 2, 3, 4)):
     """A store whose catalogue lists `movies`, for feedback; returns (db_url, engine)."""
     from movierec.store.runs import engine_for, upsert_movies
