@@ -13,6 +13,7 @@ runs one stage at a time and gives each stage's CPU seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -39,6 +40,15 @@ def cpu_seconds(spark) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks + times.user + times.system
 
 
+def jvm_peak_rss(spark) -> int:
+    """The driver JVM's peak resident memory so far, in bytes (VmHWM of /proc/<pid>/status)."""
+    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    for line in Path(f"/proc/{jvm_pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f"/proc/{jvm_pid}/status has no VmHWM")
+
+
 def spark_work(spark, group: str) -> tuple[int, int]:
     """(jobs, tasks) Spark ran under a job group."""
     tracker = spark.sparkContext.statusTracker()
@@ -56,8 +66,9 @@ def spark_work(spark, group: str) -> tuple[int, int]:
     help="one stage at a time, evaluate included (as spark-submit per stage would), with "
     "each stage's CPU seconds; default: as `movierec pipeline`, evaluate beside the others",
 )
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="also write the figures to this JSON file")
 @config.setting_options(*config.BATCH_SETTINGS)
-def main(sequential: bool, settings: config.Settings) -> int:
+def main(sequential: bool, json_path: str | None, settings: config.Settings) -> int:
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="movierec-bench-"))
     settings = settings.replace(warehouse=str(tmp / "warehouse"), db_url=f"sqlite:///{tmp / 'store.db'}")
@@ -81,6 +92,7 @@ def main(sequential: bool, settings: config.Settings) -> int:
     total_cpu = cpu_seconds(spark) - cpu_before
     total = time.perf_counter() - started
     work = {stage: spark_work(spark, stage) for stage in STAGES}  # run_pipeline's job group per stage
+    peak_rss = jvm_peak_rss(spark)
     spark.stop()
 
     mode = "one stage at a time" if sequential else f"{BESIDE} beside the other stages"
@@ -110,6 +122,27 @@ def main(sequential: bool, settings: config.Settings) -> int:
         )
     )
     print(format_table(("stage", "seconds", "cpu s", "jobs", "tasks"), rows, right=(1, 2, 3, 4)))
+    print(f"driver JVM peak resident memory: {peak_rss / 2**30:.2f} GiB")
+    if json_path:
+        figures = {
+            "data_dir": settings.data_dir,
+            "mode": mode,
+            "load_average_before": load_before,
+            "session_seconds": session_seconds,
+            "stages": {
+                stage: {
+                    "seconds": reports[stage]["seconds"],
+                    "cpu_seconds": cpu.get(stage),
+                    "jobs": work[stage][0],
+                    "tasks": work[stage][1],
+                }
+                for stage in STAGES
+            },
+            "total_seconds": total,
+            "total_cpu_seconds": total_cpu,
+            "jvm_peak_rss_bytes": peak_rss,
+        }
+        Path(json_path).write_text(json.dumps(figures, indent=2))
     return 0
 
 
