@@ -31,22 +31,25 @@ from movierec.stages.pipeline import BESIDE, STAGES, run_pipeline  # noqa: E402
 from movierec.text import format_table  # noqa: E402
 
 
+def jvm_pid(spark) -> int:
+    return spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+
+
 def cpu_seconds(spark) -> float:
     """CPU time (user + system) used so far by the Spark JVM and this Python process."""
-    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
     ticks = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{jvm_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{jvm_pid(spark)}/stat").read_text().rsplit(")", 1)[1].split()
     times = os.times()
     return (int(fields[11]) + int(fields[12])) / ticks + times.user + times.system
 
 
 def jvm_peak_rss(spark) -> int:
     """The driver JVM's peak resident memory so far, in bytes (VmHWM of /proc/<pid>/status)."""
-    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
-    for line in Path(f"/proc/{jvm_pid}/status").read_text().splitlines():
+    status = Path(f"/proc/{jvm_pid(spark)}/status")
+    for line in status.read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024  # kB
-    raise RuntimeError(f"/proc/{jvm_pid}/status has no VmHWM")
+    raise RuntimeError(f"{status} has no VmHWM")
 
 
 def spark_work(spark, group: str) -> tuple[int, int]:

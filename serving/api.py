@@ -35,10 +35,14 @@ def services():
     return current_app.extensions["movierec"]
 
 
+def no_active_run() -> ApiError:
+    return unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
+
+
 def require_active_run(conn) -> str:
     run_id = store.get_active_run_id(conn)
     if run_id is None:
-        raise unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
+        raise no_active_run()
     return run_id
 
 
@@ -121,7 +125,7 @@ def user_recommendations(path: models.UserPath, query: models.RecommendationsQue
             return answer
     run_id, known, feedback = store.get_live_inputs(engine, uid)
     if run_id is None:
-        raise unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
+        raise no_active_run()
     stored: list[dict] = []
     if not feedback:
         with engine.connect() as conn:
@@ -349,7 +353,7 @@ def active_run():
     with services().engine.connect() as conn:
         active = store.get_active_run(conn)
         if active is None:
-            raise unavailable("no run has been published yet: the store has no active run", NO_RUN_RETRY_AFTER)
+            raise no_active_run()
         run = store.get_run(conn, active["run_id"]) or {"run_id": active["run_id"], "params": {}, "metrics": {}}
     # the model's settings and provenance only: a run published by an older version may hold deployment settings
     # (the store's URL with its password among them), and those are nobody's business here

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 DATASET = "ml-latest-small"
-DEFAULT_URL = f"{BASE_URL}/{DATASET}.zip"
 PINNED_SHA256 = {
     "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
     "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
@@ -97,7 +96,7 @@ def download(
     dest = Path(dest)
     target = dest / dataset
     if target.is_dir() and not force:
-        problems = check_files(target, pins if pins is not None else _manifest(target))
+        problems = check_files(target, pins) if pins is not None else _manifest_problems(target)
         if not problems:
             log.info("%s is already present and verified", target)
             return target
@@ -109,7 +108,9 @@ def download(
         # the work folder sits beside the target, so the final rename stays on one filesystem
         with tempfile.TemporaryDirectory(dir=dest, prefix=f".{dataset}-") as work:
             archive = Path(work) / "download.zip"
-            published_md5 = _published_md5(url + ".md5", timeout) if pins is None else None
+            published_md5 = (
+                _published_md5(url + ".md5", Path(work) / "download.zip.md5", timeout) if pins is None else None
+            )
             digest, md5 = _fetch(url, archive, timeout, progress)
             if zip_sha256 is not None and digest != zip_sha256.lower():
                 raise ChecksumError(f"{url}: archive sha256 is {digest}, expected {zip_sha256.lower()}")
@@ -145,21 +146,21 @@ def check_files(folder: Path, expected: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _manifest(folder: Path) -> dict[str, str]:
-    """The hashes an MD5-checked data set's folder recorded (MANIFEST, sha256sum's format), for
-    check_files.  A missing or malformed manifest, or one without ratings.csv and movies.csv,
-    gives an entry check_files reports as a problem: the data set is then fetched again."""
+def _manifest_problems(folder: Path) -> list[str]:
+    """What is wrong with an MD5-checked data set's folder against the hashes its MANIFEST
+    (sha256sum's format) recorded: a missing or malformed manifest, or one without ratings.csv
+    and movies.csv, is a problem too (the data set is then fetched again)."""
     path = folder / MANIFEST
     if not path.is_file():
-        return {MANIFEST: ""}
+        return [f"{MANIFEST} is missing"]
     recorded = {}
     for line in path.read_text(errors="replace").splitlines():
         found = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
         if found is None:
-            return {f"{MANIFEST} (malformed line {line[:60]!r})": ""}
+            return [f"{MANIFEST} has a malformed line {line[:60]!r}"]
         recorded[found.group(2)] = found.group(1)
     missing = [name for name in REQUIRED if name not in recorded]
-    return {f"{MANIFEST} (without {', '.join(missing)})": ""} if missing else recorded
+    return [f"{MANIFEST} lists no {', '.join(missing)}"] if missing else check_files(folder, recorded)
 
 
 def _write_manifest(folder: Path) -> None:
@@ -171,21 +172,14 @@ def _write_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text("".join(f"{sha256_file(folder / name)}  {name}\n" for name in names))
 
 
-def _published_md5(url: str, timeout: float) -> str:
+def _published_md5(url: str, path: Path, timeout: float) -> str:
     """The MD5 in the `<zip>.md5` published beside the zip (GroupLens's `MD5 (name) = hex`, or
-    md5sum's `hex  name`)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "movierec-download"})
+    md5sum's `hex  name`), fetched into `path`."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read(4096).decode("ascii", "replace")
-    except urllib.error.HTTPError as err:
-        raise DownloadError(
-            f"{url}: HTTP {err.code} {err.reason}: without its checksum the archive is not fetched"
-        ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", err)
-        raise DownloadError(f"{url}: {reason}: without its checksum the archive is not fetched") from None
-    found = re.search(r"\b[0-9a-fA-F]{32}\b", text)
+        _fetch(url, path, timeout, None)
+    except DownloadError as err:
+        raise DownloadError(f"{err}: without its checksum the archive is not fetched") from None
+    found = re.search(r"\b[0-9a-fA-F]{32}\b", path.read_text("ascii", errors="replace")[:4096])
     if found is None:
         raise DownloadError(f"{url}: holds no MD5 checksum")
     return found.group(0).lower()
