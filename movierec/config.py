@@ -109,8 +109,19 @@ class Settings:
     # content model
     rf_trees: int = _model("Random forest trees", 40)
     rf_depth: int = _model("Random forest maximum depth", 8)
+    rf_max_pairs: int = _model(
+        "Rated pairs the forest is fitted on at most: above it, a sample of about this many, "
+        "chosen by a hash of each pair and the seed (movierec/models/forest.py; README, Scale)",
+        250_000,
+    )
     genre_features: int = _model("HashingTF buckets for genres", 64)
     tag_features: int = _model("HashingTF buckets for tags", 1024)
+    eval_max_users: int = _model(
+        "Held-out users the evaluate stage measures at most: above it, a sample of about this many, "
+        "chosen by a hash of the user id and the seed; the metrics state the sample and the hybrid "
+        "NDCG's 95% interval (movierec/evaluation/protocol.py)",
+        10_000,
+    )
     seed: int = _model("Seed for every random choice (ALS, forest, sampling)", 42)
     # publish
     keep_runs: int = _deployment("Published runs kept in the store for rollback", 3)
@@ -365,6 +376,8 @@ def validate(settings: Settings) -> Settings:
         "als_blocks",
         "rf_trees",
         "rf_depth",
+        "rf_max_pairs",
+        "eval_max_users",
         "shuffle_partitions",
         "als_candidates",
         "genre_features",

@@ -20,6 +20,8 @@ caller that uses both may want to ``persist()`` the input first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -96,3 +98,21 @@ def random_split(ratings: DataFrame, holdout_share: float = 0.25, seed: int = 42
         .drop("_n", "_drawn")
     )
     return marked.filter(~F.col(HELD_OUT)).drop(HELD_OUT), marked.filter(F.col(HELD_OUT)).drop(HELD_OUT)
+
+
+# ---------------------------------------------------------------- seeded samples
+
+HASH_BITS = 53  # a hash's low 53 bits, as a share of 2**53, are exactly a double in [0, 1)
+
+
+def seeded_share(columns: Sequence[str], seed: int) -> Column:
+    """A number in [0, 1) drawn from a hash of the row's `columns` and `seed`: the same for the
+    same values and seed whatever partitions or order the rows arrive in (Spark's `rand` is not)."""
+    hashed = F.xxhash64(*[F.col(c) for c in columns], F.lit(int(seed)))
+    return hashed.bitwiseAND(F.lit((1 << HASH_BITS) - 1)) / F.lit(float(1 << HASH_BITS))
+
+
+def seeded_sample(df: DataFrame, columns: Sequence[str], fraction: float, seed: int) -> DataFrame:
+    """The rows of `df` whose `seeded_share` is below `fraction`: each kept with that chance,
+    independently of the others, the same rows for the same seed (`fraction` 1 keeps every row)."""
+    return df if fraction >= 1 else df.where(seeded_share(columns, seed) < F.lit(float(fraction)))

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -215,6 +216,25 @@ def ranking_metrics_by(
         log.info("ranking metrics %s @%d: %s", name, k, result)
         results[name] = result
     return results
+
+
+def ndcg_interval(
+    recommendations: DataFrame,
+    test: DataFrame,
+    by: str,
+    name: str,
+    k: int = 10,
+    relevant_threshold: float | None = 4.0,
+) -> float:
+    """Half-width of the 95% confidence interval of list `name`'s NDCG@k (as `ranking_metrics_by`
+    computes it): 1.96 × the per-user values' sample standard deviation / √users, the normal
+    approximation of a mean over users; 0.0 below two evaluated users."""
+    one = recommendations.where(F.col(by) == F.lit(name))
+    per_user = user_ranking_metrics(one, test, k, relevant_threshold)
+    row = per_user.agg(F.stddev_samp(NDCG).alias("_sd"), F.count(F.lit(1)).alias("_n")).first()
+    if row is None or row["_n"] < 2 or row["_sd"] is None:
+        return 0.0
+    return 1.96 * float(row["_sd"]) / math.sqrt(int(row["_n"]))
 
 
 def ranking_metrics_at(

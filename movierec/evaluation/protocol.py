@@ -10,6 +10,7 @@ watched the movie, which would leak the answer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ from pyspark.sql import functions as F
 from movierec import features as FE
 from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
-from movierec.data.split import temporal_split
+from movierec.data.split import seeded_sample, temporal_split
 from movierec.evaluation import metrics as M
 from movierec.models.als import CF_RAW, als_candidates, fit_als
-from movierec.models.forest import CB_RAW, cb_scores, fit_rf
+from movierec.models.forest import CB_RAW, TrainingSample, cb_scores, fit_rf, training_pairs
 from movierec.ranking import scoring
 from movierec.ranking.calibration import LIKED, labelled
 
@@ -46,6 +47,7 @@ class FittedModels:
     profiles: DataFrame
     als: ALSModel
     forest: RandomForestRegressionModel
+    forest_sample: TrainingSample
 
 
 def fit_models(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings: Settings) -> FittedModels:
@@ -54,8 +56,8 @@ def fit_models(movies: DataFrame, ratings: DataFrame, tags: DataFrame, settings:
     movie_feats = movie_feats.localCheckpoint()  # materialised, lineage cut: see `evaluate_split`
     profiles = FE.user_profiles(ratings, movie_feats).localCheckpoint()
     als = fit_als(ratings, settings)
-    forest = fit_rf(FE.pair_features(ratings, movie_feats, profiles), settings)
-    return FittedModels(content, movie_feats, profiles, als, forest)
+    pairs, sample = training_pairs(ratings, movie_feats, profiles, settings)
+    return FittedModels(content, movie_feats, profiles, als, fit_rf(pairs, settings), sample)
 
 
 def tags_before_cutoff(tags: DataFrame, train: DataFrame, test: DataFrame) -> DataFrame:
@@ -169,14 +171,40 @@ def evaluate_split(
     return measured.metrics, measured.lists
 
 
+@dataclass(frozen=True)
+class UserSample:
+    """Which held-out users are measured: of the `held_out_users`, each kept with chance
+    `sample_fraction` (1.0: all of them), drawn with `seed` because there were more than `max_users`."""
+
+    held_out_users: int
+    sample_fraction: float
+    max_users: int
+    seed: int
+
+
+def evaluation_users(test: DataFrame, max_users: int, seed: int) -> tuple[DataFrame, UserSample]:
+    """(the users to measure, materialised; how they were chosen): every user of the hold-out when
+    there are at most `max_users`, else each with chance max_users / users by a seeded hash of the
+    user id (`split.seeded_sample`), the same users for the same seed.  The models are fitted on
+    every training rating either way: the sample only spares the scoring of every user's candidates."""
+    users = test.select(USER).distinct()
+    n_users = users.count()
+    fraction = 1.0 if n_users <= max_users else max_users / n_users
+    return seeded_sample(users, [USER], fraction, seed).localCheckpoint(), UserSample(
+        n_users, fraction, max_users, seed
+    )
+
+
 @dataclass
 class Measured:
     """One split's evaluation: the metrics, the stacked top-50 lists (model, user_id, rank,
-    movie_id; materialised) and the hybrid's scored candidates (lazy, see `scored_model_lists`)."""
+    movie_id; materialised), the hybrid's scored candidates (lazy, see `scored_model_lists`) and
+    the held-out ratings of the users measured (`evaluation_users`)."""
 
     metrics: dict
     lists: DataFrame
     hybrid_candidates: DataFrame
+    test: DataFrame
 
 
 def measure_split(
@@ -190,7 +218,10 @@ def measure_split(
     features rather than Parquet, the hybrid list's plan was 10 MB of text and the metrics
     query's 69 MB: most of this stage's time, and once a driver OutOfMemoryError."""
     fitted = fit_models(movies, train, tags, settings)
-    users = test.select(USER).distinct()
+    users, user_sample = evaluation_users(test, settings.eval_max_users, settings.seed)
+    if user_sample.sample_fraction < 1:
+        test = test.join(users, USER, "left_semi").localCheckpoint()
+        log.info("evaluate: %d of %d held-out users, a seeded sample", users.count(), user_sample.held_out_users)
     catalogue = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0).count()
     lists, hybrid = scored_model_lists(fitted, train, users, settings, LIST_LENGTH)
     details = stack_lists(lists).localCheckpoint()
@@ -201,6 +232,7 @@ def measure_split(
     liked = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=RELEVANT_THRESHOLD)
     every = M.ranking_metrics_by(details, test, MODEL, names, k=K, relevant_threshold=None)
     coverage = M.catalogue_coverage_by(details, MODEL, names, catalogue, k=K)
+    hybrid_interval = M.ndcg_interval(details, test, MODEL, "hybrid", K, RELEVANT_THRESHOLD)
     models = {}
     for name in names:
         models[name] = {
@@ -219,10 +251,13 @@ def measure_split(
             "train_ratings": train.count(),
             "test_ratings": test.count(),
             "catalogue": catalogue,
+            "forest_training_sample": dataclasses.asdict(fitted.forest_sample),
+            "evaluated_users": dataclasses.asdict(user_sample),
+            "hybrid_ndcg_ci95": hybrid_interval,
         },
         "models": models,
     }
-    return Measured(metrics, details, hybrid)
+    return Measured(metrics, details, hybrid, test)
 
 
 # ---------------------------------------------------------------- the tables the report draws
@@ -263,7 +298,7 @@ def evaluate_run(movies: DataFrame, ratings: DataFrame, tags: DataFrame, setting
     """`evaluate` (the same metrics, figure for figure) and the report's tables of the same hold-out."""
     train, test, known_tags = holdout(ratings, tags)
     measured = measure_split(movies, train, test, known_tags, settings)
-    return Evaluation(measured.metrics, measured.lists, report_tables(measured, train, test))
+    return Evaluation(measured.metrics, measured.lists, report_tables(measured, train, measured.test))
 
 
 def report_tables(measured: Measured, train: DataFrame, test: DataFrame) -> dict[str, list[dict]]:

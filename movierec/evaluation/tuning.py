@@ -43,6 +43,7 @@ from movierec.data.schemas import USER
 from movierec.data.split import temporal_split, validation_split
 from movierec.evaluation import metrics as M
 from movierec.evaluation import protocol as E
+from movierec.models.forest import training_pairs
 from movierec.ranking import scoring
 from movierec.ranking.calibration import calibrate
 from movierec.text import format_table
@@ -53,7 +54,7 @@ VALIDATION_SHARE = 0.2
 K = E.K
 RELEVANT = 4.0
 ALS_KEYS = ("als_rank", "als_reg", "als_alpha", "als_iterations", "als_feedback")
-RF_KEYS = ("rf_depth", "rf_trees")
+RF_KEYS = ("rf_depth", "rf_trees", "rf_max_pairs")
 TUNED = ALS_KEYS + RF_KEYS
 
 # (stage name, {setting: values}): the default search, measured in benchmarks/quality.md
@@ -157,7 +158,7 @@ class _Models:
         if als_key not in self.als:
             self.als[als_key] = E.fit_als(self.fit, settings)
         if rf_key not in self.forests:
-            pairs = FE.pair_features(self.fit, self.base.movie_feats, self.base.profiles)
+            pairs, _ = training_pairs(self.fit, self.base.movie_feats, self.base.profiles, settings)
             self.forests[rf_key] = E.fit_rf(pairs, settings)
         return dataclasses.replace(self.base, als=self.als[als_key], forest=self.forests[rf_key])
 

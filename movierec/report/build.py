@@ -400,7 +400,9 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
             for name in BASELINES
             if (models.get(name) or {}).get("ndcg") is not None
         ]
-        lines.append((f"hybrid NDCG@{k}", f"{hybrid:.4f}; against " + ", ".join(against)))
+        interval = protocol.get("hybrid_ndcg_ci95")
+        spread = f" ± {interval:.4f} (95% interval over users)" if interval else ""
+        lines.append((f"hybrid NDCG@{k}", f"{hybrid:.4f}{spread}; against " + ", ".join(against)))
     run = data.store_run
     if run:
         status = run["status"] + (" (active)" if run.get("active") else "")
@@ -411,10 +413,17 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
     if gate:
         lines.append(("quality gate", str(gate)))
     users = (models.get("hybrid") or {}).get("users")
+    sample = protocol.get("evaluated_users") or {}
+    sampled = (
+        f" (a seeded sample of the {sample['held_out_users']} held-out users, each kept with chance "
+        f"{sample['sample_fraction']:.3f}; the models saw every training rating)"
+        if sample.get("sample_fraction", 1.0) < 1
+        else ""
+    )
     lines.append(
         (
             "evaluated",
-            f"{users} users with a liked held-out movie; {protocol.get('train_ratings')} training "
+            f"{users} users with a liked held-out movie{sampled}; {protocol.get('train_ratings')} training "
             f"and {protocol.get('test_ratings')} held-out ratings; catalogue "
             f"{protocol.get('catalogue')} movies",
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from math import log2
+import statistics
+from math import log2, sqrt
 
 import pytest
 from pyspark.ml.evaluation import RankingEvaluator
@@ -14,6 +15,7 @@ from movierec.evaluation.metrics import (
     catalogue_coverage,
     catalogue_coverage_by,
     metrics_table,
+    ndcg_interval,
     ranking_metrics,
     ranking_metrics_by,
     rating_errors,
@@ -84,6 +86,17 @@ def test_per_user_values_at_3(spark, recs, test_ratings):
         "average_precision double",
     )
     assertDataFrameEqual(per_user, expected)
+
+
+def test_the_ndcg_interval_is_the_normal_one_of_the_per_user_values(spark, recs, test_ratings):
+    stacked = recs.selectExpr("'a' AS model", "*").unionByName(recs.selectExpr("'b' AS model", "*").limit(0))
+    per_user = [1.5 / (D1 + D2 + D3), 0.5, 0.0]  # users 1, 2, 3 at k = 3 (the test above)
+    expected = 1.96 * statistics.stdev(per_user) / sqrt(3)
+    assert ndcg_interval(stacked, test_ratings, "model", "a", k=3) == pytest.approx(expected)  # = 0.5644
+    # a list with no rows scores 0 for every user: no spread
+    assert ndcg_interval(stacked, test_ratings, "model", "b", k=3) == 0.0
+    # one evaluated user: no interval
+    assert ndcg_interval(stacked, test_ratings.where("user_id = 1"), "model", "a", k=3) == 0.0
 
 
 def test_ranking_metrics_at_3(recs, test_ratings):

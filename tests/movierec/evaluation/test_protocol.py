@@ -10,6 +10,8 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
+from movierec.data.split import seeded_sample
+from movierec.evaluation import metrics as M
 from movierec.evaluation.protocol import evaluate, tags_before_cutoff
 
 pytestmark = pytest.mark.spark
@@ -58,7 +60,8 @@ AT_2 = 1 / math.log2(3)
 
 
 @pytest.fixture(scope="module")
-def evaluated(spark, settings):
+def inputs(spark, settings):
+    """(movies, ratings, tags, tiny settings) of the hand-made data."""
     movies = spark.createDataFrame(
         [(m, f"Movie {m} (20{m:02d})", g.split("|")) for m, g in GENRES.items()],
         "movie_id int, title string, genres array<string>",
@@ -78,14 +81,25 @@ def evaluated(spark, settings):
         genre_features=8,
         tag_features=8,
     )
+    return movies, ratings, tags, tiny
+
+
+def evaluated_with(spark, inputs, **overrides):
+    """(metrics, {(model, user, rank): movie}) of `evaluate` on the hand-made data."""
+    movies, ratings, tags, tiny = inputs
     # thirty ratings: one shuffle partition is plenty (a quarter less time than the session's 4)
     partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "1")
     try:
-        metrics, details = evaluate(movies, ratings, tags, tiny)
+        metrics, details = evaluate(movies, ratings, tags, tiny.replace(**overrides))
         return metrics, {(r["model"], r["user_id"], r["rank"]): r["movie_id"] for r in details.collect()}
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", partitions)
+
+
+@pytest.fixture(scope="module")
+def evaluated(spark, inputs):
+    return evaluated_with(spark, inputs)
 
 
 def test_the_hold_out_is_each_users_latest_ratings(evaluated):
@@ -94,6 +108,16 @@ def test_the_hold_out_is_each_users_latest_ratings(evaluated):
     assert (protocol["holdout_share"], protocol["k"]) == (0.2, 10)
     assert (protocol["train_ratings"], protocol["test_ratings"]) == (24, 6)
     assert protocol["catalogue"] == 8  # movies rated in the training part: 1..8
+    # far fewer pairs than rf_max_pairs: the forest learnt from all of them, and the metrics say so
+    assert protocol["forest_training_sample"] == {
+        "rated_pairs": 24,
+        "sample_fraction": 1.0,
+        "max_pairs": 250_000,
+        "seed": 42,
+    }
+    # as few held-out users as eval_max_users allows: all of them measured
+    assert protocol["evaluated_users"] == {"held_out_users": 6, "sample_fraction": 1.0, "max_users": 10_000, "seed": 42}
+    assert protocol["hybrid_ndcg_ci95"] > 0
 
 
 def test_lists_hold_no_training_movie_of_the_user_and_nothing_unseen_in_training(evaluated):
@@ -163,3 +187,31 @@ def test_tags_after_the_cutoff_or_on_a_held_out_movie_are_dropped(spark):
         (3, 1, "h", 999),
     ]
     assert kept.where(F.col("tag") == "d").count() == 0
+
+
+def test_a_sampled_evaluation_is_the_full_one_on_the_sampled_users(spark, inputs, evaluated):
+    full_metrics, full_lists = evaluated
+    metrics, lists = evaluated_with(spark, inputs, eval_max_users=3)
+    sample = metrics["protocol"]["evaluated_users"]
+    assert sample == {"held_out_users": 6, "sample_fraction": 0.5, "max_users": 3, "seed": 42}
+
+    users = sorted({user for _, user, _ in lists})
+    drawn = seeded_sample(spark.createDataFrame([(u,) for u in TEST], "user_id int"), ["user_id"], 0.5, 42)
+    assert users == sorted(r.user_id for r in drawn.collect())
+    assert 0 < len(users) < len(TEST)  # a real sample: some users in, some out
+    # each sampled user's lists are exactly the full evaluation's (the models see every training rating)
+    assert lists == {key: movie for key, movie in full_lists.items() if key[1] in users}
+
+    # and the metrics are the full lists' metrics over the sampled users' hold-out only
+    stacked = spark.createDataFrame(
+        [(m, u, r, movie) for (m, u, r), movie in lists.items()], "model string, user_id int, rank int, movie_id int"
+    )
+    held_out = spark.createDataFrame(
+        [(u, m, r) for u, (m, r) in TEST.items() if u in users], "user_id int, movie_id int, rating double"
+    )
+    expected = M.ranking_metrics_by(
+        stacked, held_out, "model", list(full_metrics["models"]), k=10, relevant_threshold=4.0
+    )
+    for name, values in expected.items():
+        assert metrics["models"][name]["ndcg"] == pytest.approx(values["ndcg"]), name
+        assert metrics["models"][name]["users"] == values["users"] < full_metrics["models"][name]["users"]

@@ -3,14 +3,16 @@ feature vector as declared, and predicting ratings on the label's scale."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 from pyspark.ml.linalg import Vectors, VectorUDT
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from movierec import features as FE
-from movierec.models.forest import CB_RAW, cb_scores, fit_rf, rf_estimator
+from movierec.models.forest import CB_RAW, cb_scores, fit_rf, rf_estimator, training_pairs, training_sample
 
 pytestmark = pytest.mark.spark
 
@@ -145,3 +147,61 @@ def test_forest_arrays_predict_what_spark_predicts_bit_for_bit(spark, small):
     got = arrays.predict(np.array([p[1].toArray() for p in probes]))
     assert got.tolist() == expected  # the same doubles, not merely close
     assert len(set(expected)) > 10
+
+
+# ---------------------------------------------------------------- the forest's training sample
+
+RATED = "user_id int, movie_id int, rating double"
+
+
+def rated_pairs(spark, users: int = 100, movies: int = 50):
+    return spark.createDataFrame(
+        [(u, m, float(1 + (u * m) % 5)) for u in range(1, users + 1) for m in range(1, movies + 1)], RATED
+    )
+
+
+def kept(frame) -> set[tuple[int, int]]:
+    return {(r["user_id"], r["movie_id"]) for r in frame.collect()}
+
+
+def test_every_pair_is_kept_up_to_the_limit(spark):
+    ratings = rated_pairs(spark, 10, 10)
+    sampled, sample = training_sample(ratings, 100, seed=3)
+    assert kept(sampled) == kept(ratings)
+    assert (sample.rated_pairs, sample.sample_fraction, sample.max_pairs, sample.seed) == (100, 1.0, 100, 3)
+
+
+def test_above_the_limit_a_seeded_sample_of_about_that_many_pairs(spark):
+    ratings = rated_pairs(spark)  # 5,000 pairs
+    sampled, sample = training_sample(ratings, 1_000, seed=3)
+    first = kept(sampled)
+    assert (sample.rated_pairs, sample.sample_fraction) == (5_000, 0.2)
+    assert 880 <= len(first) <= 1_120  # binomial(5000, 0.2): sd 28, so ±4 sd
+    assert first <= kept(ratings)
+
+    # the same pairs whatever the rows' order and partitions, other pairs for another seed
+    shuffled = spark.createDataFrame(list(reversed(ratings.collect())), RATED).repartition(7)
+    assert kept(training_sample(shuffled, 1_000, seed=3)[0]) == first
+    other = kept(training_sample(ratings, 1_000, seed=4)[0])
+    assert 880 <= len(other) <= 1_120 and len(other & first) < 0.4 * len(first)  # about 0.2 of them by chance
+
+    # every user keeps about the same share: no user is dropped or kept whole
+    per_user = [sum(1 for u, _ in first if u == user) for user in range(1, 101)]
+    assert max(per_user) < 25 and sum(1 for n in per_user if n == 0) <= 1  # binomial(50, 0.2): mean 10
+
+
+def test_only_the_sampled_pairs_get_features_and_profiles_read_every_rating(spark, settings):
+    movies = spark.createDataFrame(
+        [(m, f"Movie {m}", ["Drama" if m % 2 else "Comedy"]) for m in range(1, 51)],
+        "movie_id int, title string, genres array<string>",
+    )
+    ratings = rated_pairs(spark, 40, 50).withColumn("timestamp", F.lit(1).cast("long"))
+    tags = spark.createDataFrame([], "user_id int, movie_id int, tag string, timestamp long")
+    _, movie_feats, _ = FE.build_features(movies, ratings, tags, 8, 8)
+    profiles = FE.user_profiles(ratings, movie_feats)
+    pairs, sample = training_pairs(ratings, movie_feats, profiles, settings.replace(rf_max_pairs=500, seed=9))
+    assert kept(pairs.select("user_id", "movie_id")) == kept(training_sample(ratings, 500, 9)[0])
+    assert sample.sample_fraction == 0.25 and pairs.count() < 2_000
+    # the pairs carry the users' whole history (every user rated 50 movies), not the sample's
+    assert "f_user_log_n" in FE.PAIR_FEATURES
+    assert [r[0] for r in pairs.select("f_user_log_n").distinct().collect()] == [pytest.approx(math.log1p(50))]

@@ -258,6 +258,26 @@ def _cells(page: str, first: str) -> list[str]:
     return re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
 
 
+def test_a_sampled_evaluation_says_so_at_a_glance():
+    import copy
+
+    from movierec.report.build import glance
+
+    sampled = copy.deepcopy(METRICS)
+    sampled["protocol"].update(
+        evaluated_users={"held_out_users": 40_000, "sample_fraction": 0.25, "max_users": 10_000, "seed": 42},
+        hybrid_ndcg_ci95=0.0041,
+    )
+    lines = dict(glance(_data(metrics=sampled)))
+    assert lines["hybrid NDCG@10"].startswith("0.3123 ± 0.0041 (95% interval over users); against als 0.2876")
+    assert (
+        "2 users with a liked held-out movie (a seeded sample of the 40000 held-out users, each kept with chance 0.250"
+        in (lines["evaluated"])
+    )
+    # every user measured: no sample named
+    assert "sample" not in dict(glance(_data()))["evaluated"]
+
+
 def test_page_holds_every_section_and_image():
     page = render_html(_data(), generated_at="2024-01-04T00:00:00+00:00")
     assert page.startswith("<!DOCTYPE html>")
