@@ -116,3 +116,11 @@ def seeded_sample(df: DataFrame, columns: Sequence[str], fraction: float, seed: 
     """The rows of `df` whose `seeded_share` is below `fraction`: each kept with that chance,
     independently of the others, the same rows for the same seed (`fraction` 1 keeps every row)."""
     return df if fraction >= 1 else df.where(seeded_share(columns, seed) < F.lit(float(fraction)))
+
+
+def capped_sample(df: DataFrame, columns: Sequence[str], max_rows: int, seed: int) -> tuple[DataFrame, int, float]:
+    """(about `max_rows` rows of `df` by `seeded_sample`, its row count, the chance each was kept):
+    every row, chance 1.0, when there are no more than `max_rows`."""
+    rows = df.count()
+    fraction = 1.0 if rows <= max_rows else max_rows / rows
+    return seeded_sample(df, columns, fraction, seed), rows, fraction

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from movierec import features as FE
 from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
-from movierec.data.split import seeded_sample, temporal_split
+from movierec.data.split import capped_sample, temporal_split
 from movierec.evaluation import metrics as M
 from movierec.models.als import CF_RAW, als_candidates, fit_als
 from movierec.models.forest import CB_RAW, TrainingSample, cb_scores, fit_rf, training_pairs
@@ -185,14 +185,10 @@ class UserSample:
 def evaluation_users(test: DataFrame, max_users: int, seed: int) -> tuple[DataFrame, UserSample]:
     """(the users to measure, materialised; how they were chosen): every user of the hold-out when
     there are at most `max_users`, else each with chance max_users / users by a seeded hash of the
-    user id (`split.seeded_sample`), the same users for the same seed.  The models are fitted on
+    user id (`split.capped_sample`), the same users for the same seed.  The models are fitted on
     every training rating either way: the sample only spares the scoring of every user's candidates."""
-    users = test.select(USER).distinct()
-    n_users = users.count()
-    fraction = 1.0 if n_users <= max_users else max_users / n_users
-    return seeded_sample(users, [USER], fraction, seed).localCheckpoint(), UserSample(
-        n_users, fraction, max_users, seed
-    )
+    users, n_users, fraction = capped_sample(test.select(USER).distinct(), [USER], max_users, seed)
+    return users.localCheckpoint(), UserSample(n_users, fraction, max_users, seed)
 
 
 @dataclass

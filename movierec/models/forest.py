@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 
 from movierec.config import Settings
 from movierec.data.schemas import MOVIE, RATING, USER
-from movierec.data.split import seeded_sample
+from movierec.data.split import capped_sample
 from movierec.features import FEATURES, pair_features
 
 CB_RAW = "cb_raw"
@@ -51,15 +51,12 @@ def training_sample(ratings: DataFrame, max_pairs: int, seed: int) -> tuple[Data
     """(the rated pairs the forest is fitted on, how they were chosen).
 
     Every pair when there are at most `max_pairs`; otherwise each pair is kept with chance
-    max_pairs / rated by a seeded hash of (user, movie) (`split.seeded_sample`): about `max_pairs` pairs,
+    max_pairs / rated by a seeded hash of (user, movie) (`split.capped_sample`): about `max_pairs` pairs,
     the same ones for the same seed whatever the partitions or row order, and every user's
     pairs in the same share on average.  A depth-8 forest needs far fewer rows than a large
     data set has (measured: README, "Scale")."""
-    rated = ratings.count()
-    if rated <= max_pairs:
-        return ratings, TrainingSample(rated, 1.0, max_pairs, seed)
-    fraction = max_pairs / rated
-    return seeded_sample(ratings, [USER, MOVIE], fraction, seed), TrainingSample(rated, fraction, max_pairs, seed)
+    sampled, rated, fraction = capped_sample(ratings, [USER, MOVIE], max_pairs, seed)
+    return sampled, TrainingSample(rated, fraction, max_pairs, seed)
 
 
 def training_pairs(
