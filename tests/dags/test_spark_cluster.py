@@ -1,19 +1,26 @@
-"""The DAG's tasks against a real Spark standalone cluster on 127.0.0.1.
+"""The whole pipeline on a real Spark standalone cluster on 127.0.0.1, against local[2].
 
-A master and one worker are started from the pip-installed pyspark (`spark-class
-org.apache.spark.deploy.master.Master` / `...worker.Worker`; the pip package ships
-bin/spark-class but not the sbin/start-*.sh scripts) and always stopped again.
+A master and two workers (1 core each) are started from the pip-installed pyspark
+(`spark-class org.apache.spark.deploy.master.Master` / `...worker.Worker`; the pip package
+ships bin/spark-class but not the sbin/start-*.sh scripts), once for this module, and always
+stopped again.
 
-The DAG's own tasks run through SparkSubmitOperator.execute() (the real operator and hook,
-without a scheduler): ingest and featurize with `spark_default` = local[2], then train_als
-with `spark_default` = spark://127.0.0.1:<port>, changing nothing but the connection.  A
-probe then shows what --py-files does on the cluster: executors whose Python has no
-site-packages (so no editable install of the project) import `jobs` from the shipped zip.
+Every stage runs as the DAG runs it: the DAG's own task, through SparkSubmitOperator.execute()
+(the real operator and hook, without a scheduler), with `spark_default` =
+spark://127.0.0.1:<port>, so each stage is one spark-submit of jobs/<stage>.py with the jobs
+zip on --py-files, run by executors on both workers.  The local run to match is the session's
+`pipeline_run` (tests/conftest.py: the same generated data, settings, seeds and run id, on
+local[2]), so this test pays for the cluster run only.  Both runs must publish the same
+recommendations and measure the same metrics.  A probe then shows what --py-files does on the
+cluster: executors whose Python has no site-packages (so no editable install of the project)
+import `movierec` from the shipped zip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,12 +30,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dag_helpers import DAG_ID, DAGS_DIR, VENV_BIN, airflow_env, free_port, small_settings_env
+import sqlalchemy as sa
+from dag_helpers import DAG_ID, DAGS_DIR, STAGES, VENV_BIN, airflow_env, free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
+from movierec.config import env_name
 
-RUN_ID = "cluster__2026-11-29T02:00:00+00:00"
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1500)]
 
+WORKERS = 2
+
+# argv: dags folder, dag id, run id, [[stage, master], ...]; the params are the DAG's defaults
 DRIVER = r"""
 import copy, json, os, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -79,108 +90,166 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
-@pytest.fixture
-def spark_cluster(tmp_path):
-    """A Spark standalone master and one worker (1 core, 1.5 GB) on 127.0.0.1; yields
-    (master URL, master UI URL); both are stopped afterwards, also when the test fails."""
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone master and two workers (1 core, 1.5 GB each) on 127.0.0.1; yields
+    (master URL, master UI URL); all are stopped afterwards, also when a test fails."""
+    root = tmp_path_factory.mktemp("spark-cluster")
     spark_class = str(VENV_BIN / "spark-class")
-    env = {
-        **os.environ,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_DAEMON_MEMORY": "256m",
-        "SPARK_LOG_DIR": str(tmp_path / "logs"),
-        "SPARK_WORKER_DIR": str(tmp_path / "work"),
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m", "SPARK_LOG_DIR": str(root)}
+    port, ui = free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    daemons = {
+        "master": ["org.apache.spark.deploy.master.Master", "--port", str(port), "--webui-port", str(ui)],
+        **{
+            f"worker{i}": [
+                "org.apache.spark.deploy.worker.Worker",
+                master,
+                "--cores",
+                "1",
+                "--memory",
+                "1536m",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(root / f"work{i}"),
+            ]
+            for i in range(WORKERS)
+        },
     }
-    port, ui, worker_ui = free_port(), free_port(), free_port()
     procs = []
     try:
-        with open(tmp_path / "master.log", "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        spark_class,
-                        "org.apache.spark.deploy.master.Master",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--webui-port",
-                        str(ui),
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+        for name, args in daemons.items():
+            with open(root / f"{name}.log", "w") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [spark_class, *args, "--host", "127.0.0.1"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
-        with open(tmp_path / "worker.log", "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        spark_class,
-                        "org.apache.spark.deploy.worker.Worker",
-                        f"spark://127.0.0.1:{port}",
-                        "--host",
-                        "127.0.0.1",
-                        "--cores",
-                        "1",
-                        "--memory",
-                        "1536m",
-                        "--webui-port",
-                        str(worker_ui),
-                        "--work-dir",
-                        str(tmp_path / "work"),
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
         deadline = time.monotonic() + 180
         while True:
             try:
-                if get_json(f"http://127.0.0.1:{ui}/json/").get("aliveworkers", 0) >= 1:
+                if get_json(f"http://127.0.0.1:{ui}/json/").get("aliveworkers", 0) >= WORKERS:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                logs = "".join((tmp_path / f).read_text()[-2000:] for f in ("master.log", "worker.log"))
-                pytest.fail(f"Spark master/worker did not come up:\n{logs}")
+                logs = "".join((root / f"{name}.log").read_text()[-2000:] for name in daemons)
+                pytest.fail(f"Spark master/workers did not come up:\n{logs}")
             time.sleep(1)
-        yield f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+        yield master, f"http://127.0.0.1:{ui}"
     finally:
         for proc in reversed(procs):
             stop(proc)
 
 
-def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster, small_data, jobs_zip, tmp_path):
-    master, ui = spark_cluster
-    settings_env = small_settings_env(tmp_path, small_data, jobs_zip)
-    env = airflow_env(tmp_path / "airflow", **settings_env)
-    plan = [("ingest", "local[2]"), ("featurize", "local[2]"), ("train_als", master)]
-    with open(tmp_path / "stages.log", "w") as log:
+def settings_env(settings, root: Path, jobs_zip: Path) -> dict[str, str]:
+    """`settings` as MOVIEREC_* variables, with a warehouse and SQLite store of their own under
+    `root`: what the stage scripts need to repeat the run those settings describe."""
+    fmt = lambda value: str(value).lower() if isinstance(value, bool) else str(value)
+    env = {env_name(f.name): fmt(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    env.update(
+        {
+            env_name("warehouse"): str(root / "warehouse"),
+            env_name("db_url"): f"sqlite:///{root / 'store.db'}",
+            env_name("reports_dir"): str(root / "reports"),
+            env_name("jobs_zip"): str(jobs_zip),
+        }
+    )
+    return env
+
+
+def run_stages(root: Path, master: str, settings, run_id: str, jobs_zip: Path) -> dict[str, str]:
+    """The seven stages, each the DAG's task on `master`, for `run_id` with `settings` but into
+    a warehouse and store of their own under `root`; returns the MOVIEREC_* they ran with."""
+    run_env = settings_env(settings, root, jobs_zip)
+    env = airflow_env(root / "airflow", **run_env)
+    plan = [(stage, master) for stage in STAGES]
+    with open(root / "stages.log", "w") as log:
         done = subprocess.run(
-            [sys.executable, "-c", DRIVER, str(DAGS_DIR), DAG_ID, RUN_ID, json.dumps(plan)],
+            [sys.executable, "-c", DRIVER, str(DAGS_DIR), DAG_ID, run_id, json.dumps(plan)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=800,
+            timeout=900,
         )
-    text = (tmp_path / "stages.log").read_text()
+    text = (root / "stages.log").read_text()
     assert done.returncode == 0, text[-6000:]
-    assert text.count("DONE ") == 3
+    assert text.count("DONE ") == len(STAGES)
+    return run_env
 
-    # the ALS stage ran as an application of the cluster, and wrote its model to the warehouse
-    apps = get_json(f"{ui}/json/")
-    finished = {app["name"]: app for app in apps.get("completedapps", [])}
-    assert "movierec-train_als" in finished, apps
-    assert finished["movierec-train_als"]["cores"] >= 1
-    model = Path(settings_env["MOVIEREC_WAREHOUSE"]) / "runs" / RUN_ID / "train_als" / "model"
-    assert (model / "metadata").is_dir() and (model / "userFactors").is_dir() and (model / "itemFactors").is_dir()
 
-    # --py-files on the cluster: an executor Python without site-packages finds `movierec` in the zip
+def published(db_url: str, run_id: str) -> list[tuple]:
+    """The store's recommendations of `run_id`, in (user, rank) order; `run_id` must be active."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT run_id FROM active_run WHERE id = 1")).scalar_one() == run_id
+            rows = conn.execute(
+                sa.text("SELECT user_id, rank, movie_id, score FROM recommendations WHERE run_id = :r"),
+                {"r": run_id},
+            ).all()
+    finally:
+        engine.dispose()
+    return sorted(tuple(row) for row in rows)
+
+
+def metrics(warehouse: str, run_id: str) -> dict:
+    """The evaluate stage's metrics document of `run_id` (a one-line JSON text file)."""
+    (part,) = (Path(warehouse) / "runs" / run_id / "evaluate" / "metrics").glob("part-*")
+    return json.loads(part.read_text())
+
+
+def numbers(doc, prefix: str = "") -> dict[str, object]:
+    """A nested JSON document as {dotted path: leaf}."""
+    if isinstance(doc, dict):
+        return {k: v for key, value in doc.items() for k, v in numbers(value, f"{prefix}{key}.").items()}
+    if isinstance(doc, list):
+        return {k: v for i, value in enumerate(doc) for k, v in numbers(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): doc}
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, floats to 1e-9 relative: the same sums added in another order on another JVM."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+    return a == b
+
+
+def test_the_whole_pipeline_on_two_workers_matches_the_local_run(spark_cluster, pipeline_run, jobs_zip, tmp_path):
+    """The stage scripts on the cluster repeat the session's local[2] run (`pipeline_run`, the
+    same data, settings, seeds and run id) and must publish the same lists and metrics."""
+    master, ui = spark_cluster
+    local, run_id = pipeline_run
+    on_cluster = run_stages(tmp_path, master, local, run_id, jobs_zip)
+
+    # every stage ran as an application of the cluster, with an executor on each worker
+    apps = {app["name"]: app for app in get_json(f"{ui}/json/").get("completedapps", [])}
+    for stage in STAGES:
+        assert f"movierec-{stage}" in apps, sorted(apps)
+        assert apps[f"movierec-{stage}"]["cores"] == WORKERS, apps[f"movierec-{stage}"]
+
+    cluster_rows, local_rows = published(on_cluster[env_name("db_url")], run_id), published(local.db_url, run_id)
+    assert len(cluster_rows) == len(local_rows) > 0
+    # the same lists: users, ranks and movies exactly, scores to float noise
+    assert [row[:3] for row in cluster_rows] == [row[:3] for row in local_rows]
+    for ours, theirs in zip(cluster_rows, local_rows, strict=True):
+        assert math.isclose(ours[3], theirs[3], rel_tol=1e-9, abs_tol=1e-12), (ours, theirs)
+
+    cluster_metrics = numbers(metrics(on_cluster[env_name("warehouse")], run_id))
+    local_metrics = numbers(metrics(local.warehouse, run_id))
+    assert cluster_metrics.keys() == local_metrics.keys()
+    differ = {k: (v, local_metrics[k]) for k, v in cluster_metrics.items() if not same(v, local_metrics[k])}
+    assert not differ, differ
+
+
+def test_executors_without_site_packages_import_movierec_from_the_jobs_zip(spark_cluster, jobs_zip, tmp_path):
+    master, _ = spark_cluster
     no_site_python = tmp_path / "python-no-site"
     no_site_python.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     no_site_python.chmod(0o755)
@@ -188,12 +257,12 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
     probe.write_text(PROBE)
     import pyspark
 
-    env_probe = {
-        **env,
-        "PYSPARK_PYTHON": str(no_site_python),
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "SPARK_HOME": str(Path(pyspark.__file__).parent),
-    }
+    env_probe = airflow_env(
+        tmp_path / "airflow",
+        PYSPARK_PYTHON=str(no_site_python),
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_HOME=str(Path(pyspark.__file__).parent),
+    )
     answer = subprocess.run(
         [
             str(VENV_BIN / "spark-submit"),
@@ -216,5 +285,4 @@ def test_train_als_runs_on_a_standalone_cluster_with_the_jobs_zip(spark_cluster,
     lines = [line for line in answer.stdout.splitlines() if line.startswith("PROBE ")]
     assert answer.returncode == 0 and lines, answer.stdout[-3000:] + answer.stderr[-3000:]
     assert "movierec.zip/movierec/config.py" in lines[0], lines[0]
-    assert "1)" in lines[0] or ", 1)" in lines[0], "the executor's Python ran without site-packages"
-    assert master in lines[0]
+    assert lines[0].rstrip().endswith(f", 1) {master}"), "the executor's Python ran without site-packages"
