@@ -1,9 +1,7 @@
 """The whole pipeline on a real Spark standalone cluster on 127.0.0.1, against local[2].
 
-A master and two workers (1 core each) are started from the pip-installed pyspark
-(`spark-class org.apache.spark.deploy.master.Master` / `...worker.Worker`; the pip package
-ships bin/spark-class but not the sbin/start-*.sh scripts), once for this module, and always
-stopped again.
+A master and two workers (1 core each) are started once for this module by
+benchmarks/standalone.py's `standalone_cluster`, and always stopped again.
 
 Every stage runs as the DAG runs it: the DAG's own task, through SparkSubmitOperator.execute()
 (the real operator and hook, without a scheduler), with `spark_default` =
@@ -21,18 +19,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dag_helpers import DAG_ID, DAGS_DIR, STAGES, VENV_BIN, airflow_env, free_port
+from dag_helpers import DAG_ID, DAGS_DIR, STAGES, VENV_BIN, airflow_env
 
+from benchmarks.standalone import get_json, standalone_cluster
 from movierec.config import env_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1500)]
@@ -70,81 +65,15 @@ spark.stop()
 """
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return json.load(answer)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process this test started (and the executors it forked), by its own group id."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory):
-    """A Spark standalone master and two workers (1 core, 1.5 GB each) on 127.0.0.1; yields
-    (master URL, master UI URL); all are stopped afterwards, also when a test fails."""
-    root = tmp_path_factory.mktemp("spark-cluster")
-    spark_class = str(VENV_BIN / "spark-class")
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m", "SPARK_LOG_DIR": str(root)}
-    port, ui = free_port(), free_port()
-    master = f"spark://127.0.0.1:{port}"
-    daemons = {
-        "master": ["org.apache.spark.deploy.master.Master", "--port", str(port), "--webui-port", str(ui)],
-        **{
-            f"worker{i}": [
-                "org.apache.spark.deploy.worker.Worker",
-                master,
-                "--cores",
-                "1",
-                "--memory",
-                "1536m",
-                "--webui-port",
-                str(free_port()),
-                "--work-dir",
-                str(root / f"work{i}"),
-            ]
-            for i in range(WORKERS)
-        },
-    }
-    procs = []
+    """A Spark standalone master and two workers (1 core, 1.5 GB each) on 127.0.0.1, for this
+    module; yields (master URL, master UI URL); all are stopped afterwards, also on failure."""
     try:
-        for name, args in daemons.items():
-            with open(root / f"{name}.log", "w") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [spark_class, *args, "--host", "127.0.0.1"],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if get_json(f"http://127.0.0.1:{ui}/json/").get("aliveworkers", 0) >= WORKERS:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                logs = "".join((root / f"{name}.log").read_text()[-2000:] for name in daemons)
-                pytest.fail(f"Spark master/workers did not come up:\n{logs}")
-            time.sleep(1)
-        yield master, f"http://127.0.0.1:{ui}"
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+        with standalone_cluster(tmp_path_factory.mktemp("spark-cluster"), WORKERS, "1536m") as cluster:
+            yield cluster
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 def settings_env(settings, root: Path, jobs_zip: Path) -> dict[str, str]:

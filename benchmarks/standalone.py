@@ -1,0 +1,145 @@
+"""The pipeline's stage scripts on a Spark standalone cluster on 127.0.0.1, one spark-submit each.
+
+    python benchmarks/standalone.py --data-dir DIR [--workers 2] [--worker-memory 8g] [--run-id ID]
+
+Starts a master and `--workers` workers of one core each from the pip-installed pyspark
+(`spark-class org.apache.spark.deploy.master.Master` / `...worker.Worker`: the pip package
+ships bin/spark-class, not sbin/start-*.sh), runs ingest ... publish as the DAG does (each
+`spark-submit --master spark://... --py-files <jobs zip> jobs/<stage>.py --run-id ID`), prints
+each stage's wall seconds and the run's metrics table, and stops the cluster again.  Settings
+come from MOVIEREC_* as everywhere; the jobs zip is built first.  tests/dags/test_spark_cluster.py
+starts its cluster with `standalone_cluster` from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.load(answer)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a daemon started here (and the executors it forked), by its own process group."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def standalone_cluster(root: Path, workers: int = 2, memory: str = "1536m") -> Iterator[tuple[str, str]]:
+    """A master and `workers` workers (1 core and `memory` each) on 127.0.0.1, logging under
+    `root`; yields (master URL, master UI URL) once every worker has registered, and stops
+    them all on the way out, also after an error.  Raises RuntimeError if they do not come up."""
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m", "SPARK_LOG_DIR": str(root)}
+    port, ui = free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    daemons = {"master": ["org.apache.spark.deploy.master.Master", "--port", str(port), "--webui-port", str(ui)]}
+    for i in range(workers):
+        daemons[f"worker{i}"] = [
+            "org.apache.spark.deploy.worker.Worker", master, "--cores", "1", "--memory", memory,
+            "--webui-port", str(free_port()), "--work-dir", str(root / f"work{i}"),
+        ]  # fmt: skip
+    procs: list[subprocess.Popen] = []
+    try:
+        for name, args in daemons.items():
+            with open(root / f"{name}.log", "w") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [str(BIN / "spark-class"), *args, "--host", "127.0.0.1"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(OSError):
+                if get_json(f"http://127.0.0.1:{ui}/json/").get("aliveworkers", 0) >= workers:
+                    break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                logs = "".join((root / f"{name}.log").read_text()[-2000:] for name in daemons)
+                raise RuntimeError(f"Spark master/workers did not come up:\n{logs}")
+            time.sleep(1)
+        yield master, f"http://127.0.0.1:{ui}"
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+@click.command(help=__doc__.splitlines()[0])
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--workers", default=2, show_default=True)
+@click.option("--worker-memory", default="8g", show_default=True, help="each worker's memory, also its executor's")
+@click.option("--run-id", default="standalone-1", show_default=True)
+def main(data_dir: str, workers: int, worker_memory: str, run_id: str) -> int:
+    from movierec import config
+    from movierec.spark.package import build_zip
+    from movierec.stages.pipeline import STAGES
+
+    settings = config.from_env()
+    zip_path = build_zip(Path(tempfile.mkdtemp(prefix="movierec-zip-")) / "movierec.zip")
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(Path(data_dir).resolve()), "SPARK_LOCAL_IP": "127.0.0.1"}
+    print(f"machine: {os.cpu_count()} cores; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="movierec-standalone-") as tmp:
+        with standalone_cluster(Path(tmp), workers, worker_memory) as (master, _):
+            print(f"cluster {master}: {workers} workers of 1 core and {worker_memory}", flush=True)
+            for stage in STAGES:
+                command = [
+                    str(BIN / "spark-submit"), "--master", master, "--py-files", str(zip_path),
+                    "--driver-memory", settings.driver_memory, "--executor-memory", executor_memory(worker_memory),
+                    "--name", f"movierec-{stage}", str(ROOT / "jobs" / f"{stage}.py"), "--run-id", run_id,
+                ]  # fmt: skip
+                started = time.perf_counter()
+                subprocess.run(command, check=True, cwd=ROOT, env=env)
+                seconds[stage] = time.perf_counter() - started
+                print(f"stage {stage}: {seconds[stage]:.0f} s", flush=True)
+    print("| " + " | ".join(["total s", *STAGES]) + " |")
+    print("|---" * (1 + len(STAGES)) + "|")
+    print("| " + " | ".join(f"{s:.0f}" for s in [sum(seconds.values()), *seconds.values()]) + " |")
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def executor_memory(worker_memory: str) -> str:
+    """The executor's heap: the worker's memory less a tenth for the JVM's overhead."""
+    units = {"m": 1, "g": 1024}
+    mib = int(float(worker_memory[:-1]) * units[worker_memory[-1].lower()])
+    return f"{mib * 9 // 10}m"
+
+
+if __name__ == "__main__":
+    sys.exit(main.main(standalone_mode=False))
