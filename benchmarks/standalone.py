@@ -7,7 +7,7 @@ Starts a master and `--workers` workers of one core each from the pip-installed 
 ships bin/spark-class, not sbin/start-*.sh), runs ingest ... publish as the DAG does (each
 `spark-submit --master spark://... --py-files <jobs zip> jobs/<stage>.py --run-id ID`), prints
 each stage's wall seconds and the run's metrics table, and stops the cluster again.  Settings
-come from MOVIEREC_* as everywhere; the jobs zip is built first.  tests/dags/test_spark_cluster.py
+come from MOVIEREC_* as everywhere; the jobs zip is built first.  tests/dags/test_dag_run.py
 starts its cluster with `standalone_cluster` from here.
 """
 
@@ -29,14 +29,9 @@ import click
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port  # noqa: E402  (the same helper as the tests' servers)
 
 
 def get_json(url: str) -> dict:
@@ -99,10 +94,56 @@ def standalone_cluster(root: Path, workers: int = 2, memory: str = "1536m") -> I
             stop(proc)
 
 
+MEMORY_UNITS = {"m": 1, "g": 1024}
+
+
+def memory_mib(text: str) -> int:
+    """`512m`, `1.5g`, `8G`... as MiB; ValueError for anything else."""
+    unit = MEMORY_UNITS.get(text[-1:].lower())
+    if unit is None:
+        raise ValueError(f"{text!r}: give a size in m or g, e.g. 1536m or 8g")
+    mib = int(float(text[:-1]) * unit)
+    if mib < 512:
+        raise ValueError(f"{text!r}: a worker needs at least 512m")
+    return mib
+
+
+def check_memory(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        memory_mib(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
+def executor_memory(worker_memory: str) -> str:
+    """The executor's heap: the worker's memory less a tenth for the JVM's overhead."""
+    return f"{memory_mib(worker_memory) * 9 // 10}m"
+
+
+def submit_command(stage: str, master: str, zip_path: Path, settings, worker_memory: str, run_id: str) -> list[str]:
+    """The DAG's spark-submit of one stage (the launch-time JVM options included) on `master`."""
+    from movierec.spark.session import launch_conf
+
+    jobs_dir = Path(settings.jobs_dir) if Path(settings.jobs_dir).is_absolute() else ROOT / settings.jobs_dir
+    confs = [arg for key, value in launch_conf().items() for arg in ("--conf", f"{key}={value}")]
+    return [
+        str(BIN / "spark-submit"), "--master", master, "--py-files", str(zip_path), *confs,
+        "--driver-memory", settings.driver_memory, "--executor-memory", executor_memory(worker_memory),
+        "--name", f"movierec-{stage}", str(jobs_dir / f"{stage}.py"), "--run-id", run_id,
+    ]  # fmt: skip
+
+
 @click.command(help=__doc__.splitlines()[0])
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--workers", default=2, show_default=True)
-@click.option("--worker-memory", default="8g", show_default=True, help="each worker's memory, also its executor's")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--worker-memory",
+    default="8g",
+    show_default=True,
+    callback=check_memory,
+    help="each worker's memory (m or g), also its executor's",
+)
 @click.option("--run-id", default="standalone-1", show_default=True)
 def main(data_dir: str, workers: int, worker_memory: str, run_id: str) -> int:
     from movierec import config
@@ -111,19 +152,20 @@ def main(data_dir: str, workers: int, worker_memory: str, run_id: str) -> int:
 
     settings = config.from_env()
     zip_path = build_zip(Path(tempfile.mkdtemp(prefix="movierec-zip-")) / "movierec.zip")
-    env = {**os.environ, "MOVIEREC_DATA_DIR": str(Path(data_dir).resolve()), "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "MOVIEREC_DATA_DIR": str(Path(data_dir).resolve()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,  # the executors' Python: this one, with the project's packages
+    }
     print(f"machine: {os.cpu_count()} cores; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="movierec-standalone-") as tmp:
         with standalone_cluster(Path(tmp), workers, worker_memory) as (master, _):
             print(f"cluster {master}: {workers} workers of 1 core and {worker_memory}", flush=True)
             for stage in STAGES:
-                command = [
-                    str(BIN / "spark-submit"), "--master", master, "--py-files", str(zip_path),
-                    "--driver-memory", settings.driver_memory, "--executor-memory", executor_memory(worker_memory),
-                    "--name", f"movierec-{stage}", str(ROOT / "jobs" / f"{stage}.py"), "--run-id", run_id,
-                ]  # fmt: skip
                 started = time.perf_counter()
+                command = submit_command(stage, master, zip_path, settings, worker_memory, run_id)
                 subprocess.run(command, check=True, cwd=ROOT, env=env)
                 seconds[stage] = time.perf_counter() - started
                 print(f"stage {stage}: {seconds[stage]:.0f} s", flush=True)
@@ -134,12 +176,5 @@ def main(data_dir: str, workers: int, worker_memory: str, run_id: str) -> int:
     return 0
 
 
-def executor_memory(worker_memory: str) -> str:
-    """The executor's heap: the worker's memory less a tenth for the JVM's overhead."""
-    units = {"m": 1, "g": 1024}
-    mib = int(float(worker_memory[:-1]) * units[worker_memory[-1].lower()])
-    return f"{mib * 9 // 10}m"
-
-
 if __name__ == "__main__":
-    sys.exit(main.main(standalone_mode=False))
+    main()

@@ -421,6 +421,16 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
     return validate(Settings(**values))
 
 
+def to_env(settings: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
+    """`settings` (or just `names` of them) as the MOVIEREC_* variables `from_env` reads back to
+    the same values: how settings travel to another process (gunicorn workers, spark-submit)."""
+    env = {}
+    for name in (f.name for f in fields(Settings)) if names is None else names:
+        value = getattr(settings, name)
+        env[env_name(name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
+
+
 def from_options(values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from parsed flags (None: not given; text, or True/False for a boolean) over the environment."""
     overrides = {}

@@ -8,7 +8,6 @@ fresh folder per start) so that any worker's /metrics adds up all of them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -16,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from movierec.config import Settings, api_key_digests, env_name, redact_url
+from movierec.config import Settings, api_key_digests, redact_url, to_env
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +30,6 @@ def default_workers() -> int:
     Not gunicorn's 2×cores+1: the worker class is gthread, so the threads carry the
     concurrency, and a worker that needs live scoring starts a JVM of its own."""
     return max(2, min(8, os.cpu_count() or 1))
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """MOVIEREC_* for every setting, as the workers' create_app() will read them."""
-    env = {}
-    for f in dataclasses.fields(Settings):
-        value = getattr(settings, f.name)
-        env[env_name(f.name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return env
 
 
 def prepare_metrics_dir(folder: str | None) -> str:
@@ -115,9 +105,9 @@ def serve(
     """Replace this process with gunicorn serving the API (or run Flask's dev server, or, with
     `dry_run`, only print the gunicorn command)."""
     api_key_digests(settings)  # a bad digest or an unreadable keys file: one line now, not a traceback per worker
-    env = {**os.environ, **settings_environment(settings)}
+    env = {**os.environ, **to_env(settings)}
     if dev:
-        os.environ.update(settings_environment(settings))
+        os.environ.update(to_env(settings))
         host, _, port = bind.rpartition(":")
         from serving import create_app
 

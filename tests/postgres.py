@@ -24,10 +24,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,6 @@ def find_bin_dir() -> Path | None:
 def _version_key(path: str) -> int:
     match = re.search(r"/(\d+)/bin$", path)
     return int(match.group(1)) if match else 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

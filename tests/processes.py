@@ -32,9 +32,7 @@ SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
 def stage_env(settings: Settings) -> dict[str, str]:
     """This process's environment with every batch setting as its `MOVIEREC_*` variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "PYSPARK_GATEWAY", "PYSPARK_SUBMIT"))}
-    for name in config.BATCH_SETTINGS:
-        value = getattr(settings, name)
-        env[config.env_name(name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    env.update(config.to_env(settings, config.BATCH_SETTINGS))
     env["PYSPARK_PYTHON"] = sys.executable
     env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -13,13 +12,6 @@ DAGS_DIR = PROJECT / "dags"
 DAG_FILE = DAGS_DIR / "movie_recommender.py"
 DAG_ID = "movie_recommender"
 VENV_BIN = Path(sys.executable).parent
-STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "evaluate", "publish")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,9 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from dag_helpers import DAG_FILE, DAG_ID, PROJECT, STAGES
+from dag_helpers import DAG_FILE, DAG_ID, PROJECT
+
+from movierec.stages.pipeline import STAGES
 
 EXPECTED_EDGES = {
     ("ingest", "featurize"),

@@ -24,7 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dag_helpers import DAG_ID, PROJECT, STAGES, airflow_env, free_port, small_settings_env
+from dag_helpers import DAG_ID, PROJECT, airflow_env, small_settings_env
+
+from movierec.stages.pipeline import STAGES
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -17,7 +17,7 @@ from movierec import config
 from movierec.cli import cli, main
 from movierec.store import runs as store
 from movierec.text import format_table
-from tests.postgres import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = [
@@ -510,68 +510,32 @@ def test_format_table_pads_aligns_and_rules():
 @pytest.mark.spark
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_pipeline_then_runs_as_real_processes(small_data, postgres_server, tmp_path):
-    """`movierec pipeline` into PostgreSQL (whose URL has a password), then `movierec runs`: the summary line
-    and the table show the store without its password; the run stores its model settings, not the URL."""
+def test_pipeline_then_runs_as_real_processes(cli_pipeline, small_data):
+    """`movierec pipeline` into PostgreSQL (whose URL has a password; the session's `cli_pipeline`),
+    then `movierec runs`: the summary line and the table show the store without its password; the
+    run stores its model settings, not the URL; nothing lands in the working directory but the
+    warehouse it was given."""
     import sqlalchemy as sa
 
-    plain = postgres_server.create_database("cli_e2e")
-    with_password = sa.make_url(plain).set(password="hunter2")  # the server trusts local users: any password
-    url = with_password.render_as_string(hide_password=False)
-    small = [
-        "--spark-master",
-        "local[2]",
-        "--shuffle-partitions",
-        "2",
-        "--driver-memory",
-        "2g",
-        "--als-rank",
-        "8",
-        "--als-iterations",
-        "5",
-        "--rf-trees",
-        "8",
-        "--rf-depth",
-        "4",
-        "--top-k",
-        "10",
-        "--als-candidates",
-        "30",
-        "--content-candidates",
-        "20",
-    ]
-    done = movierec_process(
-        "pipeline",
-        "--run-id",
-        "cli-e2e",
-        "--data-dir",
-        str(small_data),
-        "--warehouse",
-        str(tmp_path / "warehouse"),
-        "--db-url",
-        url,
-        "--skip-quality-gate",
-        *small,
-        cwd=tmp_path,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    shown = with_password.render_as_string(hide_password=True)
-    assert done.stdout.splitlines()[-1] == f"published run cli-e2e to {shown}" and ":***@" in shown
-    assert "hunter2" not in done.stdout + done.stderr
+    done, url, run_id = cli_pipeline.done, cli_pipeline.db_url, cli_pipeline.run_id
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    assert done.stdout.splitlines()[-1] == f"published run {run_id} to {shown}" and ":***@" in shown
+    assert cli_pipeline.password not in done.stdout + done.stderr
 
-    engine = sa.create_engine(plain)
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
-        params, metrics = conn.execute(sa.text("select params, metrics from runs where run_id = 'cli-e2e'")).one()
+        params, metrics = conn.execute(
+            sa.text("select params, metrics from runs where run_id = :r"), {"r": run_id}
+        ).one()
     engine.dispose()
     params, metrics = json.loads(params), json.loads(metrics)
     assert set(params) == set(config.MODEL_SETTINGS) | set(config.PROVENANCE) | {"warehouse"}
     assert params["top_k"] == 10 and params["als_rank"] == 8 and params["data_dir"] == str(small_data)
 
-    listed = movierec_process("runs", "--db-url", url, cwd=tmp_path)
+    listed = movierec_process("runs", "--db-url", url, cwd=cli_pipeline.root)
     assert listed.returncode == 0, listed.stderr
     header, _, row = listed.stdout.splitlines()
-    assert row.startswith("*  cli-e2e  published")
+    assert row.startswith(f"*  {run_id}  published")
     assert row.split()[-1] == f"{metrics['models']['hybrid']['ndcg']:.4f}"
-    assert "hunter2" not in listed.stdout + listed.stderr
-    assert files_under(tmp_path) and not (tmp_path / "var").exists()
+    assert cli_pipeline.password not in listed.stdout + listed.stderr
+    assert files_under(cli_pipeline.root) and {p.split("/")[0] for p in files_under(cli_pipeline.root)} == {"warehouse"}

@@ -122,10 +122,10 @@ def run_genre(db_url: str) -> str:
 @pytest.fixture(scope="module")
 def served(pipeline_run, tmp_path_factory):
     """`movierec serve` with one worker that starts its Spark session at boot (warm_spark)."""
-    from serving.cli import settings_environment
+    from movierec.config import to_env
 
     run_settings, run_id = pipeline_run
-    env = settings_environment(run_settings)
+    env = to_env(run_settings)
     env.update(
         MOVIEREC_LIVE_TIMEOUT=str(TIMEOUT),
         MOVIEREC_LIVE_MAX_PENDING=str(CAP),

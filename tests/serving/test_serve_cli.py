@@ -50,10 +50,10 @@ def test_default_worker_count_is_one_per_core_within_2_to_8():
 
 
 def test_workers_get_exactly_the_commands_settings():
-    from serving.cli import settings_environment
+    from movierec.config import to_env
 
     settings = from_env({}, db_url="sqlite:////tmp/x.db", live_timeout=7.5, warm_spark=True, top_k=33)
-    env = settings_environment(settings)
+    env = to_env(settings)
     assert env["MOVIEREC_DB_URL"] == "sqlite:////tmp/x.db"
     assert env["MOVIEREC_WARM_SPARK"] == "true" and env["MOVIEREC_LIVE_TIMEOUT"] == "7.5"
     assert from_env(env) == settings
@@ -81,7 +81,7 @@ def test_the_start_line_names_the_store_without_its_password():
     """A real start under gunicorn: the first line names the store, password hidden; then it is stopped."""
     import threading
 
-    from tests.postgres import free_port
+    from tests.ports import free_port
 
     url = f"postgresql+psycopg://movierec:s3cret-pw@127.0.0.1:{free_port()}/movierec"
     process = subprocess.Popen(
