@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,46 @@ def pipeline_run(spark, settings, small_data, tmp_path_factory):
     )
     run_pipeline(spark, run_settings, PIPELINE_RUN_ID)
     return run_settings, PIPELINE_RUN_ID
+
+
+# --- one `movierec pipeline` as a real process, into PostgreSQL -------------------------------------
+CLI_RUN_ID = "cli-run-1"
+CLI_PASSWORD = "Planted-pw_7f3a9c"
+# small models, as tests/dags/dag_helpers.small_settings_env, given as the command's flags
+CLI_SMALL_FLAGS = (
+    "--spark-master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "2g",
+    "--als-rank", "8", "--als-iterations", "5", "--rf-trees", "8", "--rf-depth", "4",
+    "--top-k", "10", "--als-candidates", "30", "--content-candidates", "20",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CliRun:
+    root: Path  # the process's working directory; the warehouse is root / "warehouse"
+    db_url: str  # with the password
+    password: str
+    run_id: str
+    done: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def cli_pipeline(postgres_server, small_data, tmp_path_factory) -> CliRun:
+    """`movierec pipeline` once per session as a real process, every setting a flag, into a
+    PostgreSQL database whose URL carries CLI_PASSWORD (the throwaway server trusts local users,
+    so any password works and the run really uses that URL); the quality gate is skipped (tiny
+    data).  tests/movierec/test_cli.py checks what it prints and stores, tests/test_no_secrets.py
+    that the password is nowhere.  Treat it as read-only."""
+    import sqlalchemy as sa
+
+    root = tmp_path_factory.mktemp("cli-pipeline")
+    url = sa.make_url(postgres_server.create_database("cli_pipeline")).set(password=CLI_PASSWORD)
+    db_url = url.render_as_string(hide_password=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
+    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    done = subprocess.run(
+        [sys.executable, "-m", "movierec.cli", "pipeline", "--run-id", CLI_RUN_ID, "--data-dir", str(small_data),
+         "--warehouse", str(root / "warehouse"), "--db-url", db_url, "--skip-quality-gate", *CLI_SMALL_FLAGS],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, f"movierec pipeline exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return CliRun(root, db_url, CLI_PASSWORD, CLI_RUN_ID, done)

@@ -1,8 +1,9 @@
 """A planted password never leaves the process: not into the store, the warehouse, the report,
 the logs of a whole run, nor any answer of the API.
 
-The store's URL carries a password (the throwaway PostgreSQL trusts local connections, so any
-password works and the run really uses that URL).  Everything the system writes or says is
+The run is the session's `cli_pipeline` (tests/conftest.py): `movierec pipeline` as a real
+process with a password in its --db-url (the throwaway PostgreSQL trusts local connections, so
+any password works and the run really uses that URL).  Everything the system writes or says is
 then searched for it, as bytes, plain and URL-encoded."""
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from tests.serving.server import Served
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 PROJECT = Path(__file__).resolve().parents[1]
-PLANTED = "Planted-pw_7f3a9c"
-RUN_ID = "secrets-1"
 
 
 def movierec(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -70,27 +69,26 @@ def files_text(*folders: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for folder in folders for p in folder.rglob("*") if p.is_file()}
 
 
-def test_a_planted_password_is_found_nowhere(postgres_server, small_data, jobs_zip, tmp_path):
-    url = sa.make_url(postgres_server.create_database("secrets")).set(password=PLANTED)
-    db_url = url.render_as_string(hide_password=False)
-    assert PLANTED in db_url
+def test_a_planted_password_is_found_nowhere(cli_pipeline, small_data, jobs_zip, tmp_path):
+    db_url, planted, run_id = cli_pipeline.db_url, cli_pipeline.password, cli_pipeline.run_id
+    assert planted in db_url
+    warehouse = cli_pipeline.root / "warehouse"
     env = base_env(
         **{
             **small_settings_env(tmp_path, small_data, jobs_zip),
             "PYTHONPATH": str(PROJECT),
             "MOVIEREC_DB_URL": db_url,
+            "MOVIEREC_WAREHOUSE": str(warehouse),
             "MOVIEREC_SKIP_QUALITY_GATE": "true",
             "MOVIEREC_REPORTS_DIR": str(tmp_path / "reports"),
             # the first live call starts the worker's Spark: slow on a busy machine, and not the point here
             "MOVIEREC_LIVE_TIMEOUT": "240",
         }
     )
-    said: dict[str, str] = {}
-
-    run = movierec("pipeline", "--run-id", RUN_ID, env=env)
-    said["pipeline"] = run.stdout + run.stderr
+    # the run: `movierec pipeline` with the password in its --db-url (the session's `cli_pipeline`)
+    said: dict[str, str] = {"pipeline": cli_pipeline.done.stdout + cli_pipeline.done.stderr}
     assert "published" in said["pipeline"]
-    for command in (["config"], ["runs"], ["runs", "--json"], ["report", "--run-id", RUN_ID]):
+    for command in (["config"], ["runs"], ["runs", "--json"], ["report", "--run-id", run_id]):
         done = movierec(*command, env=env)
         said[" ".join(command)] = done.stdout + done.stderr
 
@@ -122,7 +120,7 @@ def test_a_planted_password_is_found_nowhere(postgres_server, small_data, jobs_z
             status, headers, body = get(base, path)
             said[f"GET {path}"] = f"{status}\n{headers}\n{body}"
         active = json.loads(get(base, "/runs/active")[2])
-        assert active["run_id"] == RUN_ID and active["params"]["code_version"] and active["params"]["inputs"]
+        assert active["run_id"] == run_id and active["params"]["code_version"] and active["params"]["inputs"]
         for body in ({"userId": 1, "movieIds": [1, 2, 3]}, {"userId": 1, "movieIds": [424242]}, {"userId": "x"}):
             status, headers, text = get(base, "/recommend", body)
             said[f"POST /recommend {body}"] = f"{status}\n{headers}\n{text}"
@@ -131,15 +129,15 @@ def test_a_planted_password_is_found_nowhere(postgres_server, small_data, jobs_z
         server.stop()
     said["gunicorn log"] = server.log_path.read_text(errors="replace")
     said["store"] = store_dump(db_url)
-    assert RUN_ID in said["store"]
+    assert run_id in said["store"]
 
-    secrets = [PLANTED, urllib.parse.quote(PLANTED)]
+    secrets = [planted, urllib.parse.quote(planted)]
     for where, text in said.items():
         for secret in secrets:
             assert secret not in text, f"the password is in {where}"
-    for path, data in files_text(tmp_path / "warehouse", tmp_path / "reports").items():
+    for path, data in files_text(warehouse, tmp_path / "reports").items():
         for secret in secrets:
             assert secret.encode() not in data, f"the password is in {path}"
     # a run's warehouse, report and logs are the places a leak would land: they were all there
     assert any(p.endswith(".html") for p in files_text(tmp_path / "reports"))
-    assert os.path.isdir(tmp_path / "warehouse" / "runs" / RUN_ID)
+    assert os.path.isdir(warehouse / "runs" / run_id)

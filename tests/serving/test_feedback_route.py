@@ -225,29 +225,22 @@ def test_a_post_to_one_worker_is_read_by_the_other(served):
 # ---------------------------------------------------------------- gunicorn, two workers, real Spark
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def served_run(request, spark, pipeline_run, tmp_path_factory):
-    """`movierec serve`, two workers, over a store holding the session's pipeline run (its
-    warehouse for the live path): a copy of its SQLite store, or the run published to a throwaway
-    PostgreSQL database."""
-    import sqlite3
-
+@pytest.fixture(scope="module")
+def served_run(spark, pipeline_run, postgres_server, tmp_path_factory):
+    """`movierec serve`, two workers, over the session's pipeline run published to a throwaway
+    PostgreSQL database (its warehouse for the live path).  PostgreSQL only, to keep the suite
+    short: both stores across two workers are test_a_post_to_one_worker_is_read_by_the_other
+    above, and a rating changing the live list on SQLite is tests/serving/test_live_fallback.py's."""
     import sqlalchemy as sa
 
+    from movierec.config import to_env
     from movierec.stages.pipeline import run_pipeline
-    from serving.cli import settings_environment
 
     run_settings, run_id = pipeline_run
-    folder = tmp_path_factory.mktemp(f"gunicorn-feedback-run-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'store.db'}"
-        with sqlite3.connect(sa.make_url(run_settings.db_url).database) as source:
-            with sqlite3.connect(folder / "store.db") as target:
-                source.backup(target)
-    else:
-        url = request.getfixturevalue("postgres_server").create_database("feedback_run")
-        run_pipeline(spark, run_settings.replace(db_url=url), run_id, ["publish"])
-    env = settings_environment(run_settings.replace(db_url=url))
+    folder = tmp_path_factory.mktemp("gunicorn-feedback-run")
+    url = postgres_server.create_database("feedback_run")
+    run_pipeline(spark, run_settings.replace(db_url=url), run_id, ["publish"])
+    env = to_env(run_settings.replace(db_url=url))
     # each worker starts its Spark at boot, and takes as many live calls as the test sends at once
     env.update(
         MOVIEREC_API_KEYS=DIGEST,
@@ -268,6 +261,7 @@ def served_run(request, spark, pipeline_run, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.spark
+@pytest.mark.postgres
 def test_a_rating_posted_to_one_worker_changes_the_list_the_other_serves(served_run):
     """POST to one worker, then GET the list until the other worker has answered: every answer
     (from either worker, each with its own Spark) is the live list without the rated movie."""

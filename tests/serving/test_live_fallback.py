@@ -1,7 +1,7 @@
 """The live-Spark fallback with real Spark, on models saved by a real pipeline run.
 
-A small pipeline run (tests' small_data, the session's fast settings) is published to a
-SQLite store; the answers are checked against the store's own rows and against
+The session's pipeline run (tests/conftest.py `pipeline_run`: small_data, the session's fast
+settings), copied with its SQLite store; the answers are checked against the store's own rows and against
 `movierec.ranking.online.RunModels` called directly, the batch's scoring code.
 """
 
@@ -18,24 +18,28 @@ import sqlalchemy as sa
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-RUN = "live-1"
+RUN = "test-run-1"  # the session's pipeline run (tests/conftest.py PIPELINE_RUN_ID), copied by `live_settings`
 STAGES = ("ingest", "featurize", "train_als", "train_rf", "score", "publish")  # no evaluate: the gate is skipped
 
 
 @pytest.fixture(scope="module")
-def live_settings(spark, settings, small_data, tmp_path_factory):
-    from movierec.spark.paths import RunPaths, local_path
-    from movierec.stages.pipeline import run_pipeline
+def live_settings(pipeline_run, tmp_path_factory):
+    """A copy of the session's pipeline run, its warehouse and SQLite store: this module deletes
+    stored rows, publishes and rolls back runs, and posts ratings."""
+    import sqlite3
 
+    from movierec.spark.paths import RunPaths, local_path
+
+    run_settings, run_id = pipeline_run
+    assert run_id == RUN
     root = tmp_path_factory.mktemp("live")
-    live = settings.replace(
-        data_dir=str(small_data),
-        warehouse=str(root / "warehouse"),
-        db_url=f"sqlite:///{root / 'store.db'}",
-        skip_quality_gate=True,
-        live_timeout=300.0,
+    shutil.copytree(run_settings.warehouse, root / "warehouse")
+    with sqlite3.connect(sa.make_url(run_settings.db_url).database) as source:
+        with sqlite3.connect(root / "store.db") as target:
+            source.backup(target)
+    live = run_settings.replace(
+        warehouse=str(root / "warehouse"), db_url=f"sqlite:///{root / 'store.db'}", live_timeout=300.0
     )
-    run_pipeline(spark, live, RUN, STAGES)
     assert local_path(RunPaths(live.warehouse, RUN).als_model).exists()
     return live
 
