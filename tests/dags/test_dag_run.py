@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,7 +116,8 @@ def task_output(log: Path, task_id: str) -> str:
     start = text.rfind(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.{task_id} ")
     end = text.find("[DAG TEST] running task", start + 1)
     part = text[start : end if end > 0 else None] if start >= 0 else text
-    lines = [line for line in part.splitlines() if " INFO " not in line]
+    # drop Spark's own INFO lines (the hook echoes them with their yy/MM/dd timestamp), keep the rest
+    lines = [line for line in part.splitlines() if not re.search(r"\] \d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ", line)]
     return "\n".join(lines)[-8000:]
 
 
