@@ -343,7 +343,7 @@ def movie_contents(movie_feats: DataFrame) -> DataFrame:
     )
 
 
-def entries_dot(entries: tuple[tuple[int, float], ...], other: dict[int, float]) -> float:
+def entries_dot(entries: tuple[tuple[int, float], ...], other: Mapping[int, float]) -> float:
     """map_dot on the driver: Σ value × other[key] over `entries` in order, missing keys 0 (the
     same products added in the same order as Spark's aggregate: the same double)."""
     total = 0.0

@@ -26,10 +26,11 @@ from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, RATING, SCORE, TIMESTAMP, USER
 from movierec.data.split import capped_sample, temporal_split
 from movierec.evaluation import metrics as M
-from movierec.models.als import CF_RAW, als_candidates, fit_als
+from movierec.models.als import CF_RAW, fit_als
 from movierec.models.forest import CB_RAW, TrainingSample, cb_scores, fit_rf, training_pairs
 from movierec.ranking import scoring
 from movierec.ranking.calibration import LIKED, labelled
+from movierec.ranking.candidates import FROM_ALS, FROM_CONTENT, candidates
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,18 @@ def candidate_scores(
     """Each user's candidates (the batch's rule, movies of the training part only) and raw scores."""
     seen = fitted.movie_feats.where(F.col(FE.N_RATINGS) > 0)  # movies of the training part only
     profiles = fitted.profiles.join(users, USER, "left_semi")
-    als_top = als_candidates(fitted.als, user_train, max(k, settings.als_candidates), users).localCheckpoint()
-    content_top = scoring.content_candidates(
-        profiles, scoring.content_pool(seen, settings.content_pool), user_train, settings.content_candidates
+    pairs = candidates(
+        fitted.als,
+        user_train,
+        seen,
+        profiles,
+        max(k, settings.als_candidates),
+        settings.content_candidates,
+        settings.content_pool,
+        users,
     ).localCheckpoint()
-    pairs = als_top.select(USER, MOVIE).unionByName(content_top).distinct()
+    als_top = pairs.where(F.col(FROM_ALS)).select(USER, MOVIE, CF_RAW)
+    content_top = pairs.where(F.col(FROM_CONTENT)).select(USER, MOVIE)
     raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).localCheckpoint()
     return Candidates(als_top, content_top, raw)
 

@@ -125,26 +125,16 @@ def cf_scores(model: ALSModel, pairs: DataFrame) -> DataFrame:
     return predicted.withColumn(CF_RAW, F.when(~F.isnan(CF_RAW), F.col(CF_RAW)))
 
 
-def als_candidates(model: ALSModel, ratings: DataFrame, n: int, users: DataFrame | None = None) -> DataFrame:
-    """(user_id, movie_id, cf_raw): each user's best n movies by ALS among those not rated yet.
+def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """ALSModel.transform's prediction of one user's pairs with some movies, as float32, from
+    the movies' factors factor-major (`columns[f]`: every movie's factor f, so each step of the
+    sum reads one contiguous row).
 
-    recommendForAllUsers does not know what a user rated, so it is asked for more and the
-    rated movies are filtered out: n plus the largest number of ratings any user has, but at
-    most 3n (its cost grows with what it is asked for: 3000 per user took 2-4x as long as 900
-    on ml-latest-small).  A user who rated most of their top 3n gets fewer ALS candidates;
-    the content candidates still fill their list.
-    """
-    n_items = model.itemFactors.count()
-    row = ratings.groupBy(USER).count().agg(F.max("count")).first()
-    most_rated = (row[0] if row is not None else 0) or 0
-    ask = int(min(n_items, n + min(most_rated, 2 * n)))
-    recs = model.recommendForAllUsers(ask) if users is None else model.recommendForUserSubset(users, ask)
-    # one row per recommendation, rated ones dropped by a join, the first n kept in ALS's order.
-    # (Filtering inside each user's array instead ran Spark's interpreted array functions, one
-    # element at a time against the user's rated list: 3x as long on ml-latest-small.)
-    listed = recs.select(USER, F.posexplode("recommendations").alias("_pos", "rec")).select(
-        USER, "_pos", F.col("rec." + MOVIE).alias(MOVIE), F.col("rec.rating").alias(CF_RAW)
-    )
-    unrated = listed.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
-    in_order = Window.partitionBy(USER).orderBy("_pos")
-    return unrated.withColumn("_n", F.row_number().over(in_order)).where(F.col("_n") <= n).select(USER, MOVIE, CF_RAW)
+    Spark computes it in single precision, one product added at a time in factor order
+    (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
+    tests/movierec/ranking/test_online.py checks against ALSModel.transform.  The candidates of
+    the batch and of the live path are drawn from these numbers (movierec.ranking.candidates)."""
+    total = np.zeros(columns.shape[1], dtype=np.float32)
+    for f in range(columns.shape[0]):
+        total += columns[f] * user[f]
+    return total

@@ -12,8 +12,9 @@ trips, planning, four jobs).  So it runs on the driver, over copies of the run's
 taken at load (`movierec.features.UserTaste`, `MovieContent`, `movierec.ranking.scoring.Scale`),
 and every step is one definition shared with the batch:
 
+- the candidates: the batch's own code (`movierec.ranking.candidates`);
 - cf_raw: ALS's own prediction, the single-precision dot product in factor order
-  (`als_predictions`), bit for bit what ALSModel.transform gives;
+  (`movierec.models.als.als_predictions`), bit for bit what ALSModel.transform gives;
 - the content model's features: each `movierec.features.PairFeature`'s `value`, declared
   beside the Spark `column` the batch computes (the same sums in the same order);
 - cb_raw: the run's own forest, read into `movierec.models.forest.ForestArrays` at load and
@@ -28,11 +29,9 @@ in Spark (one small job), then goes the same way.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -45,9 +44,10 @@ from pyspark.sql import functions as F
 from movierec import features as FE
 from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, RATING, SCORE, TITLE, USER
-from movierec.models.als import CF_RAW, feedback_values, gramian, solve_user_factor
+from movierec.models.als import CF_RAW, als_predictions, feedback_values, gramian, solve_user_factor
 from movierec.models.forest import CB_RAW, ForestArrays
 from movierec.ranking import scoring
+from movierec.ranking.candidates import Catalogue
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import load_model, read_json, read_table
 
@@ -126,23 +126,11 @@ class RunModels:
         self._log1p_of: dict[float, float] = _spark_log1p(spark, max(LOG1P_TABLE, 2 * most))
         # ALS's YᵀY, shared by every fold-in (movierec.models.als.solve_user_factor)
         self.gram = gramian(np.stack(list(self.item_factors.values()))) if self.item_factors else None
-        self.pool = _content_pool(self.movie_feats, settings.content_pool)
-        # the item factors as one matrix (row i: movie item_ids[i]): a list's ALS predictions are
-        # then one pass over it instead of a stack of every factor per call
-        self.item_ids = list(self.item_factors)
-        self.item_row = {movie: i for i, movie in enumerate(self.item_ids)}
-        self.item_matrix = (
-            np.stack([self.item_factors[m] for m in self.item_ids]) if self.item_ids else np.empty((0, 0), np.float32)
-        )
-        # factor-major (row f: every movie's factor f, contiguous): als_predictions' one pass
-        self.item_columns = np.ascontiguousarray(self.item_matrix.T)
-        # the pool's movies by genre vector ("kind": far fewer kinds than movies), as the batch's
-        # content_candidates computes an affinity once per user and kind; in each kind the
-        # movies in the batch's tie order (more rated first, then the lower id)
-        kinds: dict[tuple[tuple[int, float], ...], list[tuple[int, int]]] = {}
-        for movie, n in self.pool:
-            kinds.setdefault(self.movie_contents[movie].genre_entries, []).append((-n, movie))
-        self.pool_kinds = {entries: sorted(movies) for entries, movies in kinds.items()}
+        # what each user's candidates are drawn from: the batch's own (movierec.ranking.candidates)
+        pool = _content_pool(self.movie_feats, settings.content_pool)
+        genre_entries = {movie: self.movie_contents[movie].genre_entries for movie, _ in pool}
+        self.catalogue = Catalogue.build(self.item_factors, pool, genre_entries)
+        self.item_row = {movie: i for i, movie in enumerate(self.catalogue.item_ids.tolist())}
         log.info("live models of run %s loaded: %d movies, %d users", run_id, len(self.movie_ids), len(self.user_ids))
 
     @classmethod
@@ -256,7 +244,7 @@ class RunModels:
         found = [m for m in movie_ids if m in self.item_row]
         if user is None or not found:
             return [None] * len(movie_ids)
-        columns = self.item_columns[:, [self.item_row[m] for m in found]]
+        columns = self.catalogue.item_columns[:, [self.item_row[m] for m in found]]
         predicted = dict(zip(found, als_predictions(user, columns).tolist()))
         # NaN counts as no prediction, as movierec.models.als.cf_scores has it
         return [None if m not in predicted or math.isnan(predicted[m]) else predicted[m] for m in movie_ids]
@@ -334,39 +322,18 @@ class RunModels:
         return self._log1p_of[x]
 
     def candidates(self, user_id: int, state: UserState | None = None) -> list[int]:
-        """scoring.candidates for one user, on the driver: ALS's best als_candidates unrated movies
-        ∪ the content_candidates unrated pool movies closest to the user's genre profile.
-
-        Each half follows its batch definition's rule and tie order (movierec.models.als.als_candidates,
-        scoring.content_candidates); tests/movierec/ranking/test_online.py holds the result to
-        the batch's candidates of every user of a real run."""
+        """The user's candidates on the driver: ALS's best als_candidates unrated movies ∪ the
+        content_candidates unrated pool movies closest to the user's genre profile, by the
+        batch's own code (movierec.ranking.candidates.Catalogue.for_user) over the same catalogue;
+        tests/movierec/ranking/test_online.py holds the result to the batch's candidates of
+        every user of a real run."""
         if user_id not in self.user_ids and state is None:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
         state = self.user_state(user_id) if state is None else state
-        rated = state.rated
-        n_als, n_content = self.settings.als_candidates, self.settings.content_candidates
-        from_als: list[int] = []
-        user = state.factor
-        if user is not None and self.item_ids:
-            movies = self.item_ids
-            # als_candidates asks ALS for n plus (at most 2n) the user's ratings, then drops the rated
-            ask = min(len(movies), n_als + min(len(rated), 2 * n_als))
-            best = _best_first(als_predictions(user, self.item_columns), ask)
-            from_als = [m for m in (movies[i] for i in best) if m not in rated][:n_als]
-        taste = state.taste
-        from_content: list[int] = []
-        if taste is not None:
-            # content_candidates' affinity, once per kind: exposure first, then taste, each summed
-            # in map order; ties: more rated first, then the lower movie id.  Each kind's movies are
-            # in that order already, so the best n are a merge of the kinds' lists, read lazily.
-            ranked = [
-                (-(FE.entries_dot(entries, taste.genre_exposure) + FE.entries_dot(entries, taste.genre_taste)), movies)
-                for entries, movies in self.pool_kinds.items()
-            ]
-            merged = heapq.merge(*[_keyed(key, movies) for key, movies in ranked])
-            unrated = (movie for *_, movie in merged if movie not in rated)
-            from_content = list(itertools.islice(unrated, n_content))
-        return list(dict.fromkeys(from_als + from_content))
+        taste = None if state.taste is None else (state.taste.genre_taste, state.taste.genre_exposure)
+        s = self.settings
+        ids, *_ = self.catalogue.for_user(state.factor, state.rated, taste, s.als_candidates, s.content_candidates)
+        return ids
 
 
 def _user_ratings(ratings: DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -389,41 +356,6 @@ def _content_pool(movie_feats: DataFrame, size: int) -> list[tuple[int, int]]:
 def _factors(factors: DataFrame) -> dict[int, np.ndarray]:
     """An ALS factor table (id, features) as id -> float32 vector, on the driver."""
     return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
-
-
-def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """ALSModel.transform's prediction of one user's pairs with some movies, as float32, from
-    the movies' factors factor-major (`columns[f]`: every movie's factor f, so each step of the
-    sum reads one contiguous row).
-
-    Spark computes it in single precision, one product added at a time in factor order
-    (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
-    tests/movierec/ranking/test_online.py checks against ALSModel.transform."""
-    total = np.zeros(columns.shape[1], dtype=np.float32)
-    for f in range(columns.shape[0]):
-        total += columns[f] * user[f]
-    return total
-
-
-def _keyed(key: float, movies: list[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
-    """(key, *order) for each of a kind's movies, lazily: one of heapq.merge's sorted inputs."""
-    return ((key, *order) for order in movies)
-
-
-def _best_first(values: np.ndarray, n: int) -> np.ndarray:
-    """np.argsort(-values, kind="stable")[:n] without sorting them all: the indices of the n
-    largest, ties in index order (a partition finds the n-th largest; only the values at or
-    above it are sorted)."""
-    negated = -values
-    if n <= 0:
-        return np.empty(0, dtype=np.intp)
-    if n >= len(values):
-        return np.argsort(negated, kind="stable")
-    nth = np.partition(negated, n - 1)[n - 1]
-    if np.isnan(nth):  # fewer than n numbers: NaN sorts last, as in the full sort
-        return np.argsort(negated, kind="stable")[:n]
-    chosen = np.flatnonzero(negated <= nth)
-    return chosen[np.argsort(negated[chosen], kind="stable")][:n]
 
 
 def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:

@@ -46,20 +46,14 @@ from movierec.features import (
     F_GENRE_TASTE,
     F_MOVIE_MEAN,
     F_MOVIE_POPULARITY,
-    GENRE_EXPOSURE,
-    GENRE_MAP,
-    GENRE_TASTE,
     MEAN_RATING,
     N_RATINGS,
-    dense,
-    dense_dot,
     pair_features,
 )
-from movierec.models.als import CF_RAW, als_candidates, cf_scores
+from movierec.models.als import CF_RAW, cf_scores
 from movierec.models.forest import CB_RAW, cb_scores
 
 MIN_STD = 1e-6
-CONTENT_AFFINITY = "content_affinity"
 
 # The evidence each component's calibration weighs: name → the raw column it is read from.
 # ALS's is its preference estimate; the content side's is the forest's predicted rating and
@@ -133,8 +127,11 @@ def raw_scores(
     pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel, movie_feats: DataFrame, profiles: DataFrame
 ) -> DataFrame:
     """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw,
-    and the other raw evidence columns (EVIDENCE)."""
-    with_cf = cf_scores(als, pairs.select(USER, MOVIE))
+    and the other raw evidence columns (EVIDENCE).  Pairs that carry their cf_raw already (the
+    candidates: movierec.ranking.candidates, the same numbers as ALS's transform) keep it."""
+    with_cf = (
+        pairs.select(USER, MOVIE, CF_RAW) if CF_RAW in pairs.columns else cf_scores(als, pairs.select(USER, MOVIE))
+    )
     return cb_scores(forest, pair_features(with_cf, movie_feats, profiles)).select(USER, MOVIE, *EVIDENCE.values())
 
 
@@ -303,63 +300,6 @@ def content_pool(movie_feats: DataFrame, size: int) -> DataFrame:
     window = Window.orderBy(F.col(N_RATINGS).desc(), F.col(MEAN_RATING).desc(), F.col(MOVIE).asc())
     ranked = movie_feats.withColumn("_pop_rank", F.row_number().over(window))
     return ranked.where((F.col("_pop_rank") <= size) | (F.col(N_RATINGS) == 0)).drop("_pop_rank")
-
-
-def content_candidates(profiles: DataFrame, pool: DataFrame, ratings: DataFrame, n: int) -> DataFrame:
-    """(user_id, movie_id): each user's n unrated pool movies closest to their genre profile
-    (ties: more rated first, then lower movie id).
-
-    Genres only: a user's tag profile can hold hundreds of buckets, and matching it against
-    every pool movie cost more than all the other scoring; the forest weighs tags later.
-    """
-    # Many movies share one genre vector, a "kind" (about 400 distinct among 2000 pool
-    # movies): the affinity is computed once per user and kind, then handed to its movies.
-    kind = F.map_entries(GENRE_MAP).alias("_kind")
-    kinds = pool.groupBy(kind).agg(F.first(GENRE_MAP).alias(GENRE_MAP), F.count("*").alias("_size"))
-    # map_dot's value, read from the profiles as arrays (movierec.features.dense): a map lookup scans keys
-    affinity = dense_dot(GENRE_MAP, GENRE_EXPOSURE) + dense_dot(GENRE_MAP, GENRE_TASTE)
-    rated = ratings.groupBy(USER).agg(F.count("*").alias("_rated"))
-    tastes = profiles.select(USER, dense(GENRE_TASTE).alias(GENRE_TASTE), dense(GENRE_EXPOSURE).alias(GENRE_EXPOSURE))
-    per_kind = tastes.crossJoin(F.broadcast(kinds)).select(USER, "_kind", "_size", affinity.alias(CONTENT_AFFINITY))
-    # Only the best kinds can hold a user's top n: keep a kind while the movies of strictly
-    # closer kinds number fewer than n + the user's ratings (at most that many of them are
-    # rated, so at least n unrated ones remain, and every dropped movie ranks below them).
-    # The same n movies as ranking the whole pool, with a fifth of the rows on ml-latest-small.
-    closer_or_tied = F.sum("_size").over(
-        Window.partitionBy(USER)
-        .orderBy(F.col(CONTENT_AFFINITY).desc())
-        .rangeBetween(Window.unboundedPreceding, Window.currentRow)
-    )
-    tied = F.sum("_size").over(Window.partitionBy(USER, CONTENT_AFFINITY))
-    best_kinds = (
-        per_kind.join(F.broadcast(rated), USER, "left")
-        .withColumn("_closer", closer_or_tied - tied)
-        .where(F.col("_closer") < F.lit(n) + F.coalesce(F.col("_rated"), F.lit(0)))
-        .select(USER, "_kind", CONTENT_AFFINITY)
-    )
-    scored = best_kinds.join(F.broadcast(pool.select(MOVIE, kind, N_RATINGS)), "_kind").select(
-        USER, MOVIE, CONTENT_AFFINITY, N_RATINGS
-    )
-    unrated = scored.join(ratings.select(USER, MOVIE), [USER, MOVIE], "left_anti")
-    window = Window.partitionBy(USER).orderBy(F.col(CONTENT_AFFINITY).desc(), F.col(N_RATINGS).desc(), F.col(MOVIE))
-    return unrated.withColumn("_n", F.row_number().over(window)).where(F.col("_n") <= n).select(USER, MOVIE)
-
-
-def candidates(
-    als: ALSModel,
-    ratings: DataFrame,
-    movie_feats: DataFrame,
-    profiles: DataFrame,
-    als_n: int,
-    content_n: int,
-    pool_size: int,
-    users: DataFrame | None = None,
-) -> DataFrame:
-    """Each user's candidate movies (every user's, or those in `users`): ALS top-n ∪ content
-    top-n, none of them already rated."""
-    from_als = als_candidates(als, ratings, als_n, users).select(USER, MOVIE)
-    from_content = content_candidates(profiles, content_pool(movie_feats, pool_size), ratings, content_n)
-    return from_als.unionByName(from_content).distinct()
 
 
 def popular_movies(movie_feats: DataFrame, n: int) -> DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 
 from movierec.config import Settings
@@ -54,6 +55,10 @@ def build_session(app_name: str, settings: Settings):
     if settings.spark_master.startswith("local"):
         # bind the driver to loopback: no network is needed to run locally
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if _local_master(settings):
+        # the Python workers (the candidates are drawn in them: movierec.ranking.candidates) run
+        # on this machine: this interpreter, with the project's packages, unless told otherwise
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName(f"movierec-{app_name}")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
@@ -80,6 +85,16 @@ def quiet_loggers(spark, names: tuple[str, ...] = QUIET_LOGGERS) -> None:
     jvm = spark.sparkContext._jvm
     for name in names:
         jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
+
+
+def _local_master(settings: Settings) -> bool:
+    """Whether this session's executors run in this process: a local master, from spark-submit's
+    --master when it launched us (its JVM holds the conf already), else from the settings."""
+    if launched_by_spark_submit():
+        from pyspark import SparkConf
+
+        return SparkConf().get("spark.master", "local").startswith("local")
+    return settings.spark_master.startswith("local")
 
 
 def launched_by_spark_submit() -> bool:

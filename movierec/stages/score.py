@@ -20,6 +20,7 @@ from movierec.data.schemas import CB_SCORE, CF_SCORE, MOVIE, RANK, SCORE, USER
 from movierec.features import N_RATINGS
 from movierec.models.similar import nearest_neighbours
 from movierec.ranking import scoring
+from movierec.ranking.candidates import candidates
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import load_model, read_table, write_json, write_table
 from movierec.stages.runner import stage_main
@@ -32,7 +33,7 @@ MIN_RATINGS_FOR_SIMILAR = 5
 
 def recommend(als, forest, ratings, movie_feats, profiles, settings: Settings):
     """(recommendations with ranks 1..K, per-user scales) for every user in `ratings`."""
-    pairs = scoring.candidates(
+    pairs = candidates(
         als, ratings, movie_feats, profiles, settings.als_candidates, settings.content_candidates, settings.content_pool
     )
     raw = scoring.raw_scores(pairs, als, forest, movie_feats, profiles).persist()

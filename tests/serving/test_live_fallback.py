@@ -137,9 +137,10 @@ def outside_user(spark, live_settings, engine, oracle, users) -> int:
 
     from movierec.data.schemas import MOVIE, SCORE, USER
     from movierec.ranking import scoring
+    from movierec.ranking.candidates import candidates
 
     s = live_settings
-    pool = scoring.candidates(
+    pool = candidates(
         oracle.als,
         oracle.ratings,
         oracle.movie_feats,

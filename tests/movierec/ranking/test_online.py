@@ -11,6 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from movierec.ranking import scoring
+from movierec.ranking.candidates import candidates
 from movierec.spark.paths import RunPaths
 from movierec.spark.warehouse import read_table
 
@@ -26,7 +27,7 @@ def models(spark, pipeline_run):
 
 
 def test_als_prediction_is_alsmodel_transform_bit_for_bit(spark, models):
-    from movierec.ranking.online import als_predictions
+    from movierec.models.als import als_predictions
 
     users = sorted(models.user_factors)[:5]
     items = sorted(models.item_factors)
@@ -39,7 +40,7 @@ def test_als_prediction_is_alsmodel_transform_bit_for_bit(spark, models):
 
 
 def test_als_prediction_adds_in_single_precision_in_factor_order():
-    from movierec.ranking.online import als_predictions
+    from movierec.models.als import als_predictions
 
     # 1 + 2^-24 is not a float32: adding the small term first or last rounds differently
     user = np.array([1.0, 2.0**-24, 2.0**-24], dtype=np.float32)
@@ -188,9 +189,9 @@ def test_score_of_a_new_movie_uses_the_genres_given(models):
 
 
 def test_candidates_on_the_driver_are_the_batchs_for_every_user(spark, pipeline_run, models):
-    """RunModels.candidates (live recommend's pool) against scoring.candidates, the batch's, in Spark."""
+    """RunModels.candidates (live recommend's pool) against the batch's, drawn in Spark's Python workers."""
     settings, _ = pipeline_run
-    batch = scoring.candidates(
+    batch = candidates(
         models.als,
         models.ratings,
         models.movie_feats,
@@ -199,15 +200,17 @@ def test_candidates_on_the_driver_are_the_batchs_for_every_user(spark, pipeline_
         settings.content_candidates,
         settings.content_pool,
     )
-    expected: dict[int, set[int]] = {}
+    expected: dict[int, dict[int, float | None]] = {}
     for row in batch.collect():
-        expected.setdefault(row.user_id, set()).add(row.movie_id)
+        expected.setdefault(row.user_id, {})[row.movie_id] = row.cf_raw
     assert len(expected) == len(models.user_ids) > 10
     for user in sorted(expected):
         live = models.candidates(user)
         assert len(live) == len(set(live)), user
-        assert set(live) == expected[user], (user, sorted(set(live) ^ expected[user]))
+        assert set(live) == set(expected[user]), (user, sorted(set(live) ^ set(expected[user])))
         assert not set(live) & models.rated[user]
+        # each candidate's cf_raw, as the batch stores it: ALS's prediction, as the live path makes it
+        assert [expected[user][m] for m in live] == models.cf_raw(user, live), user
 
 
 def test_recommend_is_the_batch_top_k_of_its_candidates(spark, pipeline_run, models):
@@ -297,14 +300,3 @@ def test_a_user_the_run_never_saw_gets_the_list_of_a_run_user_with_the_same_rati
         assert [row["score"] for row in fresh] == pytest.approx([row["score"] for row in stored], rel=1e-3)
     one = models.recommend(newcomer, 10, feedback=[(given[0][0], 5.0)])
     assert len(one) == 10 and given[0][0] not in {row["movie_id"] for row in one}
-
-
-@pytest.mark.parametrize("n", [0, 1, 3, 7, 50, 200, 201, 500])
-def test_best_first_is_the_stable_sort_cut_at_n(n):
-    from movierec.ranking.online import _best_first
-
-    rng = np.random.default_rng(n)
-    values = rng.integers(0, 20, 200).astype(np.float32)  # many ties
-    values[rng.choice(200, 9, replace=False)] = np.nan
-    expected = np.argsort(-values, kind="stable")[:n]
-    assert _best_first(values, n).tolist() == expected.tolist()

@@ -1,4 +1,4 @@
-"""The hybrid formula, per-user scaling, top-K and candidate pools on hand-made rows."""
+"""The hybrid formula, per-user scaling, top-K and the content pool on hand-made rows."""
 
 import math
 import random
@@ -186,49 +186,3 @@ def test_popular_movies_by_count_then_mean(spark):
         [(1, 10, 3.0), (2, 10, 4.0), (3, 50, 2.0), (4, 0, 3.5)], "movie_id int, n_ratings long, mean_rating double"
     )
     assert [(r["rank"], r["movie_id"]) for r in scoring.popular_movies(feats, 3).collect()] == [(1, 3), (2, 2), (3, 1)]
-
-
-def test_content_candidates_are_the_best_unrated_movies_of_the_whole_pool(spark):
-    # Random genre vectors from few buckets (many movies share one, many affinities tie) and
-    # heavy raters: the kinds content_candidates skips must never hold a top-n movie.  Weights
-    # are multiples of 1/4, so every affinity is exact and Python ranks the ties as Spark does.
-    rng = random.Random(5)
-    weights = lambda keys: {k: rng.choice([0.25, 0.5, 1.0]) for k in rng.sample(range(4), keys)}
-    movies = [(m, weights(rng.randint(0, 2)), rng.choice([0, 1, 2, 5, 5, 9])) for m in range(1, 121)]
-    users = [
-        (u, weights(rng.randint(0, 3)), {k: -v for k, v in weights(rng.randint(0, 2)).items()}) for u in range(1, 9)
-    ]
-    rated = {u: set(rng.sample(range(1, 121), rng.choice([0, 3, 40, 100]))) for u, _, _ in users}
-    pool = spark.createDataFrame(movies, "movie_id int, genre_map map<int,double>, n_ratings long")
-    profiles = spark.createDataFrame(users, "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>")
-    ratings = spark.createDataFrame(
-        [(u, m) for u, ms in rated.items() for m in ms] or [(0, 0)], "user_id int, movie_id int"
-    )
-    n = 7
-
-    got = {}
-    for row in scoring.content_candidates(profiles, pool, ratings, n).collect():
-        got.setdefault(row["user_id"], set()).add(row["movie_id"])
-
-    dot = lambda a, b: sum(v * b.get(k, 0.0) for k, v in a.items())
-    for user, taste, exposure in users:
-        unrated = [(m, dot(g, exposure) + dot(g, taste), count) for m, g, count in movies if m not in rated[user]]
-        best = sorted(unrated, key=lambda x: (-x[1], -x[2], x[0]))[:n]
-        assert got.get(user, set()) == {m for m, _, _ in best}, user
-
-
-def test_content_candidates_rank_unrated_movies_by_genre_affinity(spark):
-    # movies 1, 2 and 4 share one genre vector, so their affinity is computed once per user
-    pool = spark.createDataFrame(
-        [(1, {0: 1.0}, 5), (2, {0: 1.0}, 9), (3, {1: 0.6, 2: 0.8}, 7), (4, {0: 1.0}, 9), (5, {}, 0)],
-        "movie_id int, genre_map map<int,double>, n_ratings long",
-    )
-    profiles = spark.createDataFrame(
-        [(1, {0: 0.5}, {0: 0.2, 1: 0.1}), (2, {1: 1.0, 2: -1.0}, {2: 0.5})],
-        "user_id int, genre_taste map<int,double>, genre_exposure map<int,double>",
-    )
-    ratings = spark.createDataFrame([(1, 4), (2, 5)], "user_id int, movie_id int")
-    got = scoring.content_candidates(profiles, pool, ratings, 2).collect()
-    # user 1: movies 1, 2 (0.7 each; 2 is more rated) ahead of 3 (0.06) and 5 (0); 4 is rated
-    # user 2: 3 has 0.4 + 0.6 - 0.8 = 0.2, 1, 2 and 4 have 0: ties by n_ratings, then movie id: 2
-    assert sorted((r["user_id"], r["movie_id"]) for r in got) == [(1, 1), (1, 2), (2, 2), (2, 3)]

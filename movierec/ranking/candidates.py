@@ -1,0 +1,218 @@
+"""Each user's candidates: ALS's best `als_candidates` unrated movies ∪ the `content_candidates`
+unrated pool movies closest to the user's genre profile.  The one definition, run by the
+batch (`candidates`, in each Python worker over a partition of users) and by the live path
+(movierec.ranking.online, on the driver, for one user).
+
+Both sides work in numpy, per user, from a `Catalogue` (the run's item factors and content
+pool).  Spark's own route, recommendForAllUsers and then dropping the rated movies with a
+join, had to ask every user for n plus the heaviest rater's count (capped at 3n, which left
+heavy raters short of ALS candidates) and exploded that many rows per user; with the content
+side's per-user windows and ALS's transform joins for cf_raw, it was 70% of the score stage
+(benchmarks/candidates.md).  Here each user's predictions of every movie are computed once,
+exactly as ALSModel.transform computes them (`movierec.models.als.als_predictions`, the same
+bits), so a candidate's cf_raw comes with it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from movierec import features as FE
+from movierec.data.schemas import MOVIE, USER
+from movierec.models.als import CF_RAW, als_predictions
+
+FROM_ALS, FROM_CONTENT = "from_als", "from_content"
+# the batch's candidate rows: cf_raw is null where ALS has no factor of the user or the movie
+SCHEMA = f"{USER} int, {MOVIE} int, {CF_RAW} float, {FROM_ALS} boolean, {FROM_CONTENT} boolean"
+
+GenreEntries = tuple[tuple[int, float], ...]
+
+
+def best_first(values: np.ndarray, n: int) -> np.ndarray:
+    """np.argsort(-values, kind="stable")[:n] without sorting them all: the indices of the n
+    largest, ties in index order, NaN last (a partition finds the n-th largest; only the
+    values at or above it are sorted)."""
+    negated = -values
+    if n <= 0:
+        return np.empty(0, dtype=np.intp)
+    if n >= len(values):
+        return np.argsort(negated, kind="stable")
+    nth = np.partition(negated, n - 1)[n - 1]
+    if np.isnan(nth):  # fewer than n numbers: NaN sorts last, as in the full sort
+        return np.argsort(negated, kind="stable")[:n]
+    chosen = np.flatnonzero(negated <= nth)
+    return chosen[np.argsort(negated[chosen], kind="stable")][:n]
+
+
+def _keyed(key: float, movies: list[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
+    """(key, *order) for each of a kind's movies, lazily: one of heapq.merge's sorted inputs."""
+    return ((key, *order) for order in movies)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What candidates are drawn from: ALS's item factors (movies in ascending id, so ties go
+    to the lower id) and the content pool, grouped by genre vector ("kind": about 400 kinds
+    among 2,000 pool movies, so a user's affinity is computed once per kind)."""
+
+    item_ids: np.ndarray  # int64, ascending
+    item_columns: np.ndarray  # float32, factor-major: row f holds every movie's factor f
+    # (genre map entries, [(-n_ratings, movie id), ...] in the tie order: more rated, lower id)
+    pool_kinds: tuple[tuple[GenreEntries, tuple[tuple[int, int], ...]], ...]
+
+    @classmethod
+    def build(
+        cls,
+        item_factors: Mapping[int, np.ndarray],
+        pool: Iterable[tuple[int, int]],
+        genre_entries: Mapping[int, GenreEntries],
+    ) -> Catalogue:
+        """From the run's item factors (movie id → float32 factor), its content pool ((movie id,
+        rating count), scoring.content_pool) and each pool movie's genre map entries in Spark's
+        order (movierec.features.MovieContent.genre_entries)."""
+        ids = np.array(sorted(item_factors), dtype=np.int64)
+        if len(ids):
+            matrix = np.stack([np.asarray(item_factors[m], dtype=np.float32) for m in ids.tolist()])
+            columns = np.ascontiguousarray(matrix.T)
+        else:
+            columns = np.empty((0, 0), dtype=np.float32)
+        kinds: dict[GenreEntries, list[tuple[int, int]]] = {}
+        for movie, n in pool:
+            kinds.setdefault(tuple(genre_entries[movie]), []).append((-n, movie))
+        return cls(ids, columns, tuple((entries, tuple(sorted(movies))) for entries, movies in kinds.items()))
+
+    def predictions(self, factor: np.ndarray) -> np.ndarray:
+        """ALS's prediction of the user's pair with every movie of `item_ids` (float32)."""
+        return als_predictions(np.asarray(factor, dtype=np.float32), self.item_columns)
+
+    def als_top(self, predictions: np.ndarray, rated: Collection[int], n: int) -> np.ndarray:
+        """Indices into item_ids of the user's n best unrated movies by ALS, best first."""
+        unrated = np.flatnonzero(~np.isin(self.item_ids, np.fromiter(rated, np.int64, len(rated))))
+        return unrated[best_first(predictions[unrated], n)]
+
+    def content_top(
+        self, genre_taste: Mapping[int, float], genre_exposure: Mapping[int, float], rated: Collection[int], n: int
+    ) -> list[int]:
+        """The user's n unrated pool movies closest to their genre profile: affinity = the movie's
+        genre map · exposure + · taste (each summed in map order, as movierec.features.dense_dot);
+        ties: more rated first, then the lower movie id.  Each kind's movies are in that order
+        already, so the best n are a merge of the kinds' lists, read lazily."""
+        ranked = [
+            (-(FE.entries_dot(entries, genre_exposure) + FE.entries_dot(entries, genre_taste)), movies)
+            for entries, movies in self.pool_kinds
+        ]
+        merged = heapq.merge(*[_keyed(key, list(movies)) for key, movies in ranked])
+        return list(itertools.islice((movie for *_, movie in merged if movie not in rated), n))
+
+    def for_user(
+        self,
+        factor: np.ndarray | None,
+        rated: Collection[int],
+        taste: tuple[Mapping[int, float], Mapping[int, float]] | None,
+        als_n: int,
+        content_n: int,
+    ) -> tuple[list[int], list[float | None], list[bool], list[bool]]:
+        """One user's candidates (ALS's first, in its order, then the content side's new ones),
+        each with its cf_raw (None where ALS has no factor of the user or the movie) and which side
+        proposed it.  `taste`: the user's (genre_taste, genre_exposure), None without a profile."""
+        predicted = self.predictions(factor) if factor is not None and len(self.item_ids) else None
+        from_als = [] if predicted is None else self.item_ids[self.als_top(predicted, rated, als_n)].tolist()
+        from_content = self.content_top(*taste, rated, content_n) if taste is not None else []
+        ids = list(dict.fromkeys(from_als + from_content))
+        cf: list[float | None] = [None] * len(ids)
+        if predicted is not None:
+            rows = np.searchsorted(self.item_ids, ids)
+            for k, (movie, i) in enumerate(zip(ids, rows.tolist())):
+                if i < len(self.item_ids) and self.item_ids[i] == movie and not np.isnan(predicted[i]):
+                    cf[k] = float(predicted[i])
+        als_side, content_side = set(from_als), set(from_content)
+        return ids, cf, [m in als_side for m in ids], [m in content_side for m in ids]
+
+
+def catalogue_of(als: ALSModel, movie_feats: DataFrame, pool_size: int) -> Catalogue:
+    """The run's Catalogue, collected to the driver (the item factors: movies × rank floats)."""
+    from movierec.ranking.scoring import content_pool
+
+    factors = {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in als.itemFactors.collect()}
+    pool = content_pool(movie_feats, pool_size)
+    rows = FE.movie_contents(pool).join(pool.select(MOVIE, FE.N_RATINGS), MOVIE).collect()
+    entries = {row[MOVIE]: FE.MovieContent.from_row(row).genre_entries for row in rows}
+    return Catalogue.build(factors, [(row[MOVIE], row[FE.N_RATINGS]) for row in rows], entries)
+
+
+_RATED, _FACTOR = "_rated", "_factor"
+_TASTE_KEYS, _TASTE_VALUES, _EXPOSURE_KEYS, _EXPOSURE_VALUES = "_tk", "_tv", "_ek", "_ev"
+
+
+def _as_dict(keys, values) -> dict:
+    """A map column read as its keys and values arrays (None: an empty map)."""
+    if keys is None:
+        return {}
+    return dict(zip(np.asarray(keys).tolist(), np.asarray(values).tolist()))
+
+
+def candidates(
+    als: ALSModel,
+    ratings: DataFrame,
+    movie_feats: DataFrame,
+    profiles: DataFrame,
+    als_n: int,
+    content_n: int,
+    pool_size: int,
+    users: DataFrame | None = None,
+) -> DataFrame:
+    """Every user's candidates (those with a content profile; only those in `users` if given),
+    as SCHEMA rows: ALS's best als_n unrated movies ∪ the content side's best content_n, none
+    already rated in `ratings`.  The Catalogue is broadcast, each partition of users is scored
+    in a Python worker by `Catalogue.for_user`."""
+    spark = ratings.sparkSession
+    catalogue = spark.sparkContext.broadcast(catalogue_of(als, movie_feats, pool_size))
+    who = profiles if users is None else profiles.join(users.select(USER), USER, "left_semi")
+    keys_values = lambda col, k, v: (F.map_keys(col).alias(k), F.map_values(col).alias(v))
+    inputs = (
+        who.select(
+            USER,
+            *keys_values(FE.GENRE_TASTE, _TASTE_KEYS, _TASTE_VALUES),
+            *keys_values(FE.GENRE_EXPOSURE, _EXPOSURE_KEYS, _EXPOSURE_VALUES),
+        )
+        .join(als.userFactors.select(F.col("id").alias(USER), F.col("features").alias(_FACTOR)), USER, "left")
+        .join(ratings.groupBy(USER).agg(F.collect_list(MOVIE).alias(_RATED)), USER, "left")
+    )
+
+    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        source: Catalogue = catalogue.value
+        for batch in batches:
+            out: dict[str, list] = {USER: [], MOVIE: [], CF_RAW: [], FROM_ALS: [], FROM_CONTENT: []}
+            columns = (
+                batch[c] for c in (USER, _FACTOR, _RATED, _TASTE_KEYS, _TASTE_VALUES, _EXPOSURE_KEYS, _EXPOSURE_VALUES)
+            )
+            for user, factor_row, rated_row, tk, tv, ek, ev in zip(*columns):
+                rated = set() if rated_row is None else set(np.asarray(rated_row).tolist())
+                taste = (_as_dict(tk, tv), _as_dict(ek, ev))
+                factor = None if factor_row is None else np.asarray(factor_row, dtype=np.float32)
+                ids, cf, als_side, content_side = source.for_user(factor, rated, taste, als_n, content_n)
+                out[USER].extend([int(user)] * len(ids))
+                out[MOVIE].extend(ids)
+                out[CF_RAW].extend(cf)
+                out[FROM_ALS].extend(als_side)
+                out[FROM_CONTENT].extend(content_side)
+            yield pd.DataFrame(
+                {
+                    USER: pd.array(out[USER], dtype="int32"),
+                    MOVIE: pd.array(out[MOVIE], dtype="int32"),
+                    CF_RAW: pd.array(out[CF_RAW], dtype="Float32"),
+                    FROM_ALS: pd.array(out[FROM_ALS], dtype="bool"),
+                    FROM_CONTENT: pd.array(out[FROM_CONTENT], dtype="bool"),
+                }
+            )
+
+    return inputs.mapInPandas(score_partition, SCHEMA)
