@@ -179,7 +179,7 @@ def test_trigger_through_the_rest_api_and_read_recommendations_from_the_api(airf
         _, state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
         return state["state"] if state["state"] in ("success", "failed") else None
 
-    state = wait_until("finished run", finished, RUN_LIMIT_S, proc, log, every_s=5)
+    state = wait_until("finished run", finished, RUN_LIMIT_S, proc, log, every_s=1)
     _, tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
     states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
     failed = [t for t, s in states.items() if s == "failed"]
