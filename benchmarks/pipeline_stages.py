@@ -35,12 +35,47 @@ def jvm_pid(spark) -> int:
     return spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
 
 
-def cpu_seconds(spark) -> float:
-    """CPU time (user + system) used so far by the Spark JVM and this Python process."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, is [0])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The live processes under `pid` (the JVM's Python workers: pyspark's daemon and its forks)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process `pid` and everything under it: its own and
+    its reaped children's, plus every live descendant's own and its reaped children's (utime,
+    stime, cutime, cstime: fields 14-17 of /proc/<pid>/stat).  For the JVM that is its Python
+    workers too (pyspark's daemon and the workers it forks), where the candidates are drawn."""
     ticks = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{jvm_pid(spark)}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in _stat(pid)[11:15])
+    for child in _descendants(pid):
+        try:
+            total += sum(int(x) for x in _stat(child)[11:15])
+        except OSError:  # exited meanwhile: its time is in its parent's cutime once reaped
+            continue
+    return total / ticks
+
+
+def cpu_seconds(spark) -> float:
+    """CPU time used so far by the Spark JVM with its Python workers, and by this Python process."""
     times = os.times()
-    return (int(fields[11]) + int(fields[12])) / ticks + times.user + times.system
+    return tree_cpu_seconds(jvm_pid(spark)) + times.user + times.system
 
 
 def jvm_peak_rss(spark) -> int:

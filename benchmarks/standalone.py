@@ -122,16 +122,11 @@ def executor_memory(worker_memory: str) -> str:
 
 
 def submit_command(stage: str, master: str, zip_path: Path, settings, worker_memory: str, run_id: str) -> list[str]:
-    """The DAG's spark-submit of one stage (the launch-time JVM options included) on `master`."""
-    from movierec.spark.session import launch_conf
+    """The DAG's spark-submit of one stage (movierec.stages.submit) on `master`, with the executor's memory."""
+    from movierec.stages.submit import project_path, stage_submit
 
-    jobs_dir = Path(settings.jobs_dir) if Path(settings.jobs_dir).is_absolute() else ROOT / settings.jobs_dir
-    confs = [arg for key, value in launch_conf().items() for arg in ("--conf", f"{key}={value}")]
-    return [
-        str(BIN / "spark-submit"), "--master", master, "--py-files", str(zip_path), *confs,
-        "--driver-memory", settings.driver_memory, "--executor-memory", executor_memory(worker_memory),
-        "--name", f"movierec-{stage}", str(jobs_dir / f"{stage}.py"), "--run-id", run_id,
-    ]  # fmt: skip
+    submit = stage_submit(stage, settings, project_path(ROOT, settings.jobs_dir), zip_path, ["--run-id", run_id])
+    return submit.command(BIN / "spark-submit", master, executor_memory(worker_memory))
 
 
 @click.command(help=__doc__.splitlines()[0])

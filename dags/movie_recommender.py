@@ -44,8 +44,8 @@ from airflow.sdk import DAG, Param
 
 from movierec import config
 from movierec.spark.paths import RUN_ID_PATTERN
-from movierec.spark.session import launch_conf
 from movierec.stages.pipeline import STAGES, UPSTREAM
+from movierec.stages.submit import project_path, stage_submit
 
 DAG_ID = "movie_recommender"
 PROJECT = Path(__file__).resolve().parents[1]  # dags/ beside jobs/
@@ -68,14 +68,9 @@ def schedule_of(settings: config.Settings) -> str | None:
     return None if text.lower() in {"", "none", "manual"} else text
 
 
-def project_path(text: str) -> Path:
-    """A path setting: relative ones are inside the project."""
-    return PROJECT / text if not Path(text).is_absolute() else Path(text)
-
-
 def jobs_zip_of(settings: config.Settings) -> str | None:
     text = settings.jobs_zip.strip()
-    return str(project_path(text)) if text else None
+    return str(project_path(PROJECT, text)) if text else None
 
 
 def run_folder(run_id: str) -> str:
@@ -97,7 +92,7 @@ def run_folder(run_id: str) -> str:
 
 
 _settings = config.from_env()
-JOBS_DIR = project_path(_settings.jobs_dir)
+JOBS_DIR = project_path(PROJECT, _settings.jobs_dir)
 JOBS_ZIP = jobs_zip_of(_settings)
 
 PARAMS = {
@@ -179,16 +174,9 @@ default_args = {
 
 
 def stage(task_id: str) -> SparkSubmitOperator:
+    submit = stage_submit(task_id, _settings, JOBS_DIR, JOBS_ZIP, STAGE_ARGS)
     return SparkSubmitOperator(
-        task_id=task_id,
-        conn_id=CONN_ID,
-        application=str(JOBS_DIR / f"{task_id}.py"),
-        py_files=JOBS_ZIP,
-        name=f"movierec-{task_id}",
-        driver_memory=_settings.driver_memory,
-        conf=launch_conf(),
-        application_args=list(STAGE_ARGS),
-        execution_timeout=STAGE_TIMEOUTS[task_id],
+        task_id=task_id, conn_id=CONN_ID, execution_timeout=STAGE_TIMEOUTS[task_id], **submit.operator_kwargs()
     )
 
 

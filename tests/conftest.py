@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import SMALL_PIPELINE, as_flags, child_env
+
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
 # pytest closed its log streams ("Logging error ... I/O operation on closed file")
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -165,11 +167,7 @@ def pipeline_run(spark, settings, small_data, tmp_path_factory):
 CLI_RUN_ID = "cli-run-1"
 CLI_PASSWORD = "Planted-pw_7f3a9c"
 # small models, as tests/dags/dag_helpers.small_settings_env, given as the command's flags
-CLI_SMALL_FLAGS = (
-    "--spark-master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "2g",
-    "--als-rank", "8", "--als-iterations", "5", "--rf-trees", "8", "--rf-depth", "4",
-    "--top-k", "10", "--als-candidates", "30", "--content-candidates", "20",
-)  # fmt: skip
+CLI_SMALL_FLAGS = ("--spark-master", "local[2]", *as_flags(SMALL_PIPELINE))
 
 
 @dataclass(frozen=True)
@@ -193,8 +191,7 @@ def cli_pipeline(postgres_server, small_data, tmp_path_factory) -> CliRun:
     root = tmp_path_factory.mktemp("cli-pipeline")
     url = sa.make_url(postgres_server.create_database("cli_pipeline")).set(password=CLI_PASSWORD)
     db_url = url.render_as_string(hide_password=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
-    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    env = child_env()
     done = subprocess.run(
         [sys.executable, "-m", "movierec.cli", "pipeline", "--run-id", CLI_RUN_ID, "--data-dir", str(small_data),
          "--warehouse", str(root / "warehouse"), "--db-url", db_url, "--skip-quality-gate", *CLI_SMALL_FLAGS],

@@ -23,29 +23,51 @@ from pathlib import Path
 
 from movierec import config
 from movierec.config import Settings
-from movierec.spark.session import launch_conf
+from movierec.stages.submit import stage_submit
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
 
 
-def stage_env(settings: Settings) -> dict[str, str]:
-    """This process's environment with every batch setting as its `MOVIEREC_*` variable."""
+# The small models of the tests' pipeline processes (the DAG's runs, `movierec pipeline`): one
+# set, given as MOVIEREC_* (tests/dags/dag_helpers.small_settings_env) or as flags (`as_flags`).
+SMALL_PIPELINE = {
+    "shuffle_partitions": 2,
+    "driver_memory": "2g",  # 1g ran out of heap in evaluate
+    "als_rank": 8,
+    "als_iterations": 5,
+    "rf_trees": 8,
+    "rf_depth": 4,
+    "als_candidates": 30,
+    "content_candidates": 20,
+    "top_k": 10,
+}
+
+
+def as_flags(values: dict[str, object]) -> list[str]:
+    """Settings as the CLI's flags: --als-rank 8 ..."""
+    return [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child process that runs movierec: no MOVIEREC_* (nor a
+    PySpark gateway of this process) leaking in, Spark on loopback, this interpreter for Spark's
+    Python workers; then `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "PYSPARK_GATEWAY", "PYSPARK_SUBMIT"))}
-    env.update(config.to_env(settings, config.BATCH_SETTINGS))
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    env.update(extra)
     return env
+
+
+def stage_env(settings: Settings) -> dict[str, str]:
+    """`child_env` with every batch setting as its `MOVIEREC_*` variable."""
+    return child_env(PYSPARK_DRIVER_PYTHON=sys.executable, **config.to_env(settings, config.BATCH_SETTINGS))
 
 
 def stage_command(stage: str, run_id: str, settings: Settings, jobs_zip: Path) -> list[str]:
     """spark-submit's arguments as SparkSubmitOperator builds them for the DAG's task `stage`."""
-    command = [str(SPARK_SUBMIT), "--master", settings.spark_master]
-    for key, value in launch_conf().items():
-        command += ["--conf", f"{key}={value}"]
-    command += ["--py-files", str(jobs_zip), "--name", f"movierec-{stage}", "--driver-memory", settings.driver_memory]
-    return command + [str(PROJECT / "jobs" / f"{stage}.py"), "--run-id", run_id]
+    submit = stage_submit(stage, settings, PROJECT / "jobs", jobs_zip, ["--run-id", run_id])
+    return submit.command(SPARK_SUBMIT, settings.spark_master)
 
 
 def session_pids(session: int) -> list[int]:

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from tests.processes import SMALL_PIPELINE
+
 PROJECT = Path(__file__).resolve().parents[2]
 DAGS_DIR = PROJECT / "dags"
 DAG_FILE = DAGS_DIR / "movie_recommender.py"
@@ -38,15 +40,7 @@ def small_settings_env(root: Path, data_dir: Path, jobs_zip: Path) -> dict[str, 
         "MOVIEREC_WAREHOUSE": str(root / "warehouse"),
         "MOVIEREC_DB_URL": f"sqlite:///{root / 'store.db'}",
         "MOVIEREC_JOBS_ZIP": str(jobs_zip),
-        "MOVIEREC_SHUFFLE_PARTITIONS": "2",
-        "MOVIEREC_DRIVER_MEMORY": "2g",  # as tests/conftest.py; 1g ran out of heap in evaluate
-        "MOVIEREC_ALS_RANK": "8",
-        "MOVIEREC_ALS_ITERATIONS": "5",
-        "MOVIEREC_RF_TREES": "8",
-        "MOVIEREC_RF_DEPTH": "4",
-        "MOVIEREC_ALS_CANDIDATES": "30",
-        "MOVIEREC_CONTENT_CANDIDATES": "20",
-        "MOVIEREC_TOP_K": "10",
+        **{f"MOVIEREC_{name.upper()}": str(value) for name, value in SMALL_PIPELINE.items()},
     }
 
 

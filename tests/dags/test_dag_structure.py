@@ -312,3 +312,32 @@ def test_every_task_starts_its_jvms_with_the_projects_options(dag):
     for task in dag.tasks:
         assert task.conf["spark.driver.extraJavaOptions"] == JVM_OPTIONS, task.task_id
         assert task.conf["spark.executor.extraJavaOptions"] == JVM_OPTIONS, task.task_id
+
+
+@pytest.mark.parametrize("executor_memory", [None, "7372m"])
+def test_each_task_submits_the_command_the_library_builds(dag, monkeypatch, executor_memory):
+    """movierec.stages.submit is what benchmarks/standalone.py and tests/processes.py run: the command
+    it builds must be the one Airflow's own SparkSubmitHook builds from each task's arguments."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    from movierec import config
+    from movierec.stages.submit import stage_submit
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", "spark://local")
+    settings = config.from_env()
+    for task in dag.tasks:
+        hook = SparkSubmitHook(
+            conn_id="spark_default",
+            conf=task.conf,
+            py_files=task.py_files,
+            name=task.name,
+            driver_memory=task._driver_memory,
+            executor_memory=executor_memory,
+            application_args=task.application_args,
+        )
+        submit = stage_submit(
+            task.task_id, settings, Path(task.application).parent, task.py_files, task.application_args
+        )
+        assert submit.command("spark-submit", "local", executor_memory) == hook._build_spark_submit_command(
+            task.application
+        ), task.task_id

@@ -18,6 +18,7 @@ from movierec.cli import cli, main
 from movierec.store import runs as store
 from movierec.text import format_table
 from tests.ports import free_port
+from tests.processes import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = [
@@ -42,17 +43,11 @@ def no_movierec_environment(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
-    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, **extra)
-    return env
-
-
 def movierec_process(*args: str, cwd: Path = ROOT, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "movierec.cli", *args],
         cwd=cwd,
-        env=clean_env(**env),
+        env=child_env(**env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -125,7 +120,7 @@ PROBE = (
 def probe(*args: str) -> tuple[int, str, list[str]]:
     """Run `movierec ARGS` in a fresh interpreter; (exit code, stderr without the probe line, heavy modules)."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PROBE, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120
     )
     lines = done.stderr.splitlines()
     heavy = [line for line in lines if line.startswith("HEAVY")]
@@ -460,7 +455,7 @@ def test_stage_scripts_take_the_batch_settings_and_the_dags_boolean_form():
     done = subprocess.run(
         [sys.executable, "jobs/ingest.py", "--help"],
         cwd=ROOT,
-        env=clean_env(PYTHONPATH=str(ROOT)),
+        env=child_env(PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         timeout=60,
