@@ -10,19 +10,21 @@ the user rates above their own average), and the plain mean weight ("exposure": 
 the user chooses to watch).  A pair's features compare the two, so the content model
 ranks differently for different users (the seed's content model did not).
 
-Each pair feature is declared once (`PAIR_FEATURE_SPECS`): its Spark column for the batch
-beside its driver-side value for the live path (movierec.ranking.online), so the two cannot
+Each pair feature is declared once (`PAIR_FEATURE_SPECS`): its Spark column for the batch's
+plans beside its numpy form for scoring a user's candidates in Python (the batch's workers,
+movierec.ranking.candidates, and the live path, movierec.ranking.online), so the two cannot
 drift apart; the forest's input vector (`PAIR_FEATURES`) follows that list's order.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
+import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import IDF, HashingTF, Normalizer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
@@ -249,7 +251,7 @@ class UserTaste(NamedTuple):
 
     @classmethod
     def from_row(cls, row) -> UserTaste:
-        return cls(row[USER_MEAN], row[_LOG_N], row[USER_YEAR], *(dict(row[c] or {}) for c in TASTE_MAPS))
+        return cls(row[USER_MEAN], row[LOG_N], row[USER_YEAR], *(dict(row[c] or {}) for c in TASTE_MAPS))
 
     @classmethod
     def of_ratings(
@@ -320,14 +322,14 @@ class MovieContent(NamedTuple):
         )
 
 
-_LOG_N, _N_GENRES, _GENRE_ENTRIES, _TAG_ENTRIES = "_log_n", "_n_genres", "_genre_entries", "_tag_entries"
+LOG_N, _N_GENRES, _GENRE_ENTRIES, _TAG_ENTRIES = "_log_n", "_n_genres", "_genre_entries", "_tag_entries"
 
 
 def user_tastes(profiles: DataFrame) -> DataFrame:
     """profiles with what UserTaste.from_row reads.  log1p(user_n) is taken here, by Spark: its
     log1p is java.lang.StrictMath's, C's may differ in the last bit, and a forest split sits
     exactly on a training value."""
-    return profiles.select(USER, USER_MEAN, F.log1p(USER_N).alias(_LOG_N), USER_YEAR, *TASTE_MAPS)
+    return profiles.select(USER, USER_MEAN, F.log1p(USER_N).alias(LOG_N), USER_YEAR, *TASTE_MAPS)
 
 
 def movie_contents(movie_feats: DataFrame) -> DataFrame:
@@ -353,23 +355,122 @@ def entries_dot(entries: tuple[tuple[int, float], ...], other: Mapping[int, floa
 
 
 @dataclass(frozen=True)
+class ContentMap:
+    """One content map (genres or tags) of many movies as flat arrays: movie i's entries, in
+    Spark's order, are keys[starts[i]:starts[i] + lengths[i]] and the same slice of values."""
+
+    keys: np.ndarray  # int64
+    values: np.ndarray  # float64
+    starts: np.ndarray  # int64, one per movie
+    lengths: np.ndarray  # int64, one per movie
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[tuple[int, float], ...]]) -> ContentMap:
+        lengths = np.fromiter((len(e) for e in entries), np.int64, len(entries))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64) if len(entries) else lengths
+        flat = [pair for e in entries for pair in e]
+        keys = np.fromiter((k for k, _ in flat), np.int64, len(flat))
+        values = np.fromiter((v for _, v in flat), np.float64, len(flat))
+        return cls(keys, values, starts, lengths)
+
+    def take(self, rows: np.ndarray) -> ContentMap:
+        """The movies at `rows`, in that order."""
+        lengths = self.lengths[rows]
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64) if len(rows) else lengths
+        picked = np.repeat(self.starts[rows] - starts, lengths) + np.arange(lengths.sum())
+        return ContentMap(self.keys[picked], self.values[picked], starts, lengths)
+
+    def dot(self, other: Mapping[int, float]) -> np.ndarray:
+        """entries_dot of every movie with `other` at once, the same doubles: each movie's products
+        in its entries' order, added one after the other from 0.0 (cumsum adds sequentially; a
+        movie's unused slots add 0.0, which changes no sum, and the final + 0.0 turns an all
+        -0.0 sum into Spark's 0.0)."""
+        n = len(self.lengths)
+        width = int(self.lengths.max()) if n else 0
+        if width == 0:
+            return np.zeros(n)
+        size = int(self.keys.max()) + 1
+        dense = np.zeros(size)
+        known = [(k, v) for k, v in other.items() if 0 <= k < size]
+        if known:
+            dense[np.fromiter((k for k, _ in known), np.int64, len(known))] = [v for _, v in known]
+        slot = np.arange(width)
+        used = slot[None, :] < self.lengths[:, None]
+        at = np.where(used, self.starts[:, None] + slot[None, :], 0)
+        products = np.where(used, self.values[at] * dense[self.keys[at]], 0.0)
+        return np.cumsum(products, axis=1)[:, -1] + 0.0
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class MovieArrays:
+    """Many movies' content as arrays (row i: movie_ids[i]), what the pair features' `array`s
+    read: the batch's Python workers and the live path score a user's few hundred candidates
+    at once from it.  NaN where Spark's value is null."""
+
+    movie_ids: np.ndarray  # int64
+    year: np.ndarray
+    mean_rating: np.ndarray
+    popularity: np.ndarray
+    n_genres: np.ndarray
+    genres: ContentMap
+    tags: ContentMap
+
+    @classmethod
+    def of(cls, contents: Mapping[int, MovieContent]) -> MovieArrays:
+        """From MovieContents (movie id → content), in ascending movie id."""
+        ids = sorted(contents)
+        rows = [contents[m] for m in ids]
+        column = lambda read: np.array([_or_nan(read(c)) for c in rows], dtype=np.float64)
+        return cls(
+            np.array(ids, dtype=np.int64),
+            column(lambda c: c.year),
+            column(lambda c: c.mean_rating),
+            column(lambda c: c.popularity),
+            column(lambda c: c.n_genres),
+            ContentMap.of([c.genre_entries for c in rows]),
+            ContentMap.of([c.tag_entries for c in rows]),
+        )
+
+    def rows_of(self, movie_ids: Sequence[int]) -> np.ndarray:
+        """The row of each movie (-1 where it has none)."""
+        wanted = np.asarray(movie_ids, dtype=np.int64)
+        rows = np.searchsorted(self.movie_ids, wanted)
+        found = rows < len(self.movie_ids)
+        found[found] = self.movie_ids[rows[found]] == wanted[found]
+        return np.where(found, rows, -1)
+
+    def take(self, rows: np.ndarray) -> MovieArrays:
+        """The movies at `rows` (row indices), in that order."""
+        return MovieArrays(
+            self.movie_ids[rows],
+            self.year[rows],
+            self.mean_rating[rows],
+            self.popularity[rows],
+            self.n_genres[rows],
+            self.genres.take(rows),
+            self.tags.take(rows),
+        )
+
+
+@dataclass(frozen=True)
 class PairFeature:
     """One feature of a user-movie pair, both ways it is computed.
 
     `column`: the Spark expression over a pair joined with its user's profile (taste maps as
-    `dense` arrays) and its movie's features, for the batch (training, scoring, evaluation).
-    `value`: the same number from a UserTaste and a MovieContent, for the live path, which
-    scores a few pairs on the driver.  Both must give the same double bit for bit (a forest
-    split sits exactly on a training value); tests/movierec/ranking/test_online.py checks every
-    feature by name."""
+    `dense` arrays) and its movie's features, for the batch's Spark plans (training, the
+    evaluation's hold-out).  `array`: the same numbers for one user's pairs with many movies
+    (a UserTaste, MovieArrays), for the candidates' scoring in Python (the batch's workers and
+    the live path).  Both must give the same doubles bit for bit (a forest split sits exactly
+    on a training value); tests/movierec/test_features.py and
+    tests/movierec/ranking/test_online.py check every feature by name."""
 
     name: str
     column: Callable[[], Column]
-    value: Callable[[UserTaste, MovieContent], float | None]
-    # for a `value` that reads nothing of the movie but this part of it: pairs of one user whose
-    # movies share that part (one object: movie_contents' loaders share equal content maps) share
-    # the value, so a list's pairs take it once per part (feature_rows)
-    reads: Callable[[MovieContent], object] | None = None
+    array: Callable[[UserTaste, MovieArrays], np.ndarray]
 
 
 def _year():
@@ -377,21 +478,18 @@ def _year():
     return F.coalesce(F.col(YEAR).cast("double"), F.col(USER_YEAR), F.lit(0.0))
 
 
-def _year_value(user: UserTaste, movie: MovieContent) -> float:
-    return float(movie.year) if movie.year is not None else user.mean_year if user.mean_year is not None else 0.0
+def _year_array(user: UserTaste, movies: MovieArrays) -> np.ndarray:
+    fallback = user.mean_year if user.mean_year is not None else 0.0
+    return np.where(np.isnan(movies.year), fallback, movies.year)
 
 
-def _year_gap_value(user: UserTaste, movie: MovieContent) -> float:
-    year = _year_value(user, movie)
+def _year_gap_array(user: UserTaste, movies: MovieArrays) -> np.ndarray:
+    year = _year_array(user, movies)
     return year - (user.mean_year if user.mean_year is not None else year)
 
 
-def _genres(movie: MovieContent) -> object:
-    return movie.genre_entries
-
-
-def _tags(movie: MovieContent) -> object:
-    return movie.tag_entries
+def _each(value: float | None) -> Callable[[UserTaste, MovieArrays], np.ndarray]:
+    return lambda u, m: np.full(len(m.movie_ids), _or_nan(value))
 
 
 F_MOVIE_MEAN, F_MOVIE_POPULARITY, F_GENRE_TASTE = "f_movie_mean", "f_movie_popularity", "f_genre_taste"
@@ -399,41 +497,19 @@ F_MOVIE_MEAN, F_MOVIE_POPULARITY, F_GENRE_TASTE = "f_movie_mean", "f_movie_popul
 # The content model's features, in the order of its input vector: adding or changing one here
 # changes the batch and the live path together.
 PAIR_FEATURE_SPECS: tuple[PairFeature, ...] = (
-    PairFeature("f_user_mean", lambda: F.col(USER_MEAN), lambda u, m: u.user_mean),
-    PairFeature("f_user_log_n", lambda: F.log1p(USER_N), lambda u, m: u.log_n),
+    PairFeature("f_user_mean", lambda: F.col(USER_MEAN), lambda u, m: _each(u.user_mean)(u, m)),
+    PairFeature("f_user_log_n", lambda: F.log1p(USER_N), lambda u, m: _each(u.log_n)(u, m)),
     PairFeature(F_MOVIE_MEAN, lambda: F.col(MEAN_RATING), lambda u, m: m.mean_rating),
     PairFeature(F_MOVIE_POPULARITY, lambda: F.col(POPULARITY), lambda u, m: m.popularity),
-    PairFeature("f_year", _year, _year_value),
-    PairFeature("f_year_gap", lambda: _year() - F.coalesce(F.col(USER_YEAR), _year()), _year_gap_value),
+    PairFeature("f_year", _year, _year_array),
+    PairFeature("f_year_gap", lambda: _year() - F.coalesce(F.col(USER_YEAR), _year()), _year_gap_array),
+    PairFeature(F_GENRE_TASTE, lambda: dense_dot(GENRE_MAP, GENRE_TASTE), lambda u, m: m.genres.dot(u.genre_taste)),
     PairFeature(
-        F_GENRE_TASTE,
-        lambda: dense_dot(GENRE_MAP, GENRE_TASTE),
-        lambda u, m: entries_dot(m.genre_entries, u.genre_taste),
-        _genres,
+        "f_genre_exposure", lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE), lambda u, m: m.genres.dot(u.genre_exposure)
     ),
-    PairFeature(
-        "f_genre_exposure",
-        lambda: dense_dot(GENRE_MAP, GENRE_EXPOSURE),
-        lambda u, m: entries_dot(m.genre_entries, u.genre_exposure),
-        _genres,
-    ),
-    PairFeature(
-        "f_tag_taste",
-        lambda: dense_dot(TAG_MAP, TAG_TASTE),
-        lambda u, m: entries_dot(m.tag_entries, u.tag_taste),
-        _tags,
-    ),
-    PairFeature(
-        "f_tag_exposure",
-        lambda: dense_dot(TAG_MAP, TAG_EXPOSURE),
-        lambda u, m: entries_dot(m.tag_entries, u.tag_exposure),
-        _tags,
-    ),
-    PairFeature(
-        "f_genre_count",
-        lambda: F.size(GENRES).cast("double"),
-        lambda u, m: None if m.n_genres is None else float(m.n_genres),
-    ),
+    PairFeature("f_tag_taste", lambda: dense_dot(TAG_MAP, TAG_TASTE), lambda u, m: m.tags.dot(u.tag_taste)),
+    PairFeature("f_tag_exposure", lambda: dense_dot(TAG_MAP, TAG_EXPOSURE), lambda u, m: m.tags.dot(u.tag_exposure)),
+    PairFeature("f_genre_count", lambda: F.size(GENRES).cast("double"), lambda u, m: m.n_genres),
 )
 # the pair features the content model reads, in order
 PAIR_FEATURES = [feature.name for feature in PAIR_FEATURE_SPECS]
@@ -450,46 +526,18 @@ def pair_features(pairs: DataFrame, movie_feats: DataFrame, profiles: DataFrame)
     return VectorAssembler(inputCols=PAIR_FEATURES, outputCol=FEATURES, handleInvalid="keep").transform(with_cols)
 
 
+def feature_matrix(user: UserTaste, movies: MovieArrays) -> np.ndarray:
+    """The `features` vector of the user's pair with each of `movies` (pairs × PAIR_FEATURES,
+    float64, NaN where Spark's value is null, as VectorAssembler's handleInvalid="keep")."""
+    if not len(movies.movie_ids):
+        return np.empty((0, len(PAIR_FEATURE_SPECS)))
+    return np.column_stack([np.asarray(f.array(user, movies), dtype=np.float64) for f in PAIR_FEATURE_SPECS])
+
+
 def pair_feature_values(user: UserTaste, movie: MovieContent) -> dict[str, float | None]:
     """pair_features of one pair on the driver: feature name -> value (None where Spark's is null)."""
-    values = {}
-    for feature in PAIR_FEATURE_SPECS:
-        value = feature.value(user, movie)
-        values[feature.name] = None if value is None else float(value)
-    return values
-
-
-def feature_rows(user: UserTaste, movies: Iterable[MovieContent]) -> list[list[float]]:
-    """The `features` vector of each of the user's pairs with `movies` (feature_vector of
-    pair_feature_values, one step), each value that reads one part of the movie
-    (PairFeature.reads) taken once per part: the dot products of a list's few hundred pairs
-    over far fewer genre vectors."""
-    # per feature: id(part) -> (part, value); the part is kept, so its id cannot be reused by
-    # another object during the call, and checked, so only that very object takes the value
-    specs: list[
-        tuple[
-            Callable[[UserTaste, MovieContent], float | None],
-            Callable[[MovieContent], object] | None,
-            dict[int, tuple[object, float | None]],
-        ]
-    ] = [(feature.value, feature.reads, {}) for feature in PAIR_FEATURE_SPECS]
-    rows = []
-    for movie in movies:
-        row = []
-        for value_of, reads, taken in specs:
-            if reads is None:
-                value = value_of(user, movie)
-            else:
-                part = reads(movie)
-                hit = taken.get(id(part))
-                if hit is not None and hit[0] is part:
-                    value = hit[1]
-                else:
-                    value = value_of(user, movie)
-                    taken[id(part)] = (part, value)
-            row.append(math.nan if value is None else float(value))
-        rows.append(row)
-    return rows
+    row = feature_matrix(user, MovieArrays.of({0: movie}))[0].tolist()
+    return {name: None if math.isnan(value) else value for name, value in zip(PAIR_FEATURES, row)}
 
 
 def feature_vector(values: dict[str, float | None]) -> list[float]:

@@ -98,10 +98,11 @@ def candidate_scores(
         settings.content_candidates,
         settings.content_pool,
         users,
+        fitted.forest,
     ).localCheckpoint()
     als_top = pairs.where(F.col(FROM_ALS)).select(USER, MOVIE, CF_RAW)
     content_top = pairs.where(F.col(FROM_CONTENT)).select(USER, MOVIE)
-    raw = scoring.raw_scores(pairs, fitted.als, fitted.forest, seen, profiles).localCheckpoint()
+    raw = pairs.select(USER, MOVIE, *scoring.EVIDENCE.values())
     return Candidates(als_top, content_top, raw)
 
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pyspark.ml.recommendation import ALSModel
+from pyspark.ml.regression import RandomForestRegressionModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec import features as FE
 from movierec.data.schemas import MOVIE, USER
 from movierec.models.als import CF_RAW, als_predictions
+from movierec.models.forest import CB_RAW, ForestArrays
 
 FROM_ALS, FROM_CONTENT = "from_als", "from_content"
 # the batch's candidate rows: cf_raw is null where ALS has no factor of the user or the movie
@@ -150,7 +152,17 @@ def catalogue_of(als: ALSModel, movie_feats: DataFrame, pool_size: int) -> Catal
 
 
 _RATED, _FACTOR = "_rated", "_factor"
-_TASTE_KEYS, _TASTE_VALUES, _EXPOSURE_KEYS, _EXPOSURE_VALUES = "_tk", "_tv", "_ek", "_ev"
+# users per output frame of a worker: bounds its lists and the forest's arrays (about 400
+# pairs a user, trees × pairs node indices)
+USERS_PER_FRAME = 500
+# the content model's evidence (scoring.CB_EVIDENCE's columns) each candidate carries when
+# the batch is given the forest
+CONTENT_EVIDENCE = (CB_RAW, FE.F_MOVIE_POPULARITY, FE.F_MOVIE_MEAN, FE.F_GENRE_TASTE)
+EVIDENCE_SCHEMA = SCHEMA + "".join(f", {column} double" for column in CONTENT_EVIDENCE)
+
+
+def _keys_values(column: str) -> tuple[str, str]:
+    return f"_{column}_keys", f"_{column}_values"
 
 
 def _as_dict(keys, values) -> dict:
@@ -158,6 +170,25 @@ def _as_dict(keys, values) -> dict:
     if keys is None:
         return {}
     return dict(zip(np.asarray(keys).tolist(), np.asarray(values).tolist()))
+
+
+def _or_none(value):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+
+@dataclass(frozen=True)
+class ContentScorer:
+    """What the content side's evidence of a candidate is computed from in the workers: the
+    run's movies (their content as arrays) and its forest (Spark's predict, the same doubles)."""
+
+    movies: FE.MovieArrays
+    forest: ForestArrays
+
+    def evidence(self, taste: FE.UserTaste, movie_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(which of movie_ids have content, the pair features of those), one user's pairs."""
+        rows = self.movies.rows_of(movie_ids)
+        known = rows >= 0
+        return known, FE.feature_matrix(taste, self.movies.take(rows[known]))
 
 
 def candidates(
@@ -169,50 +200,91 @@ def candidates(
     content_n: int,
     pool_size: int,
     users: DataFrame | None = None,
+    forest: RandomForestRegressionModel | None = None,
 ) -> DataFrame:
     """Every user's candidates (those with a content profile; only those in `users` if given),
     as SCHEMA rows: ALS's best als_n unrated movies ∪ the content side's best content_n, none
     already rated in `ratings`.  The Catalogue is broadcast, each partition of users is scored
-    in a Python worker by `Catalogue.for_user`."""
+    in a Python worker by `Catalogue.for_user`.
+
+    Given the run's forest, each candidate also carries the content side's evidence
+    (EVIDENCE_SCHEMA: cb_raw and the pair features scoring.CB_EVIDENCE reads), computed in the
+    same pass by the pair features' numpy form and the forest's arrays: the numbers
+    scoring.raw_scores computes in Spark plans, bit for bit (tests/movierec/ranking/
+    test_candidates.py), without joining every pair to its profile and movie.  Candidates of
+    movies without content (none in movie_feats) are then dropped, as raw_scores' joins drop them."""
     spark = ratings.sparkSession
     catalogue = spark.sparkContext.broadcast(catalogue_of(als, movie_feats, pool_size))
+    scorer = None
+    if forest is not None:
+        contents = {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
+        content_scorer = ContentScorer(FE.MovieArrays.of(contents), ForestArrays.from_model(forest))
+        scorer = spark.sparkContext.broadcast(content_scorer)
     who = profiles if users is None else profiles.join(users.select(USER), USER, "left_semi")
-    keys_values = lambda col, k, v: (F.map_keys(col).alias(k), F.map_values(col).alias(v))
+    maps = FE.TASTE_MAPS if forest is not None else (FE.GENRE_TASTE, FE.GENRE_EXPOSURE)
+    scalars = (FE.USER_MEAN, FE.LOG_N, FE.USER_YEAR) if forest is not None else ()
+    split = [F.map_keys(c).alias(_keys_values(c)[0]) for c in maps] + [
+        F.map_values(c).alias(_keys_values(c)[1]) for c in maps
+    ]
     inputs = (
-        who.select(
-            USER,
-            *keys_values(FE.GENRE_TASTE, _TASTE_KEYS, _TASTE_VALUES),
-            *keys_values(FE.GENRE_EXPOSURE, _EXPOSURE_KEYS, _EXPOSURE_VALUES),
-        )
+        (FE.user_tastes(who) if forest is not None else who)
+        .select(USER, *scalars, *split)
         .join(als.userFactors.select(F.col("id").alias(USER), F.col("features").alias(_FACTOR)), USER, "left")
         .join(ratings.groupBy(USER).agg(F.collect_list(MOVIE).alias(_RATED)), USER, "left")
     )
 
+    def frame(rows: pd.DataFrame, source: Catalogue, content: ContentScorer | None) -> pd.DataFrame:
+        out: dict[str, list] = {USER: [], MOVIE: [], CF_RAW: [], FROM_ALS: [], FROM_CONTENT: []}
+        features: list[np.ndarray] = []
+        names = list(rows.columns)
+        for values in zip(*(rows[c] for c in names)):
+            fields = dict(zip(names, values))
+            rated_row = fields[_RATED]
+            rated = set() if rated_row is None else set(np.asarray(rated_row).tolist())
+            taste_maps = {c: _as_dict(fields[_keys_values(c)[0]], fields[_keys_values(c)[1]]) for c in maps}
+            factor_row = fields[_FACTOR]
+            factor = None if factor_row is None else np.asarray(factor_row, dtype=np.float32)
+            taste = (taste_maps[FE.GENRE_TASTE], taste_maps[FE.GENRE_EXPOSURE])
+            ids, cf, als_side, content_side = source.for_user(factor, rated, taste, als_n, content_n)
+            if content is not None:
+                user = FE.UserTaste(
+                    fields[FE.USER_MEAN],
+                    fields[FE.LOG_N],
+                    _or_none(fields[FE.USER_YEAR]),
+                    *(taste_maps[c] for c in FE.TASTE_MAPS),
+                )
+                known, pair_features = content.evidence(user, ids)
+                if not known.all():
+                    keep = np.flatnonzero(known).tolist()
+                    ids, cf = [ids[i] for i in keep], [cf[i] for i in keep]
+                    als_side, content_side = [als_side[i] for i in keep], [content_side[i] for i in keep]
+                features.append(pair_features)
+            out[USER].extend([int(fields[USER])] * len(ids))
+            out[MOVIE].extend(ids)
+            out[CF_RAW].extend(cf)
+            out[FROM_ALS].extend(als_side)
+            out[FROM_CONTENT].extend(content_side)
+        result = pd.DataFrame(
+            {
+                USER: pd.array(out[USER], dtype="int32"),
+                MOVIE: pd.array(out[MOVIE], dtype="int32"),
+                CF_RAW: pd.array(out[CF_RAW], dtype="Float32"),
+                FROM_ALS: pd.array(out[FROM_ALS], dtype="bool"),
+                FROM_CONTENT: pd.array(out[FROM_CONTENT], dtype="bool"),
+            }
+        )
+        if content is not None:
+            matrix = np.concatenate(features) if features else np.empty((0, len(FE.PAIR_FEATURES)))
+            result[CB_RAW] = content.forest.predict(matrix)
+            for column in CONTENT_EVIDENCE[1:]:
+                result[column] = matrix[:, FE.PAIR_FEATURES.index(column)]
+        return result
+
     def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         source: Catalogue = catalogue.value
+        content: ContentScorer | None = None if scorer is None else scorer.value
         for batch in batches:
-            out: dict[str, list] = {USER: [], MOVIE: [], CF_RAW: [], FROM_ALS: [], FROM_CONTENT: []}
-            columns = (
-                batch[c] for c in (USER, _FACTOR, _RATED, _TASTE_KEYS, _TASTE_VALUES, _EXPOSURE_KEYS, _EXPOSURE_VALUES)
-            )
-            for user, factor_row, rated_row, tk, tv, ek, ev in zip(*columns):
-                rated = set() if rated_row is None else set(np.asarray(rated_row).tolist())
-                taste = (_as_dict(tk, tv), _as_dict(ek, ev))
-                factor = None if factor_row is None else np.asarray(factor_row, dtype=np.float32)
-                ids, cf, als_side, content_side = source.for_user(factor, rated, taste, als_n, content_n)
-                out[USER].extend([int(user)] * len(ids))
-                out[MOVIE].extend(ids)
-                out[CF_RAW].extend(cf)
-                out[FROM_ALS].extend(als_side)
-                out[FROM_CONTENT].extend(content_side)
-            yield pd.DataFrame(
-                {
-                    USER: pd.array(out[USER], dtype="int32"),
-                    MOVIE: pd.array(out[MOVIE], dtype="int32"),
-                    CF_RAW: pd.array(out[CF_RAW], dtype="Float32"),
-                    FROM_ALS: pd.array(out[FROM_ALS], dtype="bool"),
-                    FROM_CONTENT: pd.array(out[FROM_CONTENT], dtype="bool"),
-                }
-            )
+            for start in range(0, len(batch), USERS_PER_FRAME):
+                yield frame(batch.iloc[start : start + USERS_PER_FRAME], source, content)
 
-    return inputs.mapInPandas(score_partition, SCHEMA)
+    return inputs.mapInPandas(score_partition, SCHEMA if forest is None else EVIDENCE_SCHEMA)

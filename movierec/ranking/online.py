@@ -15,8 +15,9 @@ and every step is one definition shared with the batch:
 - the candidates: the batch's own code (`movierec.ranking.candidates`);
 - cf_raw: ALS's own prediction, the single-precision dot product in factor order
   (`movierec.models.als.als_predictions`), bit for bit what ALSModel.transform gives;
-- the content model's features: each `movierec.features.PairFeature`'s `value`, declared
-  beside the Spark `column` the batch computes (the same sums in the same order);
+- the content model's features: each `movierec.features.PairFeature`'s `array`, declared
+  beside its Spark `column` (the same sums in the same order), over the run's movies as
+  `movierec.features.MovieArrays`;
 - cb_raw: the run's own forest, read into `movierec.models.forest.ForestArrays` at load and
   walked for all pairs at once, the same doubles as `RandomForestRegressionModel.predict`;
 - the blend: `scoring.evidence_of`, then `scoring.blend_arrays`, the batch's `z_score`,
@@ -114,6 +115,7 @@ class RunModels:
         self.user_factors = _factors(self.als.userFactors)
         self.item_factors = _factors(self.als.itemFactors)
         self.movie_contents = _movie_contents(self.movie_feats)
+        self.movie_arrays = FE.MovieArrays.of(self.movie_contents)
         self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
         self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
         # the evidence the run's scales hold (a run scored before some evidence was added lacks it)
@@ -192,14 +194,16 @@ class RunModels:
             raise UnknownUser(f"run {self.run_id} has no ratings of user {user_id}")
         if state is not None and state.taste is None and user_id not in self.user_tastes:
             raise UnknownUser(f"run {self.run_id} has no content profile of user {user_id} (no rated movie it knows)")
-        movies = self.movie_contents
+        table = self.movie_arrays
         if unknown:  # content features of new movies: the run's content pipeline, in Spark
-            movies = {**movies, **_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))}
+            new = _movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))
+            table = FE.MovieArrays.of({**{m: self.movie_contents[m] for m in movie_ids if m in self.movie_ids}, **new})
         taste = self.user_tastes[user_id] if state is None or state.taste is None else state.taste
         factor = None if state is None else state.factor
-        found = [(m, cf) for m, cf in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor)) if m in movies]
-        rows = FE.feature_rows(taste, [movies[movie_id] for movie_id, _ in found])
-        features = np.array(rows, dtype=np.float64).reshape(len(found), len(FE.PAIR_FEATURES))
+        rows = table.rows_of(movie_ids)
+        known = rows >= 0
+        found = [(m, cf) for m, cf, k in zip(movie_ids, self.cf_raw(user_id, movie_ids, factor), known.tolist()) if k]
+        features = FE.feature_matrix(taste, table.take(rows[known]))
         # the run's forest on all the pairs at once (ForestArrays: Spark's predict, the same doubles)
         raw = {
             CF_RAW: np.array([np.nan if cf is None else cf for _, cf in found], dtype=np.float64),
@@ -359,16 +363,8 @@ def _factors(factors: DataFrame) -> dict[int, np.ndarray]:
 
 
 def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:
-    """Movie id → its content on the driver (movierec.features.MovieContent); movies with equal
-    content maps share one tuple of entries, so a list's pairs take each dot product once
-    (FE.feature_rows)."""
-    shared: dict[tuple, tuple] = {}
-    one = lambda entries: shared.setdefault(entries, entries)
-    contents = {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
-    return {
-        movie: content._replace(genre_entries=one(content.genre_entries), tag_entries=one(content.tag_entries))
-        for movie, content in contents.items()
-    }
+    """Movie id → its content on the driver (movierec.features.MovieContent)."""
+    return {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
 
 
 # rating counts whose log1p a run's models take from Spark at load (at least)

@@ -33,10 +33,11 @@ MIN_RATINGS_FOR_SIMILAR = 5
 
 def recommend(als, forest, ratings, movie_feats, profiles, settings: Settings):
     """(recommendations with ranks 1..K, per-user scales) for every user in `ratings`."""
+    s = settings
     pairs = candidates(
-        als, ratings, movie_feats, profiles, settings.als_candidates, settings.content_candidates, settings.content_pool
+        als, ratings, movie_feats, profiles, s.als_candidates, s.content_candidates, s.content_pool, forest=forest
     )
-    raw = scoring.raw_scores(pairs, als, forest, movie_feats, profiles).persist()
+    raw = pairs.select(USER, MOVIE, *scoring.EVIDENCE.values()).persist()
     scales = scoring.user_scales(raw).persist()
     scored = scoring.blend(raw, scales, scoring.Blend.from_settings(settings))
     recs = scoring.top_k(scored, settings.top_k).select(USER, RANK, MOVIE, SCORE, CF_SCORE, CB_SCORE)

@@ -1,7 +1,9 @@
 """Content features and taste profiles on hand-made rows."""
 
 import math
+import random
 
+import numpy as np
 import pytest
 
 from movierec import features as FE
@@ -145,31 +147,44 @@ def test_pair_features_on_spark_and_on_the_driver_agree_by_name(spark):
         assert FE.feature_vector(values) == row.features.toArray().tolist()
 
 
-def test_feature_rows_are_each_pairs_values_with_shared_parts_taken_once():
-    """feature_rows takes a dot product once per content-map object, and must still give every
-    pair its own values: movies sharing a genre tuple, movies with equal but separate tuples,
-    and one whose year is missing (then the user's mean year)."""
-    comedy = ((0, 0.6), (1, 0.8))
-    equal = tuple((key, value) for key, value in comedy)
-    assert equal == comedy and equal is not comedy
+def test_content_map_dot_is_entries_dot_for_every_movie_bit_for_bit():
+    """ContentMap.dot adds each movie's products in order from 0.0 over padded rows: the doubles
+    entries_dot (Spark's aggregate) gives, for movies of different lengths, taken in any order,
+    with keys the other map lacks and with an all -0.0 sum (Spark's is 0.0)."""
+    rng = random.Random(3)
+    entries = [
+        tuple((k, rng.uniform(-2, 2)) for k in rng.sample(range(50), rng.choice([0, 1, 2, 7, 30]))) for _ in range(60)
+    ]
+    entries.append(((3, -1.0), (4, -2.0)))  # with other[3] = other[4] = 0.0: -0.0 + -0.0
+    table = FE.ContentMap.of(entries)
+    other = {k: rng.uniform(-1, 1) for k in rng.sample(range(60), 25)} | {3: 0.0, 4: 0.0}
+    rows = np.array(rng.sample(range(len(entries)), len(entries)))
+    got = table.take(rows).dot(other).tolist()
+    want = [FE.entries_dot(entries[i], other) for i in rows.tolist()]
+    assert got == want
+    assert [math.copysign(1.0, g) for g in got] == [math.copysign(1.0, w) for w in want]  # no -0.0 where Spark has 0.0
+    assert FE.ContentMap.of([(), ()]).dot(other).tolist() == [0.0, 0.0]
+
+
+def test_feature_matrix_rows_are_each_pairs_own_values():
+    """One user's pairs with many movies at once, in the order asked (take), each row the pair's
+    own values: a missing year (then the user's mean year) and a missing genre count (NaN)."""
     user = FE.UserTaste(3.5, math.log1p(4), 1994.5, {0: 0.25, 1: -0.5}, {0: 0.5, 1: 0.5}, {7: 0.125}, {7: 1.0})
-    movies = [
-        FE.MovieContent(1990, 3.9, 1.2, 2, comedy, ()),
-        FE.MovieContent(2001, 3.1, 2.2, 2, comedy, ((7, 1.0),)),
-        FE.MovieContent(None, 3.3, 0.7, 2, equal, ((7, 0.5),)),
-        FE.MovieContent(1985, 2.9, 0.1, 1, ((1, 1.0),), ()),
-    ]
-    expected = [FE.feature_vector(FE.pair_feature_values(user, movie)) for movie in movies]
-    assert FE.feature_rows(user, movies) == expected
-    assert len({tuple(row) for row in expected}) == len(movies)  # four different rows
-
-    # movies made one at a time and dropped at once: a freed tuple's id is soon another's, and
-    # must not hand that one the freed tuple's value
-    def one_at_a_time():
-        for i in range(200):
-            yield FE.MovieContent(2000, 3.0, 1.0, 1, tuple([(i % 2, 1.0 + i)]), ())
-
-    made = list(one_at_a_time())
-    assert FE.feature_rows(user, one_at_a_time()) == [
-        FE.feature_vector(FE.pair_feature_values(user, movie)) for movie in made
-    ]
+    comedy = ((0, 0.6), (1, 0.8))
+    contents = {
+        10: FE.MovieContent(1990, 3.9, 1.2, 2, comedy, ()),
+        11: FE.MovieContent(2001, 3.1, 2.2, 2, comedy, ((7, 1.0),)),
+        12: FE.MovieContent(None, 3.3, 0.7, None, comedy, ((7, 0.5),)),
+        13: FE.MovieContent(1985, 2.9, 0.1, 1, ((1, 1.0),), ()),
+    }
+    table = FE.MovieArrays.of(contents)
+    assert table.rows_of([13, 99, 10]).tolist() == [3, -1, 0]
+    order = [12, 10, 13, 11]
+    matrix = FE.feature_matrix(user, table.take(table.rows_of(order)))
+    for row, movie in zip(matrix.tolist(), order):
+        one = FE.feature_vector(FE.pair_feature_values(user, contents[movie]))
+        assert row == pytest.approx(one, abs=0, nan_ok=True), movie
+    no_year = dict(zip(FE.PAIR_FEATURES, matrix[0].tolist()))
+    assert (no_year["f_year"], no_year["f_year_gap"], math.isnan(no_year["f_genre_count"])) == (1994.5, 0.0, True)
+    assert no_year["f_tag_taste"] == 0.0625 and no_year["f_genre_taste"] == 0.6 * 0.25 + 0.8 * -0.5
+    assert dict(zip(FE.PAIR_FEATURES, matrix[1].tolist()))["f_year_gap"] == 1990 - 1994.5

@@ -213,6 +213,25 @@ def test_candidates_on_the_driver_are_the_batchs_for_every_user(spark, pipeline_
         assert [expected[user][m] for m in live] == models.cf_raw(user, live), user
 
 
+def test_the_batchs_candidate_evidence_is_what_spark_plans_compute(spark, pipeline_run, models):
+    """candidates(..., forest=) computes each candidate's content evidence in the workers (the pair
+    features' numpy form, the forest's arrays); scoring.raw_scores computes it by Spark's joins,
+    columns and the forest's transform.  Every pair of every user of a real run, bit for bit."""
+    settings, _ = pipeline_run
+    s = settings
+    args = (models.als, models.ratings, models.movie_feats, models.profiles)
+    sizes = (s.als_candidates, s.content_candidates, s.content_pool)
+    plain = candidates(*args, *sizes).select("user_id", "movie_id")
+    scored = {(r.user_id, r.movie_id): r for r in candidates(*args, *sizes, forest=models.forest).collect()}
+    spark_raw = scoring.raw_scores(plain, models.als, models.forest, models.movie_feats, models.profiles).collect()
+    assert len(spark_raw) == len(scored) > 1000
+    assert len({user for user, _ in scored}) == len(models.user_ids)
+    for want in spark_raw:
+        got = scored[want.user_id, want.movie_id]
+        for column in scoring.EVIDENCE.values():
+            assert same(got[column], want[column]), (want.user_id, want.movie_id, column, got[column], want[column])
+
+
 def test_recommend_is_the_batch_top_k_of_its_candidates(spark, pipeline_run, models):
     settings, run_id = pipeline_run
     user = sorted(models.user_ids)[1]
