@@ -127,8 +127,10 @@ def raw_scores(
     pairs: DataFrame, als: ALSModel, forest: RandomForestRegressionModel, movie_feats: DataFrame, profiles: DataFrame
 ) -> DataFrame:
     """(user_id, movie_id) pairs → user_id, movie_id, cf_raw (null if ALS cannot score it), cb_raw,
-    and the other raw evidence columns (EVIDENCE).  Pairs that carry their cf_raw already (the
-    candidates: movierec.ranking.candidates, the same numbers as ALS's transform) keep it."""
+    and the other raw evidence columns (EVIDENCE), by Spark plans: the pair features' columns
+    over joins, the forest's transform.  Pairs that carry their cf_raw already keep it.  The
+    stages get their candidates' evidence from movierec.ranking.candidates (given the forest,
+    the same numbers in one pass in the workers); this is the Spark form it is tested against."""
     with_cf = (
         pairs.select(USER, MOVIE, CF_RAW) if CF_RAW in pairs.columns else cf_scores(als, pairs.select(USER, MOVIE))
     )
