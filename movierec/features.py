@@ -237,7 +237,7 @@ def dense_dot(a: str, b: str):
 
 
 class UserTaste(NamedTuple):
-    """One user's profile on the driver (live scoring): what the pair features' `value`s read.
+    """One user's profile in Python (the live path, the batch's workers): what the pair features' `array`s read.
 
     Loaded from Spark with `user_tastes`, so each number is the one the batch reads."""
 
@@ -302,7 +302,7 @@ def _exact(value: float) -> Decimal:
 
 
 class MovieContent(NamedTuple):
-    """One movie's content on the driver (live scoring): what the pair features' `value`s read.
+    """One movie's content in Python (MovieArrays.of reads it): what the pair features' `array`s read.
 
     Loaded from Spark with `movie_contents`.  The content maps are kept as their entries in
     Spark's order: map_dot sums in that order, and an array keeps it on its way to Python."""

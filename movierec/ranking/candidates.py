@@ -211,7 +211,7 @@ def candidates(
     (EVIDENCE_SCHEMA: cb_raw and the pair features scoring.CB_EVIDENCE reads), computed in the
     same pass by the pair features' numpy form and the forest's arrays: the numbers
     scoring.raw_scores computes in Spark plans, bit for bit (tests/movierec/ranking/
-    test_candidates.py), without joining every pair to its profile and movie.  Candidates of
+    test_online.py), without joining every pair to its profile and movie.  Candidates of
     movies without content (none in movie_feats) are then dropped, as raw_scores' joins drop them."""
     spark = ratings.sparkSession
     catalogue = spark.sparkContext.broadcast(catalogue_of(als, movie_feats, pool_size))

@@ -56,7 +56,7 @@ def same(a, b) -> bool:
 
 
 def test_pair_features_and_forest_on_the_driver_are_the_batchs_bit_for_bit(spark, models):
-    """Every pair feature, by name: the driver's `value` against the batch's Spark `column`.
+    """Every pair feature, by name: the driver's `array` against the batch's Spark `column`.
 
     Forest splits sit exactly on training values: a feature one bit off could change a tree's
     answer, so the driver's features must equal Spark's exactly, not approximately.  The names
