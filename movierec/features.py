@@ -345,6 +345,11 @@ def movie_contents(movie_feats: DataFrame) -> DataFrame:
     )
 
 
+def collect_movie_contents(movie_feats: DataFrame) -> dict[int, MovieContent]:
+    """Movie id -> its MovieContent, collected to the driver."""
+    return {row[MOVIE]: MovieContent.from_row(row) for row in movie_contents(movie_feats).collect()}
+
+
 def entries_dot(entries: tuple[tuple[int, float], ...], other: Mapping[int, float]) -> float:
     """map_dot on the driver: Σ value × other[key] over `entries` in order, missing keys 0 (the
     same products added in the same order as Spark's aggregate: the same double)."""
@@ -382,23 +387,29 @@ class ContentMap:
 
     def dot(self, other: Mapping[int, float]) -> np.ndarray:
         """entries_dot of every movie with `other` at once, the same doubles: each movie's products
-        in its entries' order, added one after the other from 0.0 (cumsum adds sequentially; a
-        movie's unused slots add 0.0, which changes no sum, and the final + 0.0 turns an all
-        -0.0 sum into Spark's 0.0)."""
+        in its entries' order, added one after the other to 0.0, as Spark's aggregate adds them
+        (the final + 0.0 turns an all -0.0 sum into Spark's 0.0).  Slot j adds every movie's j-th
+        product; with the movies in descending length those are a prefix, so the work is the
+        entries' count, not movies × the longest entry list."""
         n = len(self.lengths)
-        width = int(self.lengths.max()) if n else 0
-        if width == 0:
-            return np.zeros(n)
+        sums = np.zeros(n)
+        if n == 0 or len(self.keys) == 0:
+            return sums
         size = int(self.keys.max()) + 1
         dense = np.zeros(size)
         known = [(k, v) for k, v in other.items() if 0 <= k < size]
         if known:
             dense[np.fromiter((k for k, _ in known), np.int64, len(known))] = [v for _, v in known]
-        slot = np.arange(width)
-        used = slot[None, :] < self.lengths[:, None]
-        at = np.where(used, self.starts[:, None] + slot[None, :], 0)
-        products = np.where(used, self.values[at] * dense[self.keys[at]], 0.0)
-        return np.cumsum(products, axis=1)[:, -1] + 0.0
+        order = np.argsort(-self.lengths, kind="stable")
+        lengths, starts = self.lengths[order], self.starts[order]
+        acc = np.zeros(n)
+        # movies with more than j entries: the first longer[j] of `order`
+        longer = np.searchsorted(-lengths, -np.arange(int(lengths[0])), side="left")
+        for j, k in enumerate(longer):
+            at = starts[:k] + j
+            acc[:k] += self.values[at] * dense[self.keys[at]]
+        sums[order] = acc
+        return sums + 0.0
 
 
 def _or_nan(value: float | None) -> float:

@@ -125,6 +125,12 @@ def cf_scores(model: ALSModel, pairs: DataFrame) -> DataFrame:
     return predicted.withColumn(CF_RAW, F.when(~F.isnan(CF_RAW), F.col(CF_RAW)))
 
 
+def collect_factors(factors: DataFrame) -> dict[int, np.ndarray]:
+    """An ALS factor table (id, features) as id -> float32 vector on the driver (float32: the
+    bits ALS stores, so als_predictions gives transform's numbers)."""
+    return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
+
+
 def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """ALSModel.transform's prediction of one user's pairs with some movies, as float32, from
     the movies' factors factor-major (`columns[f]`: every movie's factor f, so each step of the

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from movierec import features as FE
 from movierec.data.schemas import MOVIE, USER
-from movierec.models.als import CF_RAW, als_predictions
+from movierec.models.als import CF_RAW, als_predictions, collect_factors
 from movierec.models.forest import CB_RAW, ForestArrays
 
 FROM_ALS, FROM_CONTENT = "from_als", "from_content"
@@ -144,7 +144,7 @@ def catalogue_of(als: ALSModel, movie_feats: DataFrame, pool_size: int) -> Catal
     """The run's Catalogue, collected to the driver (the item factors: movies × rank floats)."""
     from movierec.ranking.scoring import content_pool
 
-    factors = {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in als.itemFactors.collect()}
+    factors = collect_factors(als.itemFactors)
     pool = content_pool(movie_feats, pool_size)
     rows = FE.movie_contents(pool).join(pool.select(MOVIE, FE.N_RATINGS), MOVIE).collect()
     entries = {row[MOVIE]: FE.MovieContent.from_row(row).genre_entries for row in rows}
@@ -217,7 +217,7 @@ def candidates(
     catalogue = spark.sparkContext.broadcast(catalogue_of(als, movie_feats, pool_size))
     scorer = None
     if forest is not None:
-        contents = {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
+        contents = FE.collect_movie_contents(movie_feats)
         content_scorer = ContentScorer(FE.MovieArrays.of(contents), ForestArrays.from_model(forest))
         scorer = spark.sparkContext.broadcast(content_scorer)
     who = profiles if users is None else profiles.join(users.select(USER), USER, "left_semi")

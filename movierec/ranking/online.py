@@ -45,7 +45,7 @@ from pyspark.sql import functions as F
 from movierec import features as FE
 from movierec.config import Settings
 from movierec.data.schemas import CB_SCORE, CF_SCORE, GENRES, MOVIE, RANK, RATING, SCORE, TITLE, USER
-from movierec.models.als import CF_RAW, als_predictions, feedback_values, gramian, solve_user_factor
+from movierec.models.als import CF_RAW, als_predictions, collect_factors, feedback_values, gramian, solve_user_factor
 from movierec.models.forest import CB_RAW, ForestArrays
 from movierec.ranking import scoring
 from movierec.ranking.candidates import Catalogue
@@ -112,9 +112,9 @@ class RunModels:
         self.genres = {g for row in known for g in row[GENRES]}
         self.user_ids = {row[USER] for row in self.scales.select(USER).collect()}
         # driver-side copies for `score`: a request then needs no Spark job
-        self.user_factors = _factors(self.als.userFactors)
-        self.item_factors = _factors(self.als.itemFactors)
-        self.movie_contents = _movie_contents(self.movie_feats)
+        self.user_factors = collect_factors(self.als.userFactors)
+        self.item_factors = collect_factors(self.als.itemFactors)
+        self.movie_contents = FE.collect_movie_contents(self.movie_feats)
         self.movie_arrays = FE.MovieArrays.of(self.movie_contents)
         self.user_tastes = {row[USER]: FE.UserTaste.from_row(row) for row in FE.user_tastes(self.profiles).collect()}
         self.user_scales = {row[USER]: scoring.scales_of(row) for row in self.scales.collect()}
@@ -196,7 +196,7 @@ class RunModels:
             raise UnknownUser(f"run {self.run_id} has no content profile of user {user_id} (no rated movie it knows)")
         table = self.movie_arrays
         if unknown:  # content features of new movies: the run's content pipeline, in Spark
-            new = _movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))
+            new = FE.collect_movie_contents(self._new_movie_features({m: genres[m] for m in unknown}))
             table = FE.MovieArrays.of({**{m: self.movie_contents[m] for m in movie_ids if m in self.movie_ids}, **new})
         taste = self.user_tastes[user_id] if state is None or state.taste is None else state.taste
         factor = None if state is None else state.factor
@@ -355,16 +355,6 @@ def _content_pool(movie_feats: DataFrame, size: int) -> list[tuple[int, int]]:
     """scoring.content_pool on the driver: (movie id, its rating count) of the pool's movies."""
     pool = scoring.content_pool(movie_feats, size).select(MOVIE, FE.N_RATINGS).collect()
     return [(row[MOVIE], row[FE.N_RATINGS]) for row in pool]
-
-
-def _factors(factors: DataFrame) -> dict[int, np.ndarray]:
-    """An ALS factor table (id, features) as id -> float32 vector, on the driver."""
-    return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
-
-
-def _movie_contents(movie_feats: DataFrame) -> dict[int, FE.MovieContent]:
-    """Movie id → its content on the driver (movierec.features.MovieContent)."""
-    return {row[MOVIE]: FE.MovieContent.from_row(row) for row in FE.movie_contents(movie_feats).collect()}
 
 
 # rating counts whose log1p a run's models take from Spark at load (at least)

@@ -148,7 +148,7 @@ def test_pair_features_on_spark_and_on_the_driver_agree_by_name(spark):
 
 
 def test_content_map_dot_is_entries_dot_for_every_movie_bit_for_bit():
-    """ContentMap.dot adds each movie's products in order from 0.0 over padded rows: the doubles
+    """ContentMap.dot adds each movie's products in order to 0.0, a slot at a time: the doubles
     entries_dot (Spark's aggregate) gives, for movies of different lengths, taken in any order,
     with keys the other map lacks and with an all -0.0 sum (Spark's is 0.0)."""
     rng = random.Random(3)
