@@ -1,6 +1,8 @@
-"""Wall time of each part of the score stage on a finished run's tables: the candidates (with their
-cf_raw), the raw evidence of every pair (pair features and the forest), the per-user scales and
-the blend with its top-K.  Each part is materialised once (Spark's no-op writer) and timed alone.
+"""Wall time of each part of the score stage on a finished run's tables: the candidates alone
+(with their cf_raw), the candidates with their content evidence (pair features and the forest,
+in the same per-user pass: what the stage runs), the per-user scales and the blend with its
+top-K.  Each part is materialised once (Spark's no-op writer) and timed alone; the difference of
+the first two is the content evidence's cost.
 
     python benchmarks/score_parts.py --warehouse /tmp/scale/wh --run-id RUN
 
@@ -28,6 +30,7 @@ def main(warehouse: str, run_id: str) -> None:
     from pyspark.ml.regression import RandomForestRegressionModel
 
     from movierec import config
+    from movierec.data.schemas import MOVIE, USER
     from movierec.ranking import scoring
     from movierec.ranking.candidates import candidates
     from movierec.spark.paths import RunPaths
@@ -50,12 +53,12 @@ def main(warehouse: str, run_id: str) -> None:
         print(f"{part:<12} {time.perf_counter() - started:7.1f} s", flush=True)
 
     s = settings
-    pairs = candidates(als, ratings, movie_feats, profiles, s.als_candidates, s.content_candidates, s.content_pool)
-    pairs = pairs.persist()
-    timed("candidates", pairs)
-    print(f"{'':<12} {pairs.count():,} pairs", flush=True)
-    raw = scoring.raw_scores(pairs, als, forest, movie_feats, profiles).persist()
-    timed("raw", raw)
+    counts = (s.als_candidates, s.content_candidates, s.content_pool)
+    timed("candidates", candidates(als, ratings, movie_feats, profiles, *counts))
+    pairs = candidates(als, ratings, movie_feats, profiles, *counts, forest=forest)
+    raw = pairs.select(USER, MOVIE, *scoring.EVIDENCE.values()).persist()
+    timed("+evidence", raw)
+    print(f"{'':<12} {raw.count():,} pairs", flush=True)
     scales = scoring.user_scales(raw).persist()
     timed("scales", scales)
     timed("blend+top-k", scoring.top_k(scoring.blend(raw, scales, scoring.Blend.from_settings(s)), s.top_k))

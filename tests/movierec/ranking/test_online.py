@@ -49,10 +49,13 @@ def test_als_prediction_adds_in_single_precision_in_factor_order():
 
 
 def same(a, b) -> bool:
-    """The same value: equal, or both missing (None), or both NaN."""
+    """The same value: equal with the same sign (-0.0 is not 0.0), or both missing (None), or
+    both NaN."""
     if a is None or b is None:
         return a is None and b is None
-    return a == b or (math.isnan(a) and math.isnan(b))
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def test_pair_features_and_forest_on_the_driver_are_the_batchs_bit_for_bit(spark, models):
