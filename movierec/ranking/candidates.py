@@ -55,7 +55,7 @@ def best_first(values: np.ndarray, n: int) -> np.ndarray:
     return chosen[np.argsort(negated[chosen], kind="stable")][:n]
 
 
-def _keyed(key: float, movies: list[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
+def _keyed(key: float, movies: Iterable[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
     """(key, *order) for each of a kind's movies, lazily: one of heapq.merge's sorted inputs."""
     return ((key, *order) for order in movies)
 
@@ -112,7 +112,7 @@ class Catalogue:
             (-(FE.entries_dot(entries, genre_exposure) + FE.entries_dot(entries, genre_taste)), movies)
             for entries, movies in self.pool_kinds
         ]
-        merged = heapq.merge(*[_keyed(key, list(movies)) for key, movies in ranked])
+        merged = heapq.merge(*[_keyed(key, movies) for key, movies in ranked])
         return list(itertools.islice((movie for *_, movie in merged if movie not in rated), n))
 
     def for_user(
@@ -132,10 +132,11 @@ class Catalogue:
         ids = list(dict.fromkeys(from_als + from_content))
         cf: list[float | None] = [None] * len(ids)
         if predicted is not None:
-            rows = np.searchsorted(self.item_ids, ids)
-            for k, (movie, i) in enumerate(zip(ids, rows.tolist())):
-                if i < len(self.item_ids) and self.item_ids[i] == movie and not np.isnan(predicted[i]):
-                    cf[k] = float(predicted[i])
+            wanted = np.array(ids, dtype=np.int64)
+            rows = np.minimum(np.searchsorted(self.item_ids, wanted), len(self.item_ids) - 1)
+            values = predicted[rows]
+            found = (self.item_ids[rows] == wanted) & ~np.isnan(values)
+            cf = [v if ok else None for v, ok in zip(values.tolist(), found.tolist())]
         als_side, content_side = set(from_als), set(from_content)
         return ids, cf, [m in als_side for m in ids], [m in content_side for m in ids]
 

@@ -47,6 +47,20 @@ def test_content_candidates_rank_unrated_movies_by_genre_affinity():
     assert catalogue.content_top({1: 1.0, 2: -1.0}, {2: 0.5}, {5}, 2) == [3, 2]
 
 
+def test_a_candidate_without_an_als_factor_has_no_cf_raw_and_the_others_their_prediction():
+    # movies 10 and 20 have factors; pool movies 15 and 30 have none (15 falls between two
+    # factored ids, 30 past the last), so they get None, not a neighbour's prediction
+    factors = {10: np.array([1.0, 0.5], np.float32), 20: np.array([-0.25, 2.0], np.float32)}
+    pool = [(15, 4), (30, 3), (20, 2)]
+    catalogue = Catalogue.build(factors, pool, {15: ((0, 1.0),), 30: ((0, 1.0),), 20: ((1, 1.0),)})
+    user = np.array([0.5, 0.75], np.float32)
+    ids, cf, als_side, content_side = catalogue.for_user(user, set(), ({0: 1.0}, {}), 2, 3)
+    predicted = dict(zip([10, 20], catalogue.predictions(user).tolist()))
+    assert ids == [20, 10, 15, 30]  # ALS's by prediction (1.375 > 0.875), then the content side's new ones
+    assert cf == [predicted[20], predicted[10], None, None]
+    assert als_side == [True, True, False, False] and content_side == [True, False, True, True]
+
+
 @pytest.mark.parametrize("n", [0, 1, 3, 7, 50, 200, 201, 500])
 def test_best_first_is_the_stable_sort_cut_at_n(n):
     rng = np.random.default_rng(n)
