@@ -131,16 +131,34 @@ def collect_factors(factors: DataFrame) -> dict[int, np.ndarray]:
     return {row["id"]: np.asarray(row["features"], dtype=np.float32) for row in factors.collect()}
 
 
-def als_predictions(user: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """ALSModel.transform's prediction of one user's pairs with some movies, as float32, from
-    the movies' factors factor-major (`columns[f]`: every movie's factor f, so each step of the
-    sum reads one contiguous row).
+# movies per step of a block of users' predictions: a tile of the block's sums stays in the
+# core's cache while every factor is added to it (benchmarks/als_predictions.py)
+MOVIES_PER_TILE = 4096
 
-    Spark computes it in single precision, one product added at a time in factor order
+
+def als_predictions(users: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """ALSModel.transform's prediction of users' pairs with some movies, as float32, from the
+    movies' factors factor-major (`columns[f]`: every movie's factor f).  `users`: one factor
+    (then one prediction per movie) or a block of them, users × rank (then users × movies).
+
+    Spark computes each in single precision, one product added at a time in factor order
     (ALSModel's `predict` UDF); the same order and rounding here give the same bits, which
-    tests/movierec/ranking/test_online.py checks against ALSModel.transform.  The candidates of
-    the batch and of the live path are drawn from these numbers (movierec.ranking.candidates)."""
-    total = np.zeros(columns.shape[1], dtype=np.float32)
-    for f in range(columns.shape[0]):
-        total += columns[f] * user[f]
-    return total
+    tests/movierec/ranking/test_online.py checks against ALSModel.transform.  A block is summed
+    a tile of movies at a time (each number's own sum in the same order, so the same bits): each
+    tile of factors is read once for the whole block instead of once per user.  The candidates
+    of the batch and of the live path are drawn from these numbers (movierec.ranking.candidates)."""
+    block = np.asarray(users, dtype=np.float32)
+    if block.ndim == 1:
+        total = np.zeros(columns.shape[1], dtype=np.float32)
+        for f in range(columns.shape[0]):
+            total += columns[f] * block[f]
+        return total
+    totals = np.zeros((len(block), columns.shape[1]), dtype=np.float32)
+    products = np.empty((len(block), min(MOVIES_PER_TILE, columns.shape[1])), dtype=np.float32)
+    for start in range(0, columns.shape[1], MOVIES_PER_TILE):
+        tile = totals[:, start : start + MOVIES_PER_TILE]
+        product = products[:, : tile.shape[1]]
+        for f in range(columns.shape[0]):
+            np.multiply(block[:, f : f + 1], columns[f, start : start + MOVIES_PER_TILE], out=product)
+            tile += product
+    return totals

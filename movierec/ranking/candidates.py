@@ -15,9 +15,7 @@ bits), so a candidate's cf_raw comes with it.
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,11 +53,6 @@ def best_first(values: np.ndarray, n: int) -> np.ndarray:
     return chosen[np.argsort(negated[chosen], kind="stable")][:n]
 
 
-def _keyed(key: float, movies: Iterable[tuple[int, int]]) -> Iterator[tuple[float, int, int]]:
-    """(key, *order) for each of a kind's movies, lazily: one of heapq.merge's sorted inputs."""
-    return ((key, *order) for order in movies)
-
-
 @dataclass(frozen=True)
 class Catalogue:
     """What candidates are drawn from: ALS's item factors (movies in ascending id, so ties go
@@ -68,8 +61,11 @@ class Catalogue:
 
     item_ids: np.ndarray  # int64, ascending
     item_columns: np.ndarray  # float32, factor-major: row f holds every movie's factor f
-    # (genre map entries, [(-n_ratings, movie id), ...] in the tie order: more rated, lower id)
-    pool_kinds: tuple[tuple[GenreEntries, tuple[tuple[int, int], ...]], ...]
+    # the content pool in the tie order (more rated first, then the lower id): each movie's id
+    # and its kind, a row of kind_entries (the kind's genre map entries in Spark's order)
+    pool_ids: np.ndarray  # int64
+    pool_kinds: np.ndarray  # intp
+    kind_entries: FE.ContentMap
 
     @classmethod
     def build(
@@ -87,33 +83,52 @@ class Catalogue:
             columns = np.ascontiguousarray(matrix.T)
         else:
             columns = np.empty((0, 0), dtype=np.float32)
-        kinds: dict[GenreEntries, list[tuple[int, int]]] = {}
-        for movie, n in pool:
-            kinds.setdefault(tuple(genre_entries[movie]), []).append((-n, movie))
-        return cls(ids, columns, tuple((entries, tuple(sorted(movies))) for entries, movies in kinds.items()))
+        ordered = sorted(pool, key=lambda movie_n: (-movie_n[1], movie_n[0]))
+        kinds: dict[GenreEntries, int] = {}
+        pool_kinds = [kinds.setdefault(tuple(genre_entries[movie]), len(kinds)) for movie, _ in ordered]
+        return cls(
+            ids,
+            columns,
+            np.array([movie for movie, _ in ordered], dtype=np.int64),
+            np.array(pool_kinds, dtype=np.intp),
+            FE.ContentMap.of(list(kinds)),
+        )
 
     def predictions(self, factor: np.ndarray) -> np.ndarray:
         """ALS's prediction of the user's pair with every movie of `item_ids` (float32)."""
         return als_predictions(np.asarray(factor, dtype=np.float32), self.item_columns)
 
+    def predictions_of(self, factors: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """`predictions` of each of a block of users' factors (None for a user without one, and
+        for everyone without item factors), computed as one block: the same numbers, in a
+        fraction of the time (movierec.models.als.als_predictions)."""
+        out: list[np.ndarray | None] = [None] * len(factors)
+        have = [i for i, factor in enumerate(factors) if factor is not None]
+        if have and len(self.item_ids):
+            block = np.stack([np.asarray(factors[i], dtype=np.float32) for i in have])
+            for i, row in zip(have, als_predictions(block, self.item_columns)):
+                out[i] = row
+        return out
+
     def als_top(self, predictions: np.ndarray, rated: Collection[int], n: int) -> np.ndarray:
         """Indices into item_ids of the user's n best unrated movies by ALS, best first."""
-        unrated = np.flatnonzero(~np.isin(self.item_ids, np.fromiter(rated, np.int64, len(rated))))
+        keep = np.ones(len(self.item_ids), dtype=bool)
+        keep[_rows_of(self.item_ids, rated)] = False
+        unrated = np.flatnonzero(keep)
         return unrated[best_first(predictions[unrated], n)]
 
     def content_top(
         self, genre_taste: Mapping[int, float], genre_exposure: Mapping[int, float], rated: Collection[int], n: int
     ) -> list[int]:
         """The user's n unrated pool movies closest to their genre profile: affinity = the movie's
-        genre map · exposure + · taste (each summed in map order, as movierec.features.dense_dot);
-        ties: more rated first, then the lower movie id.  Each kind's movies are in that order
-        already, so the best n are a merge of the kinds' lists, read lazily."""
-        ranked = [
-            (-(FE.entries_dot(entries, genre_exposure) + FE.entries_dot(entries, genre_taste)), movies)
-            for entries, movies in self.pool_kinds
-        ]
-        merged = heapq.merge(*[_keyed(key, movies) for key, movies in ranked])
-        return list(itertools.islice((movie for *_, movie in merged if movie not in rated), n))
+        genre map · exposure + · taste (each summed in map order, as movierec.features.dense_dot,
+        once per kind); ties: more rated first, then the lower movie id (the pool's own order,
+        which best_first keeps among equals)."""
+        if n <= 0 or not len(self.pool_ids):
+            return []
+        affinity = self.kind_entries.dot(genre_exposure) + self.kind_entries.dot(genre_taste)
+        unrated = np.flatnonzero(~np.isin(self.pool_ids, np.fromiter(rated, np.int64, len(rated))))
+        return self.pool_ids[unrated[best_first(affinity[self.pool_kinds[unrated]], n)]].tolist()
 
     def for_user(
         self,
@@ -122,11 +137,14 @@ class Catalogue:
         taste: tuple[Mapping[int, float], Mapping[int, float]] | None,
         als_n: int,
         content_n: int,
+        predicted: np.ndarray | None = None,
     ) -> tuple[list[int], list[float | None], list[bool], list[bool]]:
         """One user's candidates (ALS's first, in its order, then the content side's new ones),
         each with its cf_raw (None where ALS has no factor of the user or the movie) and which side
-        proposed it.  `taste`: the user's (genre_taste, genre_exposure), None without a profile."""
-        predicted = self.predictions(factor) if factor is not None and len(self.item_ids) else None
+        proposed it.  `taste`: the user's (genre_taste, genre_exposure), None without a profile;
+        `predicted`: the user's `predictions` if computed already (`predictions_of` a block)."""
+        if predicted is None and factor is not None and len(self.item_ids):
+            predicted = self.predictions(factor)
         from_als = [] if predicted is None else self.item_ids[self.als_top(predicted, rated, als_n)].tolist()
         from_content = self.content_top(*taste, rated, content_n) if taste is not None else []
         ids = list(dict.fromkeys(from_als + from_content))
@@ -156,6 +174,9 @@ _RATED, _FACTOR = "_rated", "_factor"
 # users per output frame of a worker: bounds its lists and the forest's arrays (about 400
 # pairs a user, trees × pairs node indices)
 USERS_PER_FRAME = 500
+# users whose ALS predictions are computed as one block (Catalogue.predictions_of): 64 × ml-25m's
+# 59k movies is 15 MB of float32 (benchmarks/als_predictions.py)
+USERS_PER_BLOCK = 64
 # the content model's evidence (scoring.CB_EVIDENCE's columns) each candidate carries when
 # the batch is given the forest
 CONTENT_EVIDENCE = (CB_RAW, FE.F_MOVIE_POPULARITY, FE.F_MOVIE_MEAN, FE.F_GENRE_TASTE)
@@ -171,6 +192,22 @@ def _as_dict(keys, values) -> dict:
     if keys is None:
         return {}
     return dict(zip(np.asarray(keys).tolist(), np.asarray(values).tolist()))
+
+
+def _rows_of(ascending: np.ndarray, movies: Collection[int]) -> np.ndarray:
+    """The rows of `ascending` (sorted ids) that hold one of `movies` (those it has)."""
+    wanted = np.fromiter(movies, np.int64, len(movies))
+    if not len(wanted) or not len(ascending):
+        return np.empty(0, dtype=np.intp)
+    rows = np.minimum(np.searchsorted(ascending, wanted), len(ascending) - 1)
+    return rows[ascending[rows] == wanted]
+
+
+def _block_predictions(source: Catalogue, factors: list[np.ndarray | None]) -> Iterator[np.ndarray | None]:
+    """Each user's `predictions` (None without a factor), computed USERS_PER_BLOCK at a time and
+    handed out lazily, so a worker holds one block's at once."""
+    for start in range(0, len(factors), USERS_PER_BLOCK):
+        yield from source.predictions_of(factors[start : start + USERS_PER_BLOCK])
 
 
 def _or_none(value):
@@ -238,15 +275,14 @@ def candidates(
         out: dict[str, list] = {USER: [], MOVIE: [], CF_RAW: [], FROM_ALS: [], FROM_CONTENT: []}
         features: list[np.ndarray] = []
         names = list(rows.columns)
-        for values in zip(*(rows[c] for c in names)):
-            fields = dict(zip(names, values))
+        users = [dict(zip(names, values)) for values in zip(*(rows[c] for c in names))]
+        factors = [None if u[_FACTOR] is None else np.asarray(u[_FACTOR], dtype=np.float32) for u in users]
+        for fields, factor, predicted in zip(users, factors, _block_predictions(source, factors)):
             rated_row = fields[_RATED]
             rated = set() if rated_row is None else set(np.asarray(rated_row).tolist())
             taste_maps = {c: _as_dict(fields[_keys_values(c)[0]], fields[_keys_values(c)[1]]) for c in maps}
-            factor_row = fields[_FACTOR]
-            factor = None if factor_row is None else np.asarray(factor_row, dtype=np.float32)
             taste = (taste_maps[FE.GENRE_TASTE], taste_maps[FE.GENRE_EXPOSURE])
-            ids, cf, als_side, content_side = source.for_user(factor, rated, taste, als_n, content_n)
+            ids, cf, als_side, content_side = source.for_user(factor, rated, taste, als_n, content_n, predicted)
             if content is not None:
                 user = FE.UserTaste(
                     fields[FE.USER_MEAN],

@@ -114,3 +114,19 @@ def test_the_batch_gives_each_user_als_first_unrated_movies_with_its_own_predict
     subset = candidates(model, ratings, movie_feats, profiles, n, n_content, 40, some)
     assert {r["user_id"] for r in subset.select("user_id").distinct().collect()} == {3, 7}
     assert subset.where(F.col(CF_RAW).isNull()).count() == 0
+
+
+def test_a_block_of_predictions_gives_each_user_the_candidates_of_their_own():
+    rng = np.random.default_rng(11)
+    factors = {m: rng.normal(size=3).astype(np.float32) for m in range(1, 40)}
+    pool = [(m, int(rng.integers(0, 9))) for m in range(20, 60)]
+    catalogue = Catalogue.build(factors, pool, {m: ((m % 4, 1.0),) for m, _ in pool})
+    users = [rng.normal(size=3).astype(np.float32), None, rng.normal(size=3).astype(np.float32)]
+    block = catalogue.predictions_of(users)
+    assert block[1] is None
+    taste = ({0: 0.5, 2: -1.0}, {1: 0.25})
+    for user, predicted, rated in zip(users, block, [{1, 2, 21}, {3}, set()]):
+        alone = catalogue.for_user(user, rated, taste, 6, 4)
+        assert catalogue.for_user(user, rated, taste, 6, 4, predicted) == alone
+        if user is not None:
+            assert predicted.tolist() == catalogue.predictions(user).tolist()

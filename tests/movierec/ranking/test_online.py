@@ -33,10 +33,12 @@ def test_als_prediction_is_alsmodel_transform_bit_for_bit(spark, models):
     items = sorted(models.item_factors)
     pairs = spark.createDataFrame([(u, m) for u in users for m in items], "user_id int, movie_id int")
     expected = {(r.user_id, r.movie_id): r.prediction for r in models.als.transform(pairs).collect()}
-    for user in users:
-        columns = np.stack([models.item_factors[m] for m in items], axis=1)
-        got = als_predictions(models.user_factors[user], columns).tolist()
-        assert got == [expected[(user, m)] for m in items]
+    columns = np.stack([models.item_factors[m] for m in items], axis=1)
+    block = als_predictions(np.stack([models.user_factors[u] for u in users]), columns)
+    for user, block_row in zip(users, block):
+        want = [expected[(user, m)] for m in items]
+        assert als_predictions(models.user_factors[user], columns).tolist() == want
+        assert block_row.tolist() == want
 
 
 def test_als_prediction_adds_in_single_precision_in_factor_order():
@@ -46,6 +48,19 @@ def test_als_prediction_adds_in_single_precision_in_factor_order():
     user = np.array([1.0, 2.0**-24, 2.0**-24], dtype=np.float32)
     items = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)
     assert als_predictions(user, np.ascontiguousarray(items.T)).tolist() == [1.0, 2.0**-23]
+    assert als_predictions(user[None, :], np.ascontiguousarray(items.T)).tolist() == [[1.0, 2.0**-23]]
+
+
+def test_a_block_of_users_predictions_is_each_users_own_across_tiles():
+    from movierec.models.als import MOVIES_PER_TILE, als_predictions
+
+    rng = np.random.default_rng(3)
+    columns = np.ascontiguousarray(rng.normal(size=(7, 2 * MOVIES_PER_TILE + 5)).astype(np.float32))
+    users = rng.normal(size=(5, 7)).astype(np.float32)
+    block = als_predictions(users, columns)
+    assert block.shape == (5, columns.shape[1])
+    for user, row in zip(users, block):
+        assert row.view(np.int32).tolist() == als_predictions(user, columns).view(np.int32).tolist()
 
 
 def same(a, b) -> bool:
